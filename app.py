@@ -1,0 +1,344 @@
+"""Web chat over the qa engine: `python app.py` serves http://127.0.0.1:7860.
+
+A thin Gradio UI: every answer comes from `qa.QA.ask`, every document change from
+`QA.add_file` / `QA.remove_document`. All article text, titles and questions are inserted into
+the page as escaped text (never as Markdown or live HTML).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from qa import QA, BadQuestionError, QAError  # noqa: E402
+
+log = logging.getLogger("qa.app")
+
+UPLOAD_TYPES = [".txt", ".md", ".html", ".htm"]
+SHOWN_QUESTION_CHARS = 500  # longer questions are shortened in the chat echo (the engine sees all)
+NOT_ANSWERED = "The articles don't answer this question."
+
+CSS = """
+.qa-answer ol { margin: 0; padding-left: 1.6em; }
+.qa-answer li { margin: 0 0 0.9em 0; }
+.qa-text { white-space: pre-wrap; margin: 0 0 0.25em 0; line-height: 1.5; }
+.qa-answer mark, .qa-source mark.qa-hl { background: #ffe066; color: #111; padding: 0 2px; border-radius: 2px; }
+.qa-cite { font-size: 0.85em; color: var(--body-text-color); opacity: 0.8; margin: 0; }
+.qa-cite b { color: var(--body-text-color); }
+.qa-also { font-size: 0.85em; margin: 0.15em 0 0 0; color: var(--body-text-color-subdued); }
+.qa-note { color: var(--body-text-color-subdued); font-style: italic; }
+.qa-plain { white-space: pre-wrap; }
+.qa-source h3 { margin: 0 0 0.2em 0; }
+.qa-meta { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 0 0 0.5em 0; }
+.qa-doc { position: relative; white-space: pre-wrap; line-height: 1.5; max-height: 520px; overflow-y: auto;
+          border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 0.6em 0.8em; }
+.qa-doc mark.qa-cited { background: #d9ecff; color: #111; outline: 1px solid #7fb3e6; }
+.qa-status { font-size: 0.9em; white-space: pre-wrap; }
+"""
+
+# Scrolls the source panel so the cited passage is in view, each time the panel's value changes.
+SCROLL_JS = """
+function scrollToCited() {
+  const box = element.querySelector('.qa-doc');
+  const mark = element.querySelector('#qa-cited');
+  if (box && mark) box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 4);
+}
+watch('value', scrollToCited);
+scrollToCited();
+"""
+
+E = html.escape
+
+
+# -- rendering (all text escaped) ----------------------------------------------------------------
+def _place(c) -> str:
+    return f"{c.doc_id}, characters {c.start}–{c.end}"
+
+
+def _source_name(c) -> str:
+    return " — ".join(x for x in (c.title, c.outlet) if x)
+
+
+def _passage_html(i: int, p) -> str:
+    c = p.citation
+    lo, hi = p.highlight_start - c.start, p.highlight_end - c.start
+    if not (0 <= lo < hi <= len(p.text) and p.text[lo:hi] == p.highlight):
+        lo = p.text.find(p.highlight) if p.highlight else -1
+        hi = lo + len(p.highlight)
+    if lo >= 0 and p.highlight:
+        body = f"{E(p.text[:lo])}<mark>{E(p.text[lo:hi])}</mark>{E(p.text[hi:])}"
+    else:  # defensive: show the answering sentence under the passage
+        body = E(p.text) + (f"\n<mark>{E(p.highlight)}</mark>" if p.highlight else "")
+    speaker = f" · speaker: {E(p.speaker)}" if p.speaker else ""
+    out = [f'<li class="qa-passage"><p class="qa-text">{body}</p>',
+           f'<p class="qa-cite">[{i}] <b>{E(c.title)}</b>{" — " + E(c.outlet) if c.outlet else ""}'
+           f" · {E(_place(c))}{speaker} · score {p.score:.2f}</p>"]
+    if p.also_in:
+        others = "; ".join(f"{E(_source_name(o))} ({E(_place(o))})" for o in p.also_in)
+        out.append(f'<p class="qa-also">Also reported by: {others}</p>')
+    out.append("</li>")
+    return "".join(out)
+
+
+def answer_html(ans) -> str:
+    if not ans.answered or not ans.passages:
+        return f'<div class="qa-answer"><p>{E(NOT_ANSWERED)}</p></div>'
+    items = "".join(_passage_html(i, p) for i, p in enumerate(ans.passages, start=1))
+    return f'<div class="qa-answer"><ol>{items}</ol></div>'
+
+
+def note_html(text: str) -> str:
+    return f'<p class="qa-note">{E(text)}</p>'
+
+
+def question_html(q: str) -> str:
+    shown = q if len(q) <= SHOWN_QUESTION_CHARS else q[:SHOWN_QUESTION_CHARS] + f"… ({len(q):,} characters)"
+    return f'<div class="qa-plain">{E(shown)}</div>'
+
+
+def citation_choices(ans) -> tuple[list[tuple[str, int]], list[dict]]:
+    """Dropdown entries for the answer's citations (and the 'also reported by' ones)."""
+    labels, cites = [], []
+    for i, p in enumerate(ans.passages if ans.answered else (), start=1):
+        spans = [(p.citation, p.highlight_start, p.highlight_end)] + [(o, None, None) for o in p.also_in]
+        for j, (c, hs, he) in enumerate(spans):
+            tag = f"[{i}]" if j == 0 else f"[{i}] also:"
+            labels.append((f"{tag} {_short(c.title, 70)} — {_place(c)}", len(cites)))
+            cites.append({"doc_id": c.doc_id, "start": c.start, "end": c.end, "hs": hs, "he": he})
+    return labels, cites
+
+
+def source_html(bot: QA, cite: dict | None) -> str:
+    if not cite:
+        return note_html("Choose a citation to read the whole article here.")
+    info = next((d for d in bot.documents() if d.doc_id == cite["doc_id"]), None)
+    if info is None:
+        return note_html(f"{cite['doc_id']} is no longer in the document set.")
+    text = bot.document_text(info.doc_id)
+    s, e = max(0, min(cite["start"], len(text))), max(0, min(cite["end"], len(text)))
+    hs, he = cite.get("hs"), cite.get("he")
+    if hs is not None and s <= hs < he <= e:
+        inner = f'{E(text[s:hs])}<mark class="qa-hl">{E(text[hs:he])}</mark>{E(text[he:e])}'
+    else:
+        inner = E(text[s:e])
+    meta = " · ".join(E(x) for x in (info.outlet, f"By {info.byline}" if info.byline else None,
+                                     info.doc_id, f"characters {s}–{e} cited") if x)
+    return (f'<div class="qa-source"><h3>{E(info.title)}</h3><p class="qa-meta">{meta}</p>'
+            f'<div class="qa-doc">{E(text[:s])}<mark id="qa-cited" class="qa-cited">{inner}</mark>'
+            f"{E(text[e:])}</div></div>")
+
+
+def _short(s: str, n: int) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+# -- the app ---------------------------------------------------------------------------------------
+def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
+    def doc_rows():
+        return [[d.title, d.outlet or "", d.chars, d.doc_id] for d in bot.documents()]
+
+    def doc_choices():
+        return [(f"{_short(d.title, 60)} ({d.doc_id})", d.doc_id) for d in bot.documents()]
+
+    def chat_turn(question, k, sources, messages, questions):
+        messages, questions = list(messages or []), list(questions or [])
+        question = question if isinstance(question, str) else ""
+        if not question.strip():
+            messages.append({"role": "assistant", "content": note_html("Please type a question first.")})
+            return messages, messages, questions, gr.update(), gr.update(), gr.update(), gr.update()
+        messages.append({"role": "user", "content": question_html(question)})
+        try:
+            ans = bot.ask(question, k=int(k), history=questions, sources=list(sources or []) or None)
+        except BadQuestionError as exc:
+            messages.append({"role": "assistant", "content": note_html(f"Can't ask that: {exc}")})
+            return messages, messages, questions, "", gr.update(), gr.update(), gr.update()
+        except QAError as exc:
+            messages.append({"role": "assistant", "content": note_html(f"Error: {exc}")})
+            return messages, messages, questions, "", gr.update(), gr.update(), gr.update()
+        messages.append({"role": "assistant", "content": answer_html(ans)})
+        questions.append(question)
+        labels, cites = citation_choices(ans)
+        first = source_html(bot, cites[0]) if cites else gr.update()
+        return (messages, messages, questions, "", cites,
+                gr.update(choices=labels, value=0 if labels else None, interactive=bool(labels)), first)
+
+    def clear():
+        return [], [], [], [], gr.update(choices=[], value=None), source_html(bot, None), ""
+
+    def show_source(idx, cites):
+        if idx is None or not cites or not 0 <= int(idx) < len(cites):
+            return source_html(bot, None)
+        try:
+            return source_html(bot, cites[int(idx)])
+        except QAError as exc:
+            return note_html(str(exc))
+
+    def status_html(lines: list[str]) -> str:
+        return "".join(f'<div class="qa-status">{E(x)}</div>' for x in lines)
+
+    def doc_outputs(lines):
+        choices = doc_choices()
+        return (doc_rows(), gr.update(choices=choices, value=None), gr.update(choices=choices, value=[]),
+                status_html(lines))
+
+    def upload(files, progress=gr.Progress()):
+        files = files if isinstance(files, list) else [files] if files else []
+        lines = []
+        for n, f in enumerate(files):
+            path = Path(f if isinstance(f, str) else getattr(f, "name", f))
+            progress((n, len(files)), desc=f"Adding {path.name} and updating the index…")
+            try:
+                data = path.read_bytes()
+                update = bot.add_file(path.name, data, max_bytes=max_upload_bytes)
+                lines.append(f"Added {path.name} ({update.passages} passages indexed).")
+            except QAError as exc:
+                lines.append(f"Not added: {exc}")
+                gr.Warning(str(exc))
+            except OSError as exc:
+                lines.append(f"Not added: {path.name}: could not read the upload ({exc.strerror})")
+            finally:
+                path.unlink(missing_ok=True)  # the copy in Gradio's upload cache is not needed
+        return (None, *doc_outputs(lines))
+
+    def remove(doc_id, progress=gr.Progress()):
+        if not doc_id:
+            gr.Warning("Choose a document to remove first.")
+            return doc_outputs(["Choose a document to remove first."])
+        progress(0, desc=f"Removing {doc_id} and updating the index…")
+        try:
+            update = bot.remove_document(doc_id)
+            return doc_outputs([f"Removed {doc_id} ({update.passages} passages indexed)."])
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return doc_outputs([f"Not removed: {exc}"])
+
+    def pick_row(evt: gr.SelectData):
+        row = evt.row_value if evt is not None else None
+        return gr.update(value=row[3]) if row and len(row) > 3 else gr.update()
+
+    def api_ask(question: str, k: int = 5, history: str = "[]", sources: str = "[]") -> str:
+        """Answer a question; returns the engine's Answer (`Answer.to_dict()`) as a JSON string.
+
+        history / sources: JSON lists (earlier questions, oldest first; doc_ids, empty = all).
+        """
+        try:
+            past = json.loads(history) if isinstance(history, str) and history.strip() else history or []
+            only = json.loads(sources) if isinstance(sources, str) and sources.strip() else sources or []
+        except json.JSONDecodeError as exc:
+            raise gr.Error(f"history and sources must be JSON lists: {exc}") from None
+        if not isinstance(past, list) or not isinstance(only, list):
+            raise gr.Error("history and sources must be JSON lists")
+        try:
+            ans = bot.ask(question, k=int(k), history=past, sources=only or None)
+        except (QAError, ValueError, TypeError) as exc:
+            raise gr.Error(str(exc)) from None
+        # A string, not a dict: gradio_client would take each citation's "path" for a file to download.
+        return json.dumps(ans.to_dict(), ensure_ascii=False)
+
+    private = {"api_visibility": "private"}
+    with gr.Blocks(title="News QA", analytics_enabled=False) as demo:
+        gr.HTML("<h1 style='margin:0'>News QA</h1><p class='qa-meta'>Ask about the loaded articles. "
+                "Answers are verbatim passages with the answering sentence highlighted and a citation.</p>")
+        messages, questions, cites = gr.State([]), gr.State([]), gr.State([])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=420):
+                chat = gr.Chatbot(label="Conversation", height=560, render_markdown=False, sanitize_html=True,
+                                  latex_delimiters=[], allow_tags=False, buttons=[], feedback_options=None,
+                                  elem_id="chat", placeholder="Ask a question about the articles.")
+                with gr.Row():
+                    box = gr.Textbox(show_label=False, placeholder="e.g. What did Lavrov say about ceasefires?",
+                                     scale=5, max_lines=4, elem_id="question")
+                    ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+                    clear_btn = gr.Button("Clear", scale=1, min_width=80, elem_id="clear")
+            with gr.Column(scale=2, min_width=360):
+                with gr.Tabs():
+                    with gr.Tab("Source"):
+                        pick = gr.Dropdown(label="Citation", choices=[], value=None, interactive=False,
+                                           elem_id="citation-pick")
+                        viewer = gr.HTML(source_html(bot, None), js_on_load=SCROLL_JS, elem_id="source-viewer")
+                    with gr.Tab("Documents"):
+                        table = gr.Dataframe(doc_rows(), headers=["Title", "Outlet", "Characters", "doc_id"],
+                                             datatype=["str", "str", "number", "str"], interactive=False,
+                                             wrap=True, max_height=320, elem_id="doc-table", label="Loaded articles",
+                                             column_widths=["46%", "20%", "12%", "22%"])
+                        files = gr.File(label=f"Add articles ({', '.join(UPLOAD_TYPES)}; "
+                                        f"up to {max_upload_bytes / 1e6:g} MB each)", file_count="multiple",
+                                        file_types=UPLOAD_TYPES, elem_id="upload", height=130)
+                        with gr.Row():
+                            to_remove = gr.Dropdown(label="Document to remove", choices=doc_choices(),
+                                                    value=None, scale=3, elem_id="remove-pick")
+                            remove_btn = gr.Button("Remove", variant="stop", scale=1, elem_id="remove")
+                        status = gr.HTML("", elem_id="doc-status")
+                    with gr.Tab("Settings"):
+                        k = gr.Slider(1, 10, value=5, step=1, label="Passages per answer", elem_id="k")
+                        only = gr.CheckboxGroup(choices=doc_choices(), value=[], elem_id="sources",
+                                                label="Only these sources (none ticked = all)")
+
+        ask_inputs = [box, k, only, messages, questions]
+        ask_outputs = [chat, messages, questions, box, cites, pick, viewer]
+        for trigger in (box.submit, ask_btn.click):
+            trigger(chat_turn, ask_inputs, ask_outputs, **private)
+        clear_btn.click(clear, None, [chat, messages, questions, cites, pick, viewer, box], **private)
+        chat.clear(clear, None, [chat, messages, questions, cites, pick, viewer, box], **private)  # its own bin icon
+        pick.input(show_source, [pick, cites], viewer, **private)
+        files.upload(upload, files, [files, table, to_remove, only, status], **private)
+        remove_btn.click(remove, to_remove, [table, to_remove, only, status], **private)
+        table.select(pick_row, None, to_remove, **private)
+        gr.api(api_ask, api_name="ask")
+    return demo
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(description="Web chat over a folder of news articles.")
+    p.add_argument("--host", default=env("QA_HOST", "127.0.0.1"), help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(env("QA_PORT", "7860")), help="port (default 7860)")
+    p.add_argument("--docs", default=env("QA_DOCS", "seeds"), help="documents folder (default seeds)")
+    p.add_argument("--index", default=env("QA_INDEX", "embeddings"), help="index folder (default embeddings)")
+    p.add_argument("--max-upload-mb", type=float, default=float(env("QA_MAX_UPLOAD_MB", "5")),
+                   help="largest accepted upload in MB (default 5)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    if args.max_upload_mb <= 0:
+        print("app: error: --max-upload-mb must be positive", file=sys.stderr)
+        return 2
+    try:
+        bot = QA(args.docs, args.index)
+    except QAError as exc:
+        print(f"app: error: {exc}", file=sys.stderr)
+        return 1
+    try:  # the engine loads its query model lazily: do it now, not on the first visitor's question
+        bot.ask("What is this about?", k=1)
+    except QAError:
+        pass
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: anyone who can reach this port can add and delete files in %s",
+                    args.host, args.docs)
+    max_bytes = int(args.max_upload_mb * 1_000_000)
+    demo = build_app(bot, max_bytes)
+    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+                              font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name=args.host, server_port=args.port, max_file_size=max_bytes, theme=theme, css=CSS,
+        footer_links=["api", "settings"], ssr_mode=False, share=False, show_error=False, pwa=False,
+        mcp_server=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Retrieval quality on SQuAD: this engine against BM25 alone, dense alone and plain RRF, in one run.
+
+    .venv/bin/python benchmarks/bench_quality.py [--squad ../shared/data/squad-dev-half.json] [--n 1000]
+
+Baselines use SQuAD paragraphs as passages, as a user of the usual tools would: bm25s with its
+default English tokenizer and stopwords; dense = the same model, one vector per paragraph, FAISS
+flat inner product; RRF (k=60) of the two. The engine is asked through `QA.ask`, exactly as a user
+asks. hit@k: a gold answer string inside one of the first k passages; highlight: inside the first
+passage's highlighted sentence(s). Questions are evenly sampled over the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qa.evaluation import Item, load_questions  # noqa: E402
+from qa.textutil import normalise  # noqa: E402
+
+
+def _hits(ranked_texts: list[list[str]], items: list[Item]) -> dict:
+    h1 = h5 = rr = 0.0
+    for texts, item in zip(ranked_texts, items):
+        golds = [normalise(p) for _, p in item.gold]
+        rank = next((i for i, t in enumerate(texts[:10], 1) if any(g in normalise(t) for g in golds)), None)
+        if rank:
+            h1 += rank == 1
+            h5 += rank <= 5
+            rr += 1 / rank
+    n = len(items)
+    return {"hit@1": h1 / n, "hit@5": h5 / n, "mrr@10": rr / n}
+
+
+def baselines(data: dict, items: list[Item]) -> dict[str, dict]:
+    import bm25s
+    import faiss
+
+    from qa.embed import Embedder
+    from qa.retrieve import rrf
+
+    paras = [p["context"] for a in data["data"] for p in a["paragraphs"]]
+    out = {}
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(paras, stopwords="en", show_progress=False), show_progress=False)
+    qtok = bm25s.tokenize([x.question for x in items], stopwords="en", show_progress=False)
+    bm_ids, _ = retriever.retrieve(qtok, k=50, show_progress=False)
+    out["BM25 alone"] = _hits([[paras[i] for i in row] for row in bm_ids], items)
+
+    emb = Embedder()
+    pv = emb.embed_passages(paras)
+    qv = emb.embed_passages([x.question for x in items])
+    index = faiss.IndexFlatIP(pv.shape[1])
+    index.add(pv)
+    _, dn_ids = index.search(qv, 50)
+    out["dense alone (FAISS flat)"] = _hits([[paras[i] for i in row] for row in dn_ids], items)
+
+    fused = []
+    for b, d in zip(bm_ids, dn_ids):
+        s = rrf([list(map(int, b)), list(map(int, d))])
+        fused.append([paras[i] for i in sorted(s, key=lambda i: -s[i])])
+    out["RRF of both (k=60)"] = _hits(fused, items)
+    return out
+
+
+def engine(items: list[Item], docs: Path, index_dir: Path) -> dict:
+    from qa import QA
+
+    t = time.perf_counter()
+    bot = QA(docs, index_dir)
+    build_s = time.perf_counter() - t
+    texts, lat, in_hl, answered, lengths = [], [], 0, 0, []
+    for item in items:
+        t = time.perf_counter()
+        ans = bot.ask(item.question, k=10)
+        lat.append(time.perf_counter() - t)
+        texts.append([p.text for p in ans.passages])
+        answered += ans.answered
+        if ans.passages:
+            lengths.append(len(ans.passages[0].text))
+            hl = normalise(ans.passages[0].highlight)
+            in_hl += any(normalise(g) in hl for _, g in item.gold)
+    r = _hits(texts, items)
+    r["highlight"] = in_hl / len(items)
+    r["answered"] = answered / len(items)
+    r["mean passage chars"] = float(np.mean([len(c.text) for c in bot._state[0].chunks]))
+    r["ask p50 ms"] = 1000 * float(np.percentile(lat, 50))
+    r["ask p95 ms"] = 1000 * float(np.percentile(lat, 95))
+    r["index build s"] = build_s
+    return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--squad", default=str(ROOT.parent / "shared" / "data" / "squad-dev-half.json"))
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--work", default=str(ROOT / ".qa-eval" / "bench"))
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print("command:", " ".join([Path(sys.executable).name] + sys.argv))
+    data = json.loads(Path(args.squad).read_text(encoding="utf-8"))
+    work = Path(args.work)
+    items, docs = load_questions(args.squad, work / "docs", limit=args.n)
+    paras = [p["context"] for a in data["data"] for p in a["paragraphs"]]
+    print(f"{len(items)} questions sampled evenly; {len(paras)} paragraphs, mean {np.mean([len(p) for p in paras]):.0f} chars")
+    rows = baselines(data, items)
+    rows["this engine (QA.ask)"] = engine(items, docs, work / "index")
+    cols = ["hit@1", "hit@5", "mrr@10", "highlight", "answered", "mean passage chars", "ask p50 ms", "ask p95 ms"]
+    print(f"\n| method | {' | '.join(cols)} |")
+    print("|" + "---|" * (len(cols) + 1))
+    for name, r in rows.items():
+        cells = [f"{r[c]:.3f}" if c in r and c.startswith(("hit", "mrr", "high", "answ")) else
+                 (f"{r[c]:.0f}" if c in r and "chars" in c else (f"{r[c]:.1f}" if c in r else "-")) for c in cols]
+        print(f"| {name} | {' | '.join(cells)} |")
+    print(f"\nindex build (first run includes embedding): {rows['this engine (QA.ask)']['index build s']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

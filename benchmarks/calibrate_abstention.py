@@ -1,0 +1,78 @@
+"""Calibrate when the engine abstains, on SQuAD rather than on any seed question.
+
+    .venv/bin/python benchmarks/calibrate_abstention.py [--n 1500]
+
+Positives: SQuAD questions asked over all articles (their answer is there). Negatives: the same
+questions asked with their own article excluded (the rest of the collection does not answer them).
+Prints the evidence distributions, the current rule's answered / abstention rates, and the best
+rule of the form `sentence >= a or (sentence >= b and coverage >= c)` keeping >= 98.5% of positives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--squad", default=str(ROOT.parent / "shared" / "data" / "squad-dev-half.json"))
+    ap.add_argument("--n", type=int, default=1500)
+    ap.add_argument("--work", default=str(ROOT / ".qa-eval" / "bench"))
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from qa import QA
+    from qa.answer import answers, evidence, rerank
+    from qa.evaluation import squad_documents
+    from qa.retrieve import formulate, retrieve
+
+    data = json.loads(Path(args.squad).read_text(encoding="utf-8"))
+    docs_dir = Path(args.work) / "docs"
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    names = list(squad_documents(data))
+    for name, text in squad_documents(data).items():
+        if not (docs_dir / name).exists():
+            (docs_dir / name).write_text(text, encoding="utf-8")
+    bot = QA(docs_dir, Path(args.work) / "index")
+    index, embedder = bot._state
+    owner = np.array([c.doc_id for c in index.chunks])
+
+    qs = [(qa["question"], names[i]) for i, a in enumerate(data["data"]) for p in a["paragraphs"] for qa in p["qas"]]
+    step = len(qs) / min(args.n, len(qs))
+    qs = [qs[int(i * step)] for i in range(min(args.n, len(qs)))]
+    pos, neg = [], []
+    for q, doc in qs:
+        query = formulate(q, [])
+        qvec = embedder.embed_query(query)
+        for allowed, out in ((None, pos), (owner != doc, neg)):
+            cands = retrieve(index, qvec, query, allowed=allowed)
+            ev = evidence(rerank(q, query, [], cands, index))
+            out.append((ev.sentence, ev.dense, ev.coverage, answers(ev)))
+    pos, neg = np.array(pos), np.array(neg)
+    for name, arr in (("answerable", pos), ("unanswerable", neg)):
+        pct = np.percentile(arr[:, :3], [5, 25, 50, 75, 95], axis=0).round(3)
+        print(f"{name}: sentence/dense/coverage percentiles 5,25,50,75,95:\n{pct.T}")
+    print(f"current rule: answered {pos[:, 3].mean():.3f} of answerable, abstained on {1 - neg[:, 3].mean():.3f} of unanswerable")
+    best = None
+    for a, b, c in itertools.product(np.arange(0.40, 0.80, 0.02), np.arange(0.10, 0.50, 0.02), np.arange(0.2, 0.9, 0.05)):
+        ok = lambda m: (m[:, 0] >= a) | ((m[:, 0] >= b) & (m[:, 2] >= c))  # noqa: E731
+        keep, reject = ok(pos).mean(), 1 - ok(neg).mean()
+        if keep >= 0.985 and (best is None or reject > best[0]):
+            best = (reject, keep, a, b, c)
+    if best:
+        print(f"best rule: sentence >= {best[2]:.2f} or (sentence >= {best[3]:.2f} and coverage >= {best[4]:.2f}): "
+              f"answered {best[1]:.3f}, abstained {best[0]:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""The public engine: `QA(docs_dir, index_dir).ask(question)` over a folder of articles."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+from .errors import BadQuestionError, DocumentsError
+from .types import Answer, DocInfo, IndexUpdate, Settings
+
+log = logging.getLogger("qa")
+
+MAX_QUESTION_CHARS = 2000
+MAX_K = 50
+UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class QA:
+    """Question answering over one folder of articles, with its index kept up to date.
+
+    Args:
+        docs_dir: folder of .txt/.md/.html articles (searched recursively).
+        index_dir: folder where the index is saved; created if missing.
+        settings: index settings; a change triggers a rebuild.
+        progress: show a progress bar while embedding (default: only when many passages).
+
+    Raises:
+        DocumentsError: the folder is missing or holds no readable article.
+    """
+
+    def __init__(self, docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLike = "embeddings",
+                 settings: Settings | None = None, progress: bool | None = None):
+        from .store import IndexStore
+
+        self.docs_dir = Path(docs_dir)
+        self.settings = settings or Settings()
+        self.progress = progress
+        self._store = IndexStore(index_dir)
+        self._lock = threading.Lock()
+        self._state = None  # (Index, Embedder), swapped whole so ask() never sees half an update
+        self.last_update: IndexUpdate = self.refresh()
+
+    # -- asking ----------------------------------------------------------------------------------
+    def ask(self, question: str, k: int = 5, history: list[str] | tuple[str, ...] | None = None,
+            sources: list[str] | tuple[str, ...] | None = None) -> Answer:
+        """Answer a question with ranked verbatim passages.
+
+        Args:
+            question: the question, 1 to 2,000 characters.
+            k: how many passages at most (1 to 50).
+            history: earlier questions of the conversation, oldest first (for follow-ups).
+            sources: if given, only these doc_ids may answer.
+
+        Returns:
+            An Answer; `answered` is False when the articles do not answer the question.
+
+        Raises:
+            BadQuestionError: empty or over-long question, k out of range, or unknown sources.
+        """
+        from .answer import compose
+        from .retrieve import formulate, retrieve
+
+        question = _clean_question(question)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise BadQuestionError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+        past = [_clean_question(h) for h in (history or ()) if isinstance(h, str) and h.strip()][-3:]
+        index, embedder = self._state
+        allowed = None
+        if sources:
+            unknown = set(sources) - set(index.docs)
+            if unknown:
+                raise BadQuestionError(f"unknown sources: {', '.join(sorted(unknown))}")
+            import numpy as np
+
+            wanted = set(sources)
+            allowed = np.fromiter((c.doc_id in wanted for c in index.chunks), bool, len(index.chunks))
+        query = formulate(question, past)
+        qvec = embedder.embed_query(query)
+        candidates = retrieve(index, qvec, query, allowed=allowed)
+        return compose(question, query, past, candidates, index, k)
+
+    # -- the document set ----------------------------------------------------------------------
+    def documents(self) -> list[DocInfo]:
+        """The indexed documents, by doc_id."""
+        return sorted(self._state[0].docs.values(), key=lambda d: d.doc_id)
+
+    def document_text(self, doc_id: str) -> str:
+        """The full text of an indexed document, in the frame its citations' offsets use."""
+        info = self._state[0].docs.get(doc_id)
+        if info is None:
+            raise DocumentsError(f"no document {doc_id!r} in the index")
+        from .ingest import read_document
+
+        return read_document(Path(info.path), self.docs_dir).text
+
+    def add_file(self, name: str, data: bytes, max_bytes: int = 5_000_000) -> IndexUpdate:
+        """Save an uploaded article into the documents folder and update the index.
+
+        Raises:
+            DocumentsError: unsafe or hidden name, unsupported type, too large, or an existing file.
+        """
+        base = _safe_upload_name(name)
+        if len(data) > max_bytes:
+            raise DocumentsError(f"{base}: file too large ({len(data):,} bytes; limit {max_bytes:,})")
+        target = self.docs_dir / base
+        if target.exists():
+            raise DocumentsError(f"{base}: a document with this name already exists")
+        tmp = self.docs_dir / f".upload-{os.getpid()}-{threading.get_ident()}-{base}"
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        return self.refresh()
+
+    def remove_document(self, doc_id: str) -> IndexUpdate:
+        """Delete a document file from the folder and update the index."""
+        info = self._state[0].docs.get(doc_id)
+        if info is None:
+            raise DocumentsError(f"no document {doc_id!r} in the index")
+        path = Path(info.path).resolve()
+        if self.docs_dir.resolve() not in path.parents:
+            raise DocumentsError(f"{doc_id}: not inside the documents folder")
+        path.unlink(missing_ok=True)
+        return self.refresh()
+
+    # -- keeping the index current ---------------------------------------------------------------
+    def refresh(self) -> IndexUpdate:
+        """Bring the index in line with the folder (adds, changes, removals, settings)."""
+        from .embed import Embedder
+        from .ingest import read_folder
+        from .store import build, load_current, plan
+
+        with self._lock, self._store.lock():
+            folder = read_folder(self.docs_dir)
+            if not folder.documents:
+                raise DocumentsError(f"no readable articles in {self.docs_dir}")
+            hashes = {d.doc_id: d.content_hash for d in folder.documents}
+            skipped = tuple(s.path for s in folder.skipped)
+            loaded = load_current(self._store)
+            version = loaded[1] if loaded else None
+            update = plan(hashes, version, self.settings)
+            if loaded and not update.changed_anything:
+                index = loaded[0]
+                if self._state is None or self._state[0] is not index:
+                    self._state = (index, self._query_embedder(version))
+                return _with(update, skipped=skipped, passages=len(index))
+            if not loaded and not update.rebuilt:
+                update = _with(update, rebuilt=True, reason="index damaged")
+            previous = loaded[0] if loaded else None
+            builder = Embedder(self.settings.model)
+            index = build(folder.documents, previous, self.settings, builder, self._show_progress(folder))
+            tmp = self._store.new_version()
+            index.save(tmp)
+            self._export_model(version, tmp)
+            final = self._store.commit(tmp)
+            self._state = (index, self._query_embedder(final))
+            log.info("index updated: %s", update)
+            return _with(update, skipped=skipped, passages=len(index))
+
+    def _show_progress(self, folder) -> bool:
+        if self.progress is not None:
+            return self.progress
+        return sum(len(d.text) for d in folder.documents) > 200_000
+
+    def _export_model(self, old_version: Path | None, new_version: Path) -> None:
+        """Put the fast query model beside the index: copied from the old version, else exported."""
+        from . import embed
+
+        if not hasattr(embed, "export_onnx"):
+            return
+        old = old_version / "model" if old_version else None
+        if old is not None and old.is_dir() and (old / "embed_config.json").exists():
+            shutil.copytree(old, new_version / "model")
+        else:
+            embed.export_onnx(self.settings.model, new_version / "model")
+
+    def _query_embedder(self, version: Path):
+        from .embed import Embedder
+
+        model_dir = version / "model"
+        if (model_dir / "embed_config.json").exists():
+            return Embedder(self.settings.model, onnx_dir=model_dir)
+        return Embedder(self.settings.model)
+
+
+def _with(update: IndexUpdate, **changes) -> IndexUpdate:
+    from dataclasses import replace
+
+    return replace(update, **changes)
+
+
+def _clean_question(question) -> str:
+    if not isinstance(question, str):
+        raise BadQuestionError(f"the question must be text, got {type(question).__name__}")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise BadQuestionError(
+            f"the question is too long ({len(question):,} characters; at most {MAX_QUESTION_CHARS:,})")
+    question = " ".join(_CONTROL.sub(" ", question).split())
+    if not question:
+        raise BadQuestionError("the question is empty")
+    return question
+
+
+def _safe_upload_name(name: str) -> str:
+    """The bare file name of an upload, refused if it could escape the folder or hide itself."""
+    if not isinstance(name, str) or not name.strip():
+        raise DocumentsError("the upload has no file name")
+    if "/" in name or "\\" in name or ".." in name or "\x00" in name:
+        raise DocumentsError(f"{name!r}: file names may not contain paths or '..'")
+    if name.startswith("."):
+        raise DocumentsError(f"{name!r}: hidden files are not accepted")
+    if not name.lower().endswith(UPLOAD_SUFFIXES):
+        raise DocumentsError(f"{name!r}: only {', '.join(UPLOAD_SUFFIXES)} files are accepted")
+    return name

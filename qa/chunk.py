@@ -1,0 +1,54 @@
+"""Chunk stage: cut a document's kept paragraphs into passages on sentence boundaries."""
+
+from __future__ import annotations
+
+from .textutil import sentence_spans
+from .types import Chunk, Document
+
+
+def chunk_document(doc: Document, max_chars: int = 1200) -> list[Chunk]:
+    """Passages of one document: a paragraph each, split into runs of whole sentences if too long.
+
+    Args:
+        doc: the document, with its kept paragraphs (`blocks`).
+        max_chars: longest passage wanted; a single longer sentence is cut at a word boundary,
+            the only case where a passage may end mid-sentence (it would otherwise be unbounded).
+
+    Returns:
+        Chunks in document order, each a verbatim span `doc.text[start:end]`.
+    """
+    chunks: list[Chunk] = []
+    for block in doc.blocks:
+        sents = []
+        for s, e in sentence_spans(doc.block_text(block), block.start):
+            sents.extend(_cut_long(doc.text, s, e, max_chars))
+        group: list[tuple[int, int]] = []
+        for s, e in sents:
+            if group and e - group[0][0] > max_chars:
+                chunks.append(_make(doc, group))
+                group = []
+            group.append((s, e))
+        if group:
+            chunks.append(_make(doc, group))
+    return chunks
+
+
+def _make(doc: Document, sents: list[tuple[int, int]]) -> Chunk:
+    start, end = sents[0][0], sents[-1][1]
+    return Chunk(doc.doc_id, start, end, doc.text[start:end], tuple(sents))
+
+
+def _cut_long(text: str, s: int, e: int, max_chars: int) -> list[tuple[int, int]]:
+    """Split an over-long sentence at whitespace so no piece exceeds max_chars."""
+    pieces = []
+    while e - s > max_chars:
+        cut = text.rfind(" ", s + max_chars // 2, s + max_chars)
+        if cut <= s:
+            cut = s + max_chars
+        pieces.append((s, cut))
+        s = cut
+        while s < e and text[s].isspace():
+            s += 1
+    if e > s:
+        pieces.append((s, e))
+    return pieces

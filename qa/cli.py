@@ -1,0 +1,114 @@
+"""Command line: `qa ask "question"`, `qa index`, `qa eval`. Thin over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+
+from .errors import BadQuestionError, DocumentsError, QAError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qa", description="Answer questions from a folder of news articles "
+                                "with verbatim, cited passages.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp):
+        sp.add_argument("--docs", default=os.environ.get("QA_DOCS", "seeds"),
+                        help="documents folder (default: $QA_DOCS or ./seeds)")
+        sp.add_argument("--index", default=os.environ.get("QA_INDEX", "embeddings"),
+                        help="index folder (default: $QA_INDEX or ./embeddings)")
+        sp.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    ask = sub.add_parser("ask", help="answer one question")
+    ask.add_argument("question")
+    ask.add_argument("-k", type=int, default=5, help="passages to show (1-50, default 5)")
+    ask.add_argument("--history", action="append", default=[], metavar="QUESTION",
+                     help="an earlier question of the conversation (repeatable, oldest first)")
+    common(ask)
+
+    idx = sub.add_parser("index", help="build or update the index and report what changed")
+    common(idx)
+
+    ev = sub.add_parser("eval", help="measure answer quality on a question file")
+    ev.add_argument("questions", help="question file (seed_questions format or SQuAD JSON)")
+    ev.add_argument("--limit", type=int, default=None, help="evaluate at most this many questions")
+    common(ev)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="qa: warning: %(message)s", stream=sys.stderr)
+    try:
+        if args.command == "ask":
+            return _ask(args)
+        if args.command == "index":
+            return _index(args)
+        return _eval(args)
+    except (BadQuestionError, DocumentsError) as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 2
+    except QAError as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _ask(args) -> int:
+    from .api import QA
+
+    answer = QA(args.docs, args.index).ask(args.question, k=args.k, history=args.history)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    if not answer.answered:
+        print(f"The articles do not answer this question. ({answer.reason})")
+        return 0
+    for i, p in enumerate(answer.passages, start=1):
+        c = p.citation
+        source = " — ".join(x for x in (c.title, c.outlet) if x)
+        print(f"[{i}] {source}")
+        print(f"    {c.doc_id}, characters {c.start}–{c.end}   (score {p.score:.3f})")
+        print(textwrap.indent(textwrap.fill(p.text, 100), "    "))
+        print(textwrap.indent(textwrap.fill(f"» {p.highlight}", 100), "    "))
+        if p.speaker:
+            print(f"    speaker: {p.speaker}")
+        for other in p.also_in:
+            print(f"    also reported by: {other.title} ({other.doc_id}, characters {other.start}–{other.end})")
+        print()
+    return 0
+
+
+def _index(args) -> int:
+    from dataclasses import asdict
+
+    from .api import QA
+
+    update = QA(args.docs, args.index, progress=sys.stderr.isatty()).last_update
+    if args.json:
+        print(json.dumps(asdict(update), indent=2))
+        return 0
+    if update.rebuilt:
+        print(f"rebuilt the index ({update.reason}): {len(update.added)} documents")
+    elif not update.changed_anything:
+        print(f"index up to date: {len(update.unchanged)} documents")
+    for label, names in (("added", update.added if not update.rebuilt else ()), ("changed", update.changed),
+                         ("removed", update.removed), ("skipped", update.skipped)):
+        for name in names:
+            print(f"{label}: {name}")
+    print(f"{update.passages} passages indexed")
+    return 0
+
+
+def _eval(args) -> int:
+    from .evaluation import evaluate, format_report
+
+    report = evaluate(args.questions, docs_dir=args.docs, index_dir=args.index, limit=args.limit)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0

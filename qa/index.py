@@ -1,0 +1,209 @@
+"""Index stage: dense vectors in FAISS plus BM25, saved as a directory of plain files.
+
+Layout of a saved index (no pickle anywhere):
+    manifest.json    format version, model, settings, per-document content hashes, file hashes
+    documents.json   one DocInfo per document
+    chunks.jsonl     one passage per line: doc_id, offsets, text, sentence spans, speakers
+    vectors.npy      passage vectors (float32, unit rows)
+    sentences.npy    sentence vectors, in chunk order
+    dense.faiss      the FAISS structure, only when approximate (HNSW); exact search is rebuilt
+    bm25/            bm25s' own files (numpy arrays and JSON)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .errors import IndexCorruptError
+from .textutil import terms
+from .types import Chunk, DocInfo, Settings
+
+FORMAT_VERSION = 1
+_HNSW_M = 32
+
+
+class Index:
+    """An immutable, searchable set of passages with their vectors."""
+
+    def __init__(self, settings: Settings, docs: dict[str, DocInfo], chunks: list[Chunk],
+                 vectors: np.ndarray, sent_vectors: np.ndarray, dense=None, bm25=None):
+        self.settings = settings
+        self.docs = docs
+        self.chunks = chunks
+        self.vectors = vectors
+        self.sent_vectors = sent_vectors
+        # First sentence row of each chunk; chunk i owns rows sent_start[i]:sent_start[i+1].
+        lengths = np.array([len(c.sentences) for c in chunks], dtype=np.int64)
+        self.sent_start = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        if len(vectors) != len(chunks) or len(sent_vectors) != int(self.sent_start[-1]):
+            raise IndexCorruptError(
+                f"index counts disagree: {len(chunks)} passages, {len(vectors)} vectors, "
+                f"{int(self.sent_start[-1])} sentences, {len(sent_vectors)} sentence vectors")
+        self.dense = dense if dense is not None else _dense_index(vectors, settings)
+        self.bm25 = bm25 if bm25 is not None else _bm25_index(chunks, docs, settings)
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    # -- search -------------------------------------------------------------------------------
+    def search_dense(self, qvec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k passage ids and cosine scores for a unit query vector."""
+        k = min(k, len(self.chunks))
+        if k == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        scores, ids = self.dense.search(qvec.reshape(1, -1).astype(np.float32), k)
+        keep = ids[0] >= 0
+        return ids[0][keep].astype(np.int64), scores[0][keep]
+
+    def bm25_scores(self, query: str) -> np.ndarray:
+        """BM25 score of every passage for the query (zeros if no query term is indexed)."""
+        tokens = terms(query)
+        ids = self.bm25.get_tokens_ids(tokens) if tokens else []
+        if not ids:
+            return np.zeros(len(self.chunks), dtype=np.float32)
+        return np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32)
+
+    def sentence_rows(self, chunk_id: int) -> slice:
+        return slice(int(self.sent_start[chunk_id]), int(self.sent_start[chunk_id + 1]))
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write the index as plain files into `directory` (created; should be new or empty)."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        _write_json(d / "documents.json", [asdict(x) for x in self.docs.values()])
+        with open(d / "chunks.jsonl", "w", encoding="utf-8") as f:
+            for c in self.chunks:
+                f.write(json.dumps({"doc_id": c.doc_id, "start": c.start, "end": c.end, "text": c.text,
+                                    "sentences": c.sentences, "speakers": c.speakers},
+                                   ensure_ascii=False) + "\n")
+        np.save(d / "vectors.npy", self.vectors, allow_pickle=False)
+        np.save(d / "sentences.npy", self.sent_vectors, allow_pickle=False)
+        if _is_approximate(len(self.chunks), self.settings):
+            import faiss
+
+            faiss.write_index(self.dense, str(d / "dense.faiss"))
+        self.bm25.save(str(d / "bm25"), show_progress=False)
+        files = {p.relative_to(d).as_posix(): _file_hash(p)
+                 for p in sorted(d.rglob("*")) if p.is_file() and p.name != "manifest.json"
+                 and not p.relative_to(d).as_posix().startswith("model/")}
+        manifest = {
+            "format": FORMAT_VERSION,
+            "model": self.settings.model,
+            "settings": asdict(self.settings),
+            "documents": {x.doc_id: x.content_hash for x in self.docs.values()},
+            "counts": {"passages": len(self.chunks), "sentences": int(self.sent_start[-1]),
+                       "dim": int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0},
+            "files": files,
+        }
+        _write_json(d / "manifest.json", manifest)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Index":
+        """Load and verify a saved index; raises IndexCorruptError on any mismatch or damage."""
+        d = Path(directory)
+        manifest = read_manifest(d)
+        try:
+            for name, digest in manifest["files"].items():
+                if _file_hash(d / name) != digest:
+                    raise IndexCorruptError(f"index file {name} does not match its manifest hash")
+            settings = Settings(**manifest["settings"])
+            docs = {x["doc_id"]: DocInfo(**x) for x in json.loads((d / "documents.json").read_text("utf-8"))}
+            chunks = []
+            with open(d / "chunks.jsonl", encoding="utf-8") as f:
+                for line in f:
+                    r = json.loads(line)
+                    chunks.append(Chunk(r["doc_id"], r["start"], r["end"], r["text"],
+                                        tuple(tuple(s) for s in r["sentences"]), tuple(r["speakers"])))
+            vectors = np.load(d / "vectors.npy", allow_pickle=False)
+            sent_vectors = np.load(d / "sentences.npy", allow_pickle=False)
+            if set(docs) != set(manifest["documents"]) or len(chunks) != manifest["counts"]["passages"]:
+                raise IndexCorruptError("index documents or passage count disagree with the manifest")
+            dense = None
+            if _is_approximate(len(chunks), settings):
+                import faiss
+
+                dense = faiss.read_index(str(d / "dense.faiss"))
+                dense.hnsw.efSearch = 128
+                if dense.ntotal != len(chunks):
+                    raise IndexCorruptError("FAISS index size disagrees with the passages")
+            import bm25s
+
+            bm25 = bm25s.BM25.load(str(d / "bm25"))
+            return cls(settings, docs, chunks, vectors, sent_vectors, dense=dense, bm25=bm25)
+        except IndexCorruptError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise IndexCorruptError(f"cannot load index from {d}: {exc}") from exc
+
+
+def read_manifest(directory: Path) -> dict:
+    """The manifest of a saved index; raises IndexCorruptError if missing or malformed."""
+    try:
+        manifest = json.loads((Path(directory) / "manifest.json").read_text("utf-8"))
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+            raise IndexCorruptError(f"index format is not version {FORMAT_VERSION}")
+        for key in ("model", "settings", "documents", "counts", "files"):
+            if key not in manifest:
+                raise IndexCorruptError(f"index manifest lacks {key!r}")
+        return manifest
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"cannot read index manifest in {directory}: {exc}") from exc
+
+
+def embedding_input(chunk_text: str, title: str, settings: Settings) -> str:
+    """What is embedded for a passage: its text, prefixed by the article title when configured."""
+    return f"{title}\n{chunk_text}" if settings.title_in_embedding and title else chunk_text
+
+
+def _is_approximate(n: int, settings: Settings) -> bool:
+    return n > settings.ann_threshold
+
+
+def _dense_index(vectors: np.ndarray, settings: Settings):
+    import faiss
+
+    dim = vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else 384
+    if _is_approximate(len(vectors), settings):
+        index = faiss.IndexHNSWFlat(dim, _HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def _bm25_index(chunks: list[Chunk], docs: dict[str, DocInfo], settings: Settings):
+    import bm25s
+
+    corpus = [terms(embedding_input(c.text, docs[c.doc_id].title, settings)) for c in chunks]
+    # bm25s cannot index an empty token list; a placeholder keeps row numbers aligned.
+    corpus = [toks or ["\u2400"] for toks in corpus]
+    bm25 = bm25s.BM25()
+    if corpus:
+        bm25.index(corpus, show_progress=False)
+    return bm25
+
+
+def _file_hash(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=1, default=_json_default), encoding="utf-8")
+
+
+def _json_default(obj):
+    if dataclasses.is_dataclass(obj):
+        return asdict(obj)
+    raise TypeError(type(obj))

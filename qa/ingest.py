@@ -1,0 +1,585 @@
+"""Ingest stage: read a folder of scraped news pages into Documents that keep only the article text.
+
+Scraped pages carry site chrome (nav, widgets, share buttons), repeated copies of the article and
+trailing lists of unrelated headlines. `clean` removes them with generic, feature-based rules
+(word counts, sentence punctuation, letter ratio, lexical cohesion with the body), never with
+strings of particular sites. Kept paragraphs are verbatim spans of the text, so citations round-trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import stat
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DocumentsError
+from .types import Block, Document
+
+log = logging.getLogger("qa")
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm")
+_HTML_SUFFIXES = (".html", ".htm")
+DEFAULT_MAX_BYTES = 20_000_000
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not ingested, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Folder:
+    """Everything read from a documents folder."""
+
+    documents: tuple[Document, ...]
+    skipped: tuple[Skipped, ...]
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """Result of `clean`: kept paragraphs (offsets into the cleaned text) and page metadata."""
+
+    blocks: tuple[Block, ...]
+    title: str | None
+    byline: str | None
+    outlet: str | None
+
+
+class UnreadableDocumentError(DocumentsError):
+    """One file cannot be ingested; `reason` is the short human reason used in Skipped."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"cannot ingest {path}: {reason}")
+        self.reason = reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Paragraph features
+# ---------------------------------------------------------------------------------------------
+
+# Zero-width characters and the BOM are not whitespace to str.isspace but must not start a block.
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
+_CLOSERS = "\"'”’»)]*_ "
+_SENTENCE_END = (".", "!", "?", "…")
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'", "‚": "'"})
+# One signal among several (never the only rule): very common words of web-page furniture.
+_UI_WORDS = frozenset(
+    "share shares comment comments reply replies subscribe subscribed unsubscribe login logout "
+    "signin signup menu advertisement advertisements advert ads sponsored related newsletter "
+    "newsletters cookie cookies favorites favourites bookmark bookmarks print email skip "
+    "navigation toggle search home loading wait trending popular recommended read more next "
+    "previous prev tags version mobile cancel copyright rights reserved register account "
+    "download click follow"
+    .split()
+)
+_CTA = re.compile(
+    r"\b(subscribe|newsletters?|sign(?:ing)? (?:up|in)|log ?in|cookies?|notifications?|"
+    r"download (?:our|the) app|whitelist|ad ?blocker)\b"
+)
+_READER = re.compile(r"\b(you|your|our|us)\b")
+_LETTERS = re.compile(r"[^\W\d_]+")
+_NON_LETTERS = re.compile(r"[\W\d_]+")
+_WORD = re.compile(r"[^\s]*[^\W\d_][^\s]*")
+_GLUED = re.compile(r"(?<![\w])[a-z]+_[a-z]+|(?<![A-Za-z])[a-z]{2,}[A-Z][a-z]")
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_TIMESTAMP = re.compile(
+    r"\b\d+\s*(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?|months?|years?)"
+    r"\s+ago\b|\b\d{1,2}:\d{2}\b|^(?:last )?(?:updated|published|posted|modified)\b|\b\d{4}-\d{2}-\d{2}\b"
+    rf"|\b{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}\b|\b\d{{1,2}}\s+{_MONTH},?\s+\d{{4}}\b"
+)
+_NAV_SEPARATORS = frozenset(">›»|•·/→")
+_MD_HEADING = re.compile(r"#{1,6}\s+(\S.*?)\s*#*$")
+_BYLINE = re.compile(r"(?:(?:written|reported|posted)\s+)?by[\s:]+(.+)", re.IGNORECASE)
+_NAME_CONNECTORS = frozenset("and & de da di del van von der den la le al bin ibn y e".split())
+_TITLE_SMALL_WORDS = _NAME_CONNECTORS | frozenset(
+    "a an the of in on at to for or but nor with by from as into onto over via vs per".split()
+)
+_LIST_MARKER = re.compile(r"[-*•+]\s|\d+[.)]\s")
+_ABBREVIATION = re.compile(r"(?:\b[A-Z]|Mr|Mrs|Ms|Dr|St|Gen|Sen|Rep|Gov|Lt|Col|Jr|Sr|No|vs|etc)\.$")
+
+# Tail trimming: a short line sharing fewer than 2 content stems, or under this fraction of them,
+# with the title and the body above it is off-topic. On the seeds, trailing headlines share none
+# and the closing paragraphs share 3-10 stems (fraction 0.17-0.70).
+_COHESION_MIN = 0.12
+_SHORT_WORDS = 30  # longer paragraphs are article prose, never a trailing headline
+_MIN_REFERENCE = 15  # too little body to judge cohesion: keep everything
+# English function words (the NLTK list, as shipped by bm25s, inlined to keep imports light) plus
+# words any two news texts share (calendar, reporting verbs, quantities): no sign of a common topic.
+_STOPWORDS = frozenset(
+    "about above after again against all and any are aren because been before being below between "
+    "both but can couldn did didn does doesn doing don down during each few for from further had "
+    "hadn has hasn have haven having her here hers herself him himself his how into isn its itself "
+    "just mightn more most mustn myself needn nor not now off once only other our ours ourselves "
+    "out over own same shan she should shouldn some such than that the their theirs them "
+    "themselves then there these they this those through too under until very was wasn were "
+    "weren what when where which while who whom why will with won wouldn you your yours yourself "
+    "yourselves "
+    "said says say told also would could year years time times day days week weeks month months "
+    "today yesterday tomorrow people new first last best one two three many much well way back still "
+    "even make made take get like just now may might must can will per cent percent according "
+    "including every everyone everything something anything nothing someone anyone never ever "
+    "another several whole less more most monday tuesday wednesday thursday friday saturday "
+    "sunday".split()
+)
+
+
+def _collapse(s: str) -> str:
+    return " ".join(s.split())
+
+
+def _words(t: str) -> list[str]:
+    """Whitespace tokens that contain at least one letter."""
+    return _WORD.findall(t)
+
+
+def _bare(word: str) -> str:
+    return word.strip("\"'“”‘’«»()[]{}.,;:!?…*_#").lower()
+
+
+def _alpha_ratio(t: str) -> float:
+    visible = len(t) - sum(map(str.isspace, t))
+    return len(_NON_LETTERS.sub("", t)) / visible if visible else 0.0
+
+
+def _ends_sentence(t: str) -> bool:
+    return t.rstrip(_CLOSERS).endswith(_SENTENCE_END)
+
+
+def _ui_ratio(words: list[str]) -> float:
+    return sum(_bare(w) in _UI_WORDS for w in words) / len(words) if words else 0.0
+
+
+def _capitalised_ratio(words: list[str], ignore: frozenset[str] = _NAME_CONNECTORS) -> float:
+    lead = [w.lstrip("\"'“‘«(") for w in words if _bare(w) not in ignore]
+    return sum(w[:1].isupper() or w[:1].isdigit() for w in lead) / len(lead) if lead else 0.0
+
+
+def _title_case_ratio(words: list[str]) -> float:
+    """Share of capitalised words, ignoring the small words title case leaves lowercase."""
+    return _capitalised_ratio(words, _TITLE_SMALL_WORDS)
+
+
+def _is_nav(t: str) -> bool:
+    """Breadcrumbs and link rows: several standalone separators ("Home > World > Europe")."""
+    return sum(tok in _NAV_SEPARATORS for tok in t.split()) >= 2
+
+
+def _is_cta(t: str) -> bool:
+    """Calls to action addressed to the reader (newsletter, cookies, sign-in), outside quotes."""
+    low = t.lower()
+    quoted = any(q in t for q in "\"“”«»")
+    return not quoted and len(t.split()) <= 30 and bool(_CTA.search(low) and _READER.search(low))
+
+
+def _is_furniture(t: str) -> bool:
+    """Strong signs of page furniture, whatever the punctuation: widgets, nav, timestamps."""
+    words = _words(t)
+    n = len(words)
+    if n == 0 or _alpha_ratio(t) < 0.5 or _is_nav(t) or _is_cta(t) or ("©" in t and n <= 20):
+        return True
+    if n <= 12 and (_GLUED.search(t) or (_TIMESTAMP.search(t.lower()) and not _ends_sentence(t))):
+        return True
+    if n <= 3 and t.rstrip().endswith(("...", "…")):  # "Loading...", "Please wait…"
+        return True
+    return n <= 6 and _ui_ratio(words) >= (0.3 if not _ends_sentence(t) else 0.5)
+
+
+def _is_headline_question(t: str, words: list[str]) -> bool:
+    return t.rstrip(_CLOSERS).endswith("?") and len(words) <= 15 and _title_case_ratio(words) >= 0.8
+
+
+def _is_prose(t: str) -> bool:
+    """A paragraph of article text: a sentence (or long text), not a heading, widget or label."""
+    if _MD_HEADING.match(t) or _is_furniture(t):
+        return False
+    words = _words(t)
+    if not _ends_sentence(t):
+        return len(words) >= 20  # long text that merely lost its final full stop
+    return len(words) >= 2 and not _is_headline_question(t, words)
+
+
+def _byline(t: str) -> str | None:
+    """The name in a short "By Jane Doe" line, else None."""
+    m = _BYLINE.fullmatch(t.strip())
+    if not m:
+        return None
+    name = re.split(r"\s+[|•·—–-]\s+|\s*[|•·]\s*", m.group(1))[0].strip(" .,;:")
+    words = name.split()
+    if not words or len(words) > 7 or not name[0].isupper() or name.endswith(("?", "!")):
+        return None
+    return name if _capitalised_ratio(words) >= 0.6 else None
+
+
+def _headline_like(t: str) -> bool:
+    words = _words(t)
+    if not 4 <= len(words) <= 25 or _is_furniture(t) or _byline(t) is not None:
+        return False
+    return not _ends_sentence(t) or _is_headline_question(t, words)
+
+
+def _outlet_like(t: str) -> bool:
+    words = _words(t)
+    return (
+        1 <= len(words) <= 4
+        and len(t) <= 40
+        and not t.rstrip(_CLOSERS).endswith(_SENTENCE_END + (":",))
+        and _title_case_ratio(words) == 1.0
+        and _byline(t) is None
+    )
+
+
+def _stems(t: str) -> set[str]:
+    """Crude stems (first 5 letters) of content words, so Russia/Russian or talk/talks match."""
+    words = (w for w in _LETTERS.findall(t.lower()) if len(w) >= 3 and w not in _STOPWORDS)
+    return {(w[:-1] if w.endswith("s") and len(w) > 3 else w)[:5] for w in words}
+
+
+# ---------------------------------------------------------------------------------------------
+# clean()
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Para:
+    start: int
+    end: int
+    text: str  # whitespace-collapsed text[start:end]
+
+
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and (text[start].isspace() or text[start] in _INVISIBLE):
+        start += 1
+    while end > start and (text[end - 1].isspace() or text[end - 1] in _INVISIBLE):
+        end -= 1
+    return start, end
+
+
+def _groups(text: str) -> list[list[tuple[int, int]]]:
+    """Stripped spans of non-blank lines, grouped by blank-line separation."""
+    groups: list[list[tuple[int, int]]] = [[]]
+    pos = 0
+    for line in text.split("\n"):
+        s, e = _strip_span(text, pos, pos + len(line))
+        if s < e:
+            groups[-1].append((s, e))
+        elif groups[-1]:
+            groups.append([])
+        pos += len(line) + 1
+    return [g for g in groups if g]
+
+
+def _wraps_into(prev: str, nxt: str) -> bool:
+    """Does line `nxt` continue the hard-wrapped line `prev` (same sentence, cut mid-way)?"""
+    split_word = prev.endswith("-") and prev[-2:-1].isalpha()
+    mid_sentence = len(prev) >= 30 and nxt[:1].islower() and not _ends_sentence(prev)
+    if not (split_word or (mid_sentence and len(prev.split()) >= 6)):
+        return False
+    # Widgets glued to icon names ("folder_openWorld") and lists are not wrapped prose.
+    return not (_MD_HEADING.match(prev) or _LIST_MARKER.match(nxt) or _GLUED.search(prev + " " + nxt))
+
+
+def _uniform_width(lines: list[str]) -> bool:
+    """A group of >= 3 lines all cut near one width, mostly mid-sentence: one wrapped paragraph."""
+    if len(lines) < 3 or any(_MD_HEADING.match(x) or _LIST_MARKER.match(x) for x in lines):
+        return False
+    widths = [len(x) for x in lines[:-1]]
+    widest = max(widths)
+    mid_sentence = sum(not _ends_sentence(x) for x in lines[:-1])
+    return (
+        50 <= min(widths)
+        and widest <= 100
+        and min(widths) >= 0.75 * widest
+        and len(lines[-1]) <= widest + 3
+        and mid_sentence * 2 >= len(widths)
+    )
+
+
+def _paragraphs(text: str) -> list[_Para]:
+    """Every non-empty line is a paragraph, except hard-wrapped lines, which are joined."""
+    paras: list[_Para] = []
+    for group in _groups(text):
+        lines = [text[s:e] for s, e in group]
+        whole = _uniform_width(lines)
+        start, end = group[0]
+        for i in range(1, len(group)):
+            if whole or _wraps_into(lines[i - 1], lines[i]):
+                end = group[i][1]
+            else:
+                paras.append(_Para(start, end, _collapse(text[start:end])))
+                start, end = group[i]
+        paras.append(_Para(start, end, _collapse(text[start:end])))
+    return paras
+
+
+def _norm(t: str) -> str:
+    return " ".join(t.translate(_QUOTES).casefold().split())
+
+
+def _header(lines: list[_Para]) -> tuple[str | None, str | None]:
+    """Title and outlet from the lines above the first prose paragraph."""
+    title_at = next((i for i, p in enumerate(lines) if _MD_HEADING.match(p.text)), None)
+    if title_at is not None:
+        title = _MD_HEADING.match(lines[title_at].text).group(1)
+    else:
+        found = [i for i, p in enumerate(lines) if _headline_like(p.text)]
+        # A real headline has function words or lowercase words; a nav row of section names
+        # ("World Business Tech Sport") has neither. Without such a line the one nearest the
+        # body wins, as navigation sits at the very top.
+        natural = [i for i in found if _capitalised_ratio(_words(lines[i].text)) < 1.0]
+        title_at = natural[0] if natural else (found[-1] if found else None)
+        title = lines[title_at].text if title_at is not None else None
+    outlet = None
+    for p in lines[: title_at or 0]:
+        if _is_furniture(p.text):
+            continue
+        # Only the first substantive line of the page can be the site's name.
+        outlet = p.text if _outlet_like(p.text) else None
+        break
+    return title, outlet
+
+
+def _trim_tail(body: list[_Para], prose: list[bool], title: str | None) -> list[_Para]:
+    """Drop non-prose lines and, at the end, trailing lists of off-topic headlines."""
+    stems = [_stems(p.text) for p in body]
+    reference = Counter(s for st, ok in zip(stems, prose) if ok for s in st)
+    distinct = len(reference)  # stems with a positive count, kept up to date in O(1)
+    title_stems = _stems(title or "")
+    off_topic = [False] * len(body)
+    i = len(body) - 1
+    # Walk back from the end over furniture and short off-topic lines; stop at on-topic or long prose.
+    while i > 0:
+        if prose[i]:
+            for s in stems[i]:  # reference = prose before line i (plus the title below)
+                reference[s] -= 1
+                distinct -= reference[s] == 0
+            if len(_words(body[i].text)) > _SHORT_WORDS or distinct < _MIN_REFERENCE:
+                break
+            shared = sum(reference[s] > 0 or s in title_stems for s in stems[i])
+            # One shared word is chance; a line on the article's topic repeats several.
+            if shared >= 2 and shared / len(stems[i]) >= _COHESION_MIN:
+                break
+            off_topic[i] = True
+        i -= 1
+    # Teasers end in "?", "!", "…" or nothing; an article's own closing lines end in a full stop.
+    teaser = [off and not re.search(r"(?<!\.)\.[\"'”’)]*$", p.text) for p, off in zip(body, off_topic)]
+    cut = len(body)
+    remaining, teasers = sum(off_topic), sum(teaser)
+    # A non-prose separator ("More stories") followed by off-topic lines ends the article; one or
+    # two plain sentences may be the article's own closing lines under a subheading, a list is more.
+    for j in range(i + 1, len(body)):
+        remaining, teasers = remaining - off_topic[j], teasers - teaser[j]
+        if not prose[j] and (remaining >= 3 or (remaining == 2 and teasers > 0)):
+            cut = j
+            break
+    else:
+        if sum(off_topic) >= 3:
+            cut = i + 1
+    return [p for p, ok in zip(body[:cut], prose[:cut]) if ok]
+
+
+def clean(text: str) -> Cleaned:
+    """Keep the article's paragraphs of a scraped page; find its title, byline and outlet."""
+    seen: set[str] = set()
+    byline: str | None = None
+    paras: list[_Para] = []
+    for p in _paragraphs(text):
+        key = _norm(p.text)
+        if key in seen:  # an article printed twice, a repeated headline
+            continue
+        seen.add(key)
+        name = _byline(p.text)
+        if name is not None:
+            byline = byline or name
+            continue
+        paras.append(p)
+    prose = [_is_prose(p.text) for p in paras]
+    first = next((i for i, ok in enumerate(prose) if ok), len(paras))
+    title, outlet = _header(paras[:first])
+    kept = _trim_tail(paras[first:], prose[first:], title) if first < len(paras) else []
+    return Cleaned(tuple(Block(p.start, p.end) for p in kept), title, byline, outlet)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading files
+# ---------------------------------------------------------------------------------------------
+
+
+def _size_text(n: int) -> str:
+    return f"{n / 1_000_000:g} MB" if n >= 1_000_000 else f"{n} bytes"
+
+
+def _read_bytes(path: Path, real: Path, max_bytes: int) -> bytes:
+    """The file's bytes, refusing non-regular and oversized files without reading them whole."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(real, flags)  # O_NOFOLLOW: the checked target cannot be swapped for a link
+    except FileNotFoundError:
+        raise UnreadableDocumentError(path, "vanished while reading") from None
+    except PermissionError:
+        raise UnreadableDocumentError(path, "permission denied") from None
+    except OSError as exc:
+        raise UnreadableDocumentError(path, f"cannot open ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableDocumentError(path, "not a regular file")
+        if info.st_size > max_bytes:
+            raise UnreadableDocumentError(path, f"larger than {_size_text(max_bytes)}")
+        try:
+            data = f.read(max_bytes + 1)  # the file may have grown since fstat
+        except OSError as exc:
+            raise UnreadableDocumentError(path, f"cannot read ({exc.strerror})") from None
+    if len(data) > max_bytes:
+        raise UnreadableDocumentError(path, f"larger than {_size_text(max_bytes)}")
+    return data
+
+
+def _from_html(path: Path, data: bytes) -> tuple[str, str | None, str | None, str | None]:
+    """Main text, title, author and site name of an HTML page (trafilatura)."""
+    import trafilatura  # lazy: slow to import and only needed for HTML
+
+    try:
+        doc = trafilatura.bare_extraction(data, with_metadata=True, include_comments=False)
+    except Exception as exc:  # a parser failure on one page must not stop the whole read
+        raise UnreadableDocumentError(path, f"cannot parse HTML ({exc})") from None
+    if doc is None or not (doc.text or "").strip():
+        return "", None, None, None
+    text = doc.text.replace("\r\n", "\n").replace("\r", "\n")
+    return text, doc.title or None, doc.author or None, doc.sitename or None
+
+
+def _fallback_title(text: str, blocks: tuple[Block, ...], stem: str) -> str:
+    """First sentence of the first block, cut near 100 chars on a word boundary; else the stem."""
+    if not blocks:
+        return stem
+    first = _collapse(text[blocks[0].start : blocks[0].end])
+    for m in re.finditer(r"[.!?…][\"'”’)]*(?=\s+[\"'“‘(]?[A-Z])", first):
+        if not _ABBREVIATION.search(first[: m.start() + 1]):
+            first = first[: m.end()]
+            break
+    if len(first) > 100:
+        cut = first[:101].rsplit(" ", 1)[0] if " " in first[:101] else first[:100]
+        first = cut.rstrip(" ,;:-–—") + "…"
+    return first or stem
+
+
+def _doc_id(path: Path, root: Path) -> str:
+    """POSIX path of `path` relative to `root`, as found (links not resolved)."""
+    absolute = Path(os.path.abspath(path))
+    for base in (Path(os.path.abspath(root)), Path(root).resolve()):
+        if absolute.is_relative_to(base):
+            return absolute.relative_to(base).as_posix()
+    return absolute.resolve().relative_to(Path(root).resolve()).as_posix()
+
+
+def read_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
+    """Read and clean one file of the folder `root`; raises DocumentsError when it is unusable."""
+    path = Path(path)
+    real_root = Path(root).resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # symlink loop
+        raise UnreadableDocumentError(path, "symbolic link cannot be resolved") from None
+    if not real.is_relative_to(real_root):
+        reason = "symbolic link leaves the folder" if path.is_symlink() else "outside the folder"
+        raise UnreadableDocumentError(path, reason)
+    if path.is_symlink() and not real.exists():
+        raise UnreadableDocumentError(path, "broken symbolic link")
+    data = _read_bytes(path, real, max_bytes)
+    if not data.strip():
+        raise UnreadableDocumentError(path, "empty")
+    if b"\x00" in data:
+        raise UnreadableDocumentError(path, "binary")
+    meta_title = byline = outlet = None
+    if path.suffix.lower() in _HTML_SUFFIXES:
+        text, meta_title, byline, outlet = _from_html(path, data)
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UnreadableDocumentError(path, "not UTF-8 text") from None
+        # Same frame as Path.read_text (universal newlines), so offsets index that string.
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    cleaned = clean(text)
+    if not cleaned.blocks:
+        raise UnreadableDocumentError(path, "no article text found")
+    title = meta_title or cleaned.title or _fallback_title(text, cleaned.blocks, path.stem)
+    return Document(
+        doc_id=_doc_id(path, root),
+        path=str(real),
+        text=text,
+        blocks=cleaned.blocks,
+        title=_collapse(title) or path.stem,
+        byline=byline or cleaned.byline,
+        outlet=outlet or cleaned.outlet,
+        content_hash=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _walk(folder: Path, real_root: Path, skip, ancestors: frozenset[Path]) -> Iterator[Path]:
+    """Supported files under `folder`, sorted, never leaving `real_root`; hidden names ignored."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        skip(folder, f"cannot list folder ({exc.strerror})")
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.name.startswith("."):
+            log.debug("ignoring hidden %s", path)
+            continue
+        supported = path.suffix.lower() in SUPPORTED_SUFFIXES
+        try:
+            if entry.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(real_root):
+                    if supported or target.is_dir():
+                        skip(path, "symbolic link leaves the folder")
+                    continue
+            if entry.is_dir(follow_symlinks=True):
+                real = path.resolve()
+                if real in ancestors:  # a link back up the tree would loop forever
+                    log.debug("ignoring %s: symbolic link loop", path)
+                else:
+                    yield from _walk(path, real_root, skip, ancestors | {real})
+            elif supported:
+                yield path
+            else:
+                log.debug("ignoring %s: not an article file (%s)", path, path.suffix or "no suffix")
+        except (OSError, RuntimeError) as exc:
+            skip(path, f"cannot inspect ({exc})")
+
+
+def read_folder(folder: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Folder:
+    """Read every supported file under `folder`; unusable files are logged and listed as skipped."""
+    root = Path(os.path.abspath(folder))
+    if not root.exists():
+        raise DocumentsError(f"documents folder {str(folder)!r} does not exist")
+    if not root.is_dir():
+        raise DocumentsError(f"documents folder {str(folder)!r} is not a directory")
+    real_root = root.resolve()
+    documents: list[Document] = []
+    skipped: list[Skipped] = []
+
+    def skip(path: Path, reason: str) -> None:
+        log.warning("skipping %s: %s", path, reason)
+        skipped.append(Skipped(str(path), reason))
+
+    for path in _walk(root, real_root, skip, frozenset({real_root})):
+        try:
+            documents.append(read_document(path, root, max_bytes))
+        except UnreadableDocumentError as exc:
+            skip(path, exc.reason)
+        except Exception as exc:  # one bad file must never stop the whole read
+            skip(path, f"cannot read ({type(exc).__name__}: {exc})")
+    documents.sort(key=lambda d: d.doc_id)
+    return Folder(tuple(documents), tuple(skipped))

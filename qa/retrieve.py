@@ -1,0 +1,126 @@
+"""Retrieve stage: dense and BM25 candidates, fused into one ranking with per-method ranks kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .index import Index
+from .textutil import is_stopword
+
+# Candidates taken from each method before fusion; deep enough that the fused top 10 rarely
+# needs a passage neither method ranked this high.
+POOL = 50
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Linear blend of evidence; every feature lies in [0, 1] (cosines are clipped at 0)."""
+
+    dense: float = 0.45
+    bm25: float = 0.30
+    sentence: float = 0.25
+
+
+@dataclass(frozen=True)
+class Candidate:
+    chunk_id: int
+    score: float
+    dense: float          # cosine of question and passage
+    bm25: float           # BM25 divided by the best BM25 score for this question
+    sentence: float       # best cosine of question and one of the passage's sentences
+    best_sentence: int    # index (within the passage) of that sentence
+    dense_rank: int | None
+    bm25_rank: int | None
+    sentence_scores: tuple[float, ...]
+
+
+def rrf(rankings: list[list[int]], k: int = 60) -> dict[int, float]:
+    """Reciprocal-rank fusion: score(d) = sum over rankings of 1 / (k + rank(d)).
+
+    k=60 (Cormack et al., 2009) damps the gap between the first few ranks so that one method's
+    top hit cannot outvote consistent agreement further down; it is the usual default.
+    Used here as the benchmark baseline; `blend` is the engine's own fusion.
+    """
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, doc in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + 1.0 / (k + rank)
+    return scores
+
+
+def blend(dense: np.ndarray, bm25: np.ndarray, sentence: np.ndarray, w: Weights) -> np.ndarray:
+    """Fused score of each candidate from its normalised features."""
+    return (w.dense * np.clip(dense, 0, 1) + w.bm25 * np.clip(bm25, 0, 1)
+            + w.sentence * np.clip(sentence, 0, 1))
+
+
+def retrieve(index: Index, qvec: np.ndarray, query: str, weights: Weights = Weights(),
+             pool: int = POOL, allowed: np.ndarray | None = None) -> list[Candidate]:
+    """Candidates for a question, best first.
+
+    Args:
+        index: the loaded index.
+        qvec: the question's unit vector.
+        query: the question text (for BM25).
+        weights: fusion weights.
+        pool: how many candidates each method contributes.
+        allowed: if given, a boolean mask over passages; only those may be returned.
+    """
+    bm25_all = index.bm25_scores(query)
+    if allowed is None:
+        dense_ids, _ = index.search_dense(qvec, pool)
+    else:
+        # Restricted to some sources: score just those exactly, so none is crowded out.
+        subset = np.flatnonzero(allowed)
+        order = np.argsort(-(index.vectors[subset] @ qvec), kind="stable")[:pool]
+        dense_ids = subset[order]
+        bm25_all = np.where(allowed, bm25_all, 0.0).astype(np.float32)
+    top_bm25 = float(bm25_all.max()) if len(bm25_all) else 0.0
+    bm25_ids = np.argsort(-bm25_all, kind="stable")[:pool]
+    bm25_ids = bm25_ids[bm25_all[bm25_ids] > 0]
+    dense_rank = {int(c): r for r, c in enumerate(dense_ids, start=1)}
+    bm25_rank = {int(c): r for r, c in enumerate(bm25_ids, start=1)}
+    ids = np.array(sorted(set(dense_rank) | set(bm25_rank)), dtype=np.int64)
+    if len(ids) == 0:
+        return []
+    dense = np.asarray(index.vectors[ids] @ qvec, dtype=np.float32)
+    bm25 = bm25_all[ids] / top_bm25 if top_bm25 > 0 else np.zeros(len(ids), np.float32)
+    sent_scores = [index.sent_vectors[index.sentence_rows(int(i))] @ qvec for i in ids]
+    best = np.array([float(s.max()) if len(s) else 0.0 for s in sent_scores], dtype=np.float32)
+    fused = blend(dense, bm25, best, weights)
+    order = np.argsort(-fused, kind="stable")
+    return [
+        Candidate(int(ids[j]), float(fused[j]), float(dense[j]), float(bm25[j]), float(best[j]),
+                  int(np.argmax(sent_scores[j])) if len(sent_scores[j]) else 0,
+                  dense_rank.get(int(ids[j])), bm25_rank.get(int(ids[j])),
+                  tuple(float(x) for x in sent_scores[j]))
+        for j in order
+    ]
+
+
+_CONNECTIVES = ("and ", "but ", "what about", "how about", "also", "then ", "so ", "and?")
+_REFERRING = {"he", "she", "they", "it", "his", "her", "their", "its", "them", "him", "this",
+              "that", "those", "these", "there", "whose"}
+
+
+def formulate(question: str, history: list[str] | tuple[str, ...] = ()) -> str:
+    """The text to search with: the question, plus the previous question when it is a follow-up.
+
+    A follow-up is elliptical ("And about European troops?", "Whose troops would be unacceptable?"):
+    it opens with a connective, refers back with a pronoun, or is very short. Its search text is the
+    previous question followed by this one, so the topic carries over; a self-contained question
+    is searched on its own.
+    """
+    history = [h for h in history if h and h.strip()]
+    if not history:
+        return question
+    q = question.strip().lower()
+    words = [w.strip("?,.!;:'\"") for w in question.split()]
+    lowered = {w.lower() for w in words}
+    content = [w for w in words if w and not is_stopword(w)]
+    names = [w for w in words[1:] if w[:1].isupper()]
+    follow_up = q.startswith(_CONNECTIVES) or (
+        not names and (bool(_REFERRING & lowered) or len(content) <= 3))
+    return f"{history[-1].strip()} {question.strip()}" if follow_up else question

@@ -1,0 +1,69 @@
+"""Small text helpers shared by several stages: sentence spans, search terms, normalisation."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "«": '"', "»": '"'})
+
+
+@lru_cache(maxsize=1)
+def _segmenter():
+    import pysbd  # imported lazily: only index building needs sentence segmentation
+
+    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+
+
+def sentence_spans(text: str, start: int = 0) -> list[tuple[int, int]]:
+    """Sentence boundaries in `text` as (start, end) offsets, shifted by `start`, whitespace trimmed."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for seg in _segmenter().segment(text):
+        sent = seg.sent if hasattr(seg, "sent") else str(seg)
+        idx = text.find(sent, pos)
+        if idx < 0:  # segmenter altered the text; fall back to its own offsets
+            idx = max(seg.start, pos)
+        s, e = idx, idx + len(sent)
+        pos = e
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            spans.append((start + s, start + e))
+    if not spans and text.strip():
+        s = len(text) - len(text.lstrip())
+        spans.append((start + s, start + len(text.rstrip())))
+    return spans
+
+
+def normalise(text: str) -> str:
+    """Casefold, straighten quotes and collapse whitespace, for comparing texts."""
+    return " ".join(text.translate(_QUOTES).casefold().split())
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased, stemmed content words (stopwords removed): the BM25 vocabulary."""
+    stop = _stopwords()
+    words = [w for w in _WORD.findall(text.translate(_QUOTES).lower()) if w not in stop]
+    return _stemmer().stemWords(words) if words else []
+
+
+def is_stopword(word: str) -> bool:
+    return word.lower() in _stopwords()
