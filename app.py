@@ -34,7 +34,7 @@ CSS = """
 .qa-answer mark, .qa-source mark.qa-hl { background: #ffe066; color: #111; padding: 0 2px; border-radius: 2px; }
 .qa-cite { font-size: 0.85em; color: var(--body-text-color); opacity: 0.8; margin: 0; }
 .qa-cite b { color: var(--body-text-color); }
-.qa-also { font-size: 0.85em; margin: 0.15em 0 0 0; color: var(--body-text-color-subdued); }
+.qa-also { font-size: 0.85em; margin: 0.15em 0 0 0; color: var(--body-text-color); opacity: 0.8; font-style: italic; }
 .qa-note { color: var(--body-text-color-subdued); font-style: italic; }
 .qa-plain { white-space: pre-wrap; }
 .qa-source h3 { margin: 0 0 0.2em 0; }
@@ -54,6 +54,16 @@ function scrollToCited() {
 }
 watch('value', scrollToCited);
 scrollToCited();
+"""
+
+# After an answer, bring the top of the latest question (not the end of the reply) into view.
+SCROLL_CHAT_JS = """
+() => setTimeout(() => {
+  const log = document.querySelector('#chat [role=log]');
+  const rows = document.querySelectorAll('#chat .user-row');
+  const last = rows[rows.length - 1];
+  if (log && last) log.scrollTop += last.getBoundingClientRect().top - log.getBoundingClientRect().top - 8;
+}, 100)
 """
 
 E = html.escape
@@ -123,7 +133,10 @@ def source_html(bot: QA, cite: dict | None) -> str:
     info = next((d for d in bot.documents() if d.doc_id == cite["doc_id"]), None)
     if info is None:
         return note_html(f"{cite['doc_id']} is no longer in the document set.")
-    text = bot.document_text(info.doc_id)
+    try:
+        text = bot.document_text(info.doc_id)
+    except (QAError, OSError) as exc:
+        return note_html(f"Can't show {info.doc_id}: {exc}")
     s, e = max(0, min(cite["start"], len(text))), max(0, min(cite["end"], len(text)))
     hs, he = cite.get("hs"), cite.get("he")
     if hs is not None and s <= hs < he <= e:
@@ -177,20 +190,19 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
     def show_source(idx, cites):
         if idx is None or not cites or not 0 <= int(idx) < len(cites):
             return source_html(bot, None)
-        try:
-            return source_html(bot, cites[int(idx)])
-        except QAError as exc:
-            return note_html(str(exc))
+        return source_html(bot, cites[int(idx)])
 
     def status_html(lines: list[str]) -> str:
         return "".join(f'<div class="qa-status">{E(x)}</div>' for x in lines)
 
-    def doc_outputs(lines):
+    def doc_outputs(lines, ticked):
         choices = doc_choices()
-        return (doc_rows(), gr.update(choices=choices, value=None), gr.update(choices=choices, value=[]),
+        keep = set(ticked or ())
+        still = [c for _, c in choices if c in keep]
+        return (doc_rows(), gr.update(choices=choices, value=None), gr.update(choices=choices, value=still),
                 status_html(lines))
 
-    def upload(files, progress=gr.Progress()):
+    def upload(files, ticked, progress=gr.Progress()):
         files = files if isinstance(files, list) else [files] if files else []
         lines = []
         for n, f in enumerate(files):
@@ -199,7 +211,10 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
             try:
                 data = path.read_bytes()
                 update = bot.add_file(path.name, data, max_bytes=max_upload_bytes)
-                lines.append(f"Added {path.name} ({update.passages} passages indexed).")
+                if any(Path(x).name == path.name for x in update.skipped):
+                    lines.append(f"Saved {path.name}, but it has no readable article text, so it is not indexed.")
+                else:
+                    lines.append(f"Added {path.name} ({update.passages} passages indexed).")
             except QAError as exc:
                 lines.append(f"Not added: {exc}")
                 gr.Warning(str(exc))
@@ -207,19 +222,19 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
                 lines.append(f"Not added: {path.name}: could not read the upload ({exc.strerror})")
             finally:
                 path.unlink(missing_ok=True)  # the copy in Gradio's upload cache is not needed
-        return (None, *doc_outputs(lines))
+        return (None, *doc_outputs(lines, ticked))
 
-    def remove(doc_id, progress=gr.Progress()):
+    def remove(doc_id, ticked, progress=gr.Progress()):
         if not doc_id:
             gr.Warning("Choose a document to remove first.")
-            return doc_outputs(["Choose a document to remove first."])
+            return doc_outputs(["Choose a document to remove first."], ticked)
         progress(0, desc=f"Removing {doc_id} and updating the index…")
         try:
             update = bot.remove_document(doc_id)
-            return doc_outputs([f"Removed {doc_id} ({update.passages} passages indexed)."])
+            return doc_outputs([f"Removed {doc_id} ({update.passages} passages indexed)."], ticked)
         except QAError as exc:
             gr.Warning(str(exc))
-            return doc_outputs([f"Not removed: {exc}"])
+            return doc_outputs([f"Not removed: {exc}"], ticked)
 
     def pick_row(evt: gr.SelectData):
         row = evt.row_value if evt is not None else None
@@ -251,9 +266,11 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
         messages, questions, cites = gr.State([]), gr.State([]), gr.State([])
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
+                # render_markdown=False: messages are the escaped HTML built above, shown as is (and still
+                # sanitized); no LaTeX, no custom tags, so article text can never turn into markup.
                 chat = gr.Chatbot(label="Conversation", height=560, render_markdown=False, sanitize_html=True,
                                   latex_delimiters=[], allow_tags=False, buttons=[], feedback_options=None,
-                                  elem_id="chat", placeholder="Ask a question about the articles.")
+                                  autoscroll=False, elem_id="chat", placeholder="Ask a question about the articles.")
                 with gr.Row():
                     box = gr.Textbox(show_label=False, placeholder="e.g. What did Lavrov say about ceasefires?",
                                      scale=5, max_lines=4, elem_id="question")
@@ -266,10 +283,10 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
                                            elem_id="citation-pick")
                         viewer = gr.HTML(source_html(bot, None), js_on_load=SCROLL_JS, elem_id="source-viewer")
                     with gr.Tab("Documents"):
-                        table = gr.Dataframe(doc_rows(), headers=["Title", "Outlet", "Characters", "doc_id"],
+                        table = gr.Dataframe(doc_rows(), headers=["Title", "Outlet", "Chars", "doc_id"],
                                              datatype=["str", "str", "number", "str"], interactive=False,
-                                             wrap=True, max_height=320, elem_id="doc-table", label="Loaded articles",
-                                             column_widths=["46%", "20%", "12%", "22%"])
+                                             wrap=True, max_height=320, elem_id="doc-table",
+                                             label="Loaded articles", column_widths=["40%", "18%", "14%", "28%"])
                         files = gr.File(label=f"Add articles ({', '.join(UPLOAD_TYPES)}; "
                                         f"up to {max_upload_bytes / 1e6:g} MB each)", file_count="multiple",
                                         file_types=UPLOAD_TYPES, elem_id="upload", height=130)
@@ -286,12 +303,12 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
         ask_inputs = [box, k, only, messages, questions]
         ask_outputs = [chat, messages, questions, box, cites, pick, viewer]
         for trigger in (box.submit, ask_btn.click):
-            trigger(chat_turn, ask_inputs, ask_outputs, **private)
+            trigger(chat_turn, ask_inputs, ask_outputs, **private).then(None, js=SCROLL_CHAT_JS, **private)
         clear_btn.click(clear, None, [chat, messages, questions, cites, pick, viewer, box], **private)
         chat.clear(clear, None, [chat, messages, questions, cites, pick, viewer, box], **private)  # its own bin icon
         pick.input(show_source, [pick, cites], viewer, **private)
-        files.upload(upload, files, [files, table, to_remove, only, status], **private)
-        remove_btn.click(remove, to_remove, [table, to_remove, only, status], **private)
+        files.upload(upload, [files, only], [files, table, to_remove, only, status], **private)
+        remove_btn.click(remove, [to_remove, only], [table, to_remove, only, status], **private)
         table.select(pick_row, None, to_remove, **private)
         gr.api(api_ask, api_name="ask")
     return demo

@@ -3,20 +3,19 @@ passages carried by several sources, and decide whether the documents answer at 
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
-from .attribution import asked_speaker, speaker_matches
+import numpy as np
+
+from .features import PASSAGE_WEIGHTS, SENTENCE_WEIGHTS, analyse, passage_evidence
 from .index import Index
 from .retrieve import Candidate
-from .textutil import normalise, terms
+from .textutil import normalise
 from .types import Answer, Citation, Passage, Ranks
 
-# How much a sentence spoken by the person asked about counts, in cosine units.
-SPEAKER_BONUS = 0.12
-# Weight of the share of the question's (idf-weighted) terms that a sentence contains.
-TERM_WEIGHT = 0.35
+# Share of the asked topic's (idf-weighted) terms a passage must contain, see `answers`.
+TOPIC_COVERAGE = 0.3
 # Passages sharing this much of their word 4-grams carry "the same words".
 SAME_WORDS = 0.5
 
@@ -28,16 +27,20 @@ class Evidence:
     sentence: float   # best sentence cosine
     dense: float      # passage cosine
     coverage: float   # idf-weighted share of question terms found in the passage
+    topic: float | None = None  # for "what did X say about Y": share of Y's terms found
 
 
 def answers(e: Evidence) -> bool:
     """Abstain unless the best passage is close in meaning or covers the question's rare terms.
 
     Thresholds are set from SQuAD questions asked against their own articles (answerable) and
-    against the other articles only (unanswerable); see benchmarks/ for the calibration.
+    against the other articles only (unanswerable): benchmarks/calibrate_abstention.py. When a
+    question asks what someone said about a topic, the person's name alone is no evidence: the
+    passage must also speak of the topic (its words, or a sentence very close in meaning).
     """
-    return e.sentence >= 0.55 or (e.sentence >= 0.30 and e.coverage >= 0.6) or (
+    base = e.sentence >= 0.55 or (e.sentence >= 0.30 and e.coverage >= 0.6) or (
         e.dense >= 0.45 and e.coverage >= 0.45)
+    return base and (e.topic is None or e.topic >= TOPIC_COVERAGE or e.sentence >= 0.6)
 
 
 @dataclass(frozen=True)
@@ -48,27 +51,19 @@ class Scored:
     cand: Candidate
     best: int          # index of the highlight sentence within the passage
     coverage: float    # idf-weighted share of question terms found in the passage
+    topic: float | None  # idf-weighted share of the asked topic's terms (speaker questions only)
 
 
 def rerank(question: str, query: str, history: list[str], candidates: list[Candidate],
            index: Index, depth: int = 20) -> list[Scored]:
-    """Rescore the top candidates with sentence evidence and the asked person's statements."""
-    person = asked_speaker(question) or (asked_speaker(history[-1]) if history and query != question else None)
-    weights = _idf_weights(index, query)
+    """Rescore the top candidates with the fitted passage model; pick each one's best sentence."""
+    q = analyse(question, query, history, index)
     scored = []
     for cand in candidates[:depth]:
-        chunk = index.chunks[cand.chunk_id]
-        sent_terms = [set(terms(chunk.text[s - chunk.start:e - chunk.start])) for s, e in chunk.sentences]
-        best_j, best_h, spoken = 0, -math.inf, False
-        for j, cos in enumerate(cand.sentence_scores):
-            h = cos + TERM_WEIGHT * _coverage(weights, sent_terms[j])
-            said = bool(person) and j < len(chunk.speakers) and speaker_matches(chunk.speakers[j], person)
-            if said:
-                h += SPEAKER_BONUS
-            if h > best_h:
-                best_j, best_h, spoken = j, h, said
-        score = cand.score + (SPEAKER_BONUS if spoken else 0.0)
-        scored.append(Scored(score, cand, best_j, _coverage(weights, set().union(*sent_terms))))
+        ev = passage_evidence(q, cand, index)
+        best = int(np.argmax(ev.sentences @ SENTENCE_WEIGHTS)) if len(ev.sentences) else 0
+        scored.append(Scored(float(ev.features @ PASSAGE_WEIGHTS), cand, best, ev.coverage,
+                             ev.topic_coverage if q.person else None))
     scored.sort(key=lambda x: -x.score)
     return scored
 
@@ -76,7 +71,8 @@ def rerank(question: str, query: str, history: list[str], candidates: list[Candi
 def evidence(scored: list[Scored]) -> Evidence:
     """The abstention signals of a ranking."""
     top = scored[0]
-    return Evidence(max(s.cand.sentence for s in scored[:3]), top.cand.dense, top.coverage)
+    topic = None if top.topic is None else max(s.topic for s in scored[:3])
+    return Evidence(max(s.cand.sentence for s in scored[:3]), top.cand.dense, top.coverage, topic)
 
 
 def compose(question: str, query: str, history: list[str], candidates: list[Candidate],
@@ -137,24 +133,6 @@ def _quote_open(text: str) -> bool:
 def _citation(index: Index, doc_id: str, start: int, end: int) -> Citation:
     d = index.docs[doc_id]
     return Citation(doc_id, d.title, d.path, start, end, d.outlet, d.byline)
-
-
-def _idf_weights(index: Index, query: str) -> dict[str, float]:
-    """Inverse document frequency of each query term over the indexed passages."""
-    n = max(len(index.chunks), 1)
-    indptr = index.bm25.scores["indptr"]
-    vocab = index.bm25.vocab_dict
-    out = {}
-    for t in set(terms(query)):
-        tid = vocab.get(t)
-        df = int(indptr[tid + 1] - indptr[tid]) if tid is not None else 0
-        out[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
-    return out
-
-
-def _coverage(weights: dict[str, float], present: set[str]) -> float:
-    total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
 
 
 def _shingles(text: str, n: int = 4) -> set[tuple[str, ...]]:

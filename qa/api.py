@@ -43,6 +43,7 @@ class QA:
         self._store = IndexStore(index_dir)
         self._lock = threading.Lock()
         self._state = None  # (Index, Embedder), swapped whole so ask() never sees half an update
+        self._state_version: Path | None = None
         self.last_update: IndexUpdate = self.refresh()
 
     # -- asking ----------------------------------------------------------------------------------
@@ -139,16 +140,20 @@ class QA:
                 raise DocumentsError(f"no readable articles in {self.docs_dir}")
             hashes = {d.doc_id: d.content_hash for d in folder.documents}
             skipped = tuple(s.path for s in folder.skipped)
-            loaded = load_current(self._store)
+            if self._state is not None and self._store.current() == self._state_version:
+                loaded = (self._state[0], self._state_version)  # already in memory: skip re-reading
+            else:
+                loaded = load_current(self._store)
             version = loaded[1] if loaded else None
             update = plan(hashes, version, self.settings)
+            if loaded is None and self._store.current() is not None:
+                update = _with(update, reason="the saved index was damaged")
             if loaded and not update.changed_anything:
                 index = loaded[0]
                 if self._state is None or self._state[0] is not index:
                     self._state = (index, self._query_embedder(version))
+                    self._state_version = version
                 return _with(update, skipped=skipped, passages=len(index))
-            if not loaded and not update.rebuilt:
-                update = _with(update, rebuilt=True, reason="index damaged")
             previous = loaded[0] if loaded else None
             builder = Embedder(self.settings.model)
             index = build(folder.documents, previous, self.settings, builder, self._show_progress(folder))
@@ -157,6 +162,7 @@ class QA:
             self._export_model(version, tmp)
             final = self._store.commit(tmp)
             self._state = (index, self._query_embedder(final))
+            self._state_version = final
             log.info("index updated: %s", update)
             return _with(update, skipped=skipped, passages=len(index))
 

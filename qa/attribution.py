@@ -105,12 +105,19 @@ _ACCORDING_Q = re.compile(r"\baccording to\s+(?P<x>[A-Z][\w'’\-]+(?:\s+[A-Z][\
 
 def asked_speaker(question: str) -> str | None:
     """The person a question asks about as a speaker ("What did X say about Y?"), if any."""
+    return speaker_question(question)[0]
+
+
+def speaker_question(question: str) -> tuple[str | None, str]:
+    """Split "What did X say about Y?" into (X, Y); (None, question) when it asks no speaker."""
     m = _ASK_SPEAKER.match(question)
     if m:
         x = m.group("x").strip()
         if any(w[:1].isupper() for w in x.split()):
-            return x
+            topic = re.sub(r"^\s*(?:about|on|regarding|concerning|of|to)\s+", "", m.group("rest").strip(" ?.!"))
+            return x, topic
     m = _ACCORDING_Q.search(question)
     if m:
-        return m.group("x")
-    return None
+        topic = (question[:m.start()] + question[m.end():]).strip(" ,?.!")
+        return m.group("x"), topic
+    return None, question

@@ -1,0 +1,127 @@
+"""Fit the answer stage's passage and sentence weights on SQuAD, cross-fitted by article.
+
+    .venv/bin/python benchmarks/fit_ranker.py [--n 2500]
+
+For each sampled question the engine's own retrieval gives candidates; a passage is positive when
+it contains a gold answer, a sentence when it does. Logistic regression on the features of
+qa/features.py, fitted on half of the articles and scored on the other half (and the reverse), so
+the printed figures are out-of-sample; the weights printed last are fitted on all sampled questions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def collect(n: int, work: Path, squad: Path, depth: int = 30):
+    from qa import QA
+    from qa.evaluation import squad_documents
+    from qa.features import analyse, passage_evidence
+    from qa.retrieve import formulate, retrieve
+    from qa.textutil import normalise
+
+    data = json.loads(squad.read_text(encoding="utf-8"))
+    docs = work / "docs"
+    docs.mkdir(parents=True, exist_ok=True)
+    for name, text in squad_documents(data).items():
+        if not (docs / name).exists():
+            (docs / name).write_text(text, encoding="utf-8")
+    bot = QA(docs, work / "index")
+    index, embedder = bot._state
+    qs = [(qa["question"], [a["text"] for a in qa["answers"]], ai)
+          for ai, art in enumerate(data["data"]) for p in art["paragraphs"] for qa in p["qas"]]
+    step = len(qs) / min(n, len(qs))
+    qs = [qs[int(i * step)] for i in range(min(n, len(qs)))]
+    rows = []
+    for qi, (question, golds, article) in enumerate(qs):
+        query = formulate(question, [])
+        cands = retrieve(index, embedder.embed_query(query), query)[:depth]
+        q = analyse(question, query, [], index)
+        golds = [normalise(g) for g in golds]
+        cand_rows = []
+        for c in cands:
+            chunk = index.chunks[c.chunk_id]
+            ev = passage_evidence(q, c, index)
+            sents = [normalise(chunk.text[s - chunk.start:e - chunk.start]) for s, e in chunk.sentences]
+            cand_rows.append({
+                "f": ev.features, "y": any(g in normalise(chunk.text) for g in golds),
+                "sf": ev.sentences, "sy": np.array([any(g in s for g in golds) for s in sents]),
+            })
+        rows.append({"article": article, "cands": cand_rows})
+    return rows
+
+
+def fit(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from sklearn.linear_model import LogisticRegression
+
+    m = LogisticRegression(C=1.0, max_iter=2000).fit(X, y)
+    return m.coef_[0]
+
+
+def passage_data(rows):
+    X = np.array([c["f"] for r in rows for c in r["cands"] if any(x["y"] for x in r["cands"])])
+    y = np.array([c["y"] for r in rows for c in r["cands"] if any(x["y"] for x in r["cands"])])
+    return X, y
+
+
+def sentence_data(rows):
+    X, y = [], []
+    for r in rows:
+        for c in r["cands"]:
+            if c["y"] and c["sy"].any():
+                X.extend(c["sf"])
+                y.extend(c["sy"])
+    return np.array(X), np.array(y)
+
+
+def score(rows, pw: np.ndarray, sw: np.ndarray) -> dict:
+    h1 = h5 = hl = 0
+    for r in rows:
+        if not r["cands"]:
+            continue
+        order = np.argsort([-(c["f"] @ pw) for c in r["cands"]], kind="stable")
+        ys = [r["cands"][i]["y"] for i in order]
+        h1 += ys[0]
+        h5 += any(ys[:5])
+        top = r["cands"][order[0]]
+        if len(top["sf"]):
+            hl += bool(top["sy"][int(np.argmax(top["sf"] @ sw))])
+    n = len(rows)
+    return {"hit@1": round(h1 / n, 3), "hit@5": round(h5 / n, 3), "highlight": round(hl / n, 3)}
+
+
+def main() -> None:
+    from qa.features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_FEATURES, SENTENCE_WEIGHTS
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--squad", default=str(ROOT.parent / "shared" / "data" / "squad-dev-half.json"))
+    ap.add_argument("--n", type=int, default=2500)
+    ap.add_argument("--work", default=str(ROOT / ".qa-eval" / "bench"))
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    rows = collect(args.n, Path(args.work), Path(args.squad))
+    folds = [[r for r in rows if r["article"] % 2 == f] for f in (0, 1)]
+    print(f"{len(rows)} questions; current weights: {score(rows, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS)}")
+    for f in (0, 1):
+        train, test = folds[1 - f], folds[f]
+        pw, sw = fit(*passage_data(train)), fit(*sentence_data(train))
+        print(f"fold {f}: fitted on other articles -> {score(test, pw, sw)}; current weights -> "
+              f"{score(test, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS)}")
+    pw, sw = fit(*passage_data(rows)), fit(*sentence_data(rows))
+    scale = lambda w: np.round(w / np.abs(w).max(), 3)  # noqa: E731  (ranking is scale-free)
+    print("PASSAGE_WEIGHTS =", dict(zip(PASSAGE_FEATURES, scale(pw).tolist())))
+    print("SENTENCE_WEIGHTS =", dict(zip(SENTENCE_FEATURES, scale(sw).tolist())))
+    print(f"in-sample with fitted weights: {score(rows, pw, sw)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The command line, in-process: thin over the API, errors as one line and a non-zero exit."""
+
+import json
+
+import pytest
+
+from qa.cli import main
+
+
+@pytest.fixture
+def cli_dirs(seed_dirs, seed_qa):
+    docs, index = seed_dirs  # seed_qa has already built this index
+    return ["--docs", str(docs), "--index", str(index)]
+
+
+def test_ask_prints_numbered_cited_passages(cli_dirs, capsys):
+    assert main(["ask", "What did Lavrov tell NBC News?", "-k", "2", *cli_dirs]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[1] ")
+    assert "[2] " in out
+    assert "004_6ea698a1f7ec13dd.txt, characters " in out
+    assert "» " in out
+
+
+def test_ask_json_is_the_answer_dict(cli_dirs, capsys):
+    assert main(["ask", "What did Lavrov say about ceasefires?", "--json", "-k", "3", *cli_dirs]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["answered"] is True and 1 <= len(d["passages"]) <= 3
+    c = d["passages"][0]["citation"]
+    assert set(c) >= {"doc_id", "title", "path", "start", "end"}
+
+
+def test_follow_up_with_history(cli_dirs, capsys):
+    assert main(["ask", "Whose troops would be unacceptable?", "--history",
+                 "What did Lavrov say about security guarantees for Ukraine?", "--json", *cli_dirs]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert any("European troops" in p["text"] for p in d["passages"][:3])
+
+
+def test_unanswerable_says_so(cli_dirs, capsys):
+    assert main(["ask", "What is the capital of Australia?", *cli_dirs]) == 0
+    assert "do not answer" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 100_000])
+def test_bad_question_is_one_line_and_exit_2(cli_dirs, capsys, question):
+    assert main(["ask", question, *cli_dirs]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qa: error:")
+
+
+@pytest.mark.parametrize("k", ["0", "-3", "1000000"])
+def test_bad_k_is_exit_2(cli_dirs, capsys, k):
+    assert main(["ask", "What did Lavrov say?", "-k", k, *cli_dirs]) == 2
+    assert "k must be" in capsys.readouterr().err
+
+
+def test_missing_docs_folder(tmp_path, capsys):
+    assert main(["ask", "anything", "--docs", str(tmp_path / "nope"), "--index", str(tmp_path / "i")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0]
+
+
+def test_index_reports_up_to_date(cli_dirs, capsys):
+    assert main(["index", *cli_dirs]) == 0
+    out = capsys.readouterr().out
+    assert "index up to date: 5 documents" in out
+
+
+def test_python_dash_m_works(seed_dirs, seed_qa):
+    import subprocess
+    import sys
+
+    docs, index = seed_dirs
+    r = subprocess.run([sys.executable, "-m", "qa", "ask", "What did Lavrov tell NBC News?", "--json",
+                        "--docs", str(docs), "--index", str(index)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["answered"] is True

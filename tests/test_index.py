@@ -1,0 +1,171 @@
+"""Index building, saving, updating and staleness rules, with the real model and FAISS."""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import QA, DocumentsError, Settings
+from qa.index import Index
+from qa.store import IndexStore
+
+ARTICLE_A = """Harbour Council Approves New Ferry Route
+
+The harbour council approved a new ferry route on Tuesday, linking the old port with the island of Vell.
+
+"This route will cut the crossing time in half," council chair Mira Solberg said after the vote.
+
+The first ferries are expected to sail in the spring, the council said.
+"""
+
+ARTICLE_B = """Orchard Growers Report Record Apple Harvest
+
+Orchard growers in the valley reported a record apple harvest this autumn, citing a mild summer.
+
+"We have never picked so many apples in a single season," grower Tomas Lind told reporters.
+"""
+
+ARTICLE_C = """Library Reopens After Two-Year Renovation
+
+The city library reopened on Saturday after a two-year renovation that added a rooftop reading garden.
+"""
+
+
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def small(tmp_path):
+    docs = _write(tmp_path / "docs", {"a.txt": ARTICLE_A, "b.txt": ARTICLE_B})
+    return docs, tmp_path / "index"
+
+
+def test_build_then_load_unchanged(small):
+    docs, index = small
+    first = QA(docs, index)
+    assert first.last_update.rebuilt and set(first.last_update.added) == {"a.txt", "b.txt"}
+    second = QA(docs, index)
+    assert not second.last_update.changed_anything
+    assert set(second.last_update.unchanged) == {"a.txt", "b.txt"}
+    ans = second.ask("How much will the ferry route cut the crossing time?")
+    assert ans.answered and ans.passages[0].citation.doc_id == "a.txt"
+
+
+def test_add_change_remove_are_detected(small):
+    docs, index = small
+    QA(docs, index)
+    (docs / "c.txt").write_text(ARTICLE_C, encoding="utf-8")
+    (docs / "b.txt").write_text(ARTICLE_B.replace("record", "modest"), encoding="utf-8")
+    (docs / "a.txt").unlink()
+    bot = QA(docs, index)
+    u = bot.last_update
+    assert u.added == ("c.txt",) and u.changed == ("b.txt",) and u.removed == ("a.txt",)
+    assert not u.rebuilt
+    assert {d.doc_id for d in bot.documents()} == {"b.txt", "c.txt"}
+    ans = bot.ask("When did the library reopen?")
+    assert ans.passages[0].citation.doc_id == "c.txt"
+    assert all(p.citation.doc_id != "a.txt" for p in bot.ask("ferry route crossing time").passages)
+
+
+def test_settings_change_rebuilds(small):
+    docs, index = small
+    QA(docs, index)
+    bot = QA(docs, index, settings=Settings(max_passage_chars=300))
+    assert bot.last_update.rebuilt and "settings" in bot.last_update.reason
+
+
+def test_unchanged_documents_are_not_embedded_again(small):
+    from qa import store
+    from qa.embed import Embedder
+
+    docs, index = small
+    bot = QA(docs, index)
+    previous = bot._state[0]
+    embedded = []
+
+    class Counting(Embedder):
+        def embed_passages(self, texts, progress=False):
+            embedded.extend(texts)
+            return super().embed_passages(texts, progress)
+
+    (docs / "c.txt").write_text(ARTICLE_C, encoding="utf-8")
+    from qa.ingest import read_folder
+
+    new = store.build(read_folder(docs).documents, previous, Settings(), Counting(), False)
+    assert embedded and all("library" in t.lower() or "Library" in t for t in embedded)
+    old_rows = [i for i, c in enumerate(new.chunks) if c.doc_id == "a.txt"]
+    prev_rows = [i for i, c in enumerate(previous.chunks) if c.doc_id == "a.txt"]
+    assert np.array_equal(new.vectors[old_rows], previous.vectors[prev_rows])
+
+
+def test_save_load_round_trip(small, tmp_path):
+    docs, index = small
+    idx = QA(docs, index)._state[0]
+    idx.save(tmp_path / "copy")
+    loaded = Index.load(tmp_path / "copy")
+    assert loaded.chunks == idx.chunks and loaded.docs == idx.docs
+    assert np.array_equal(loaded.vectors, idx.vectors)
+    manifest = json.loads((tmp_path / "copy" / "manifest.json").read_text())
+    assert manifest["format"] == 1 and manifest["model"] == Settings().model
+    assert set(manifest["documents"]) == {"a.txt", "b.txt"}
+    assert not list((tmp_path / "copy").rglob("*.pkl"))
+
+
+@pytest.mark.parametrize("damage", ["truncate_vectors", "flip_vectors", "drop_manifest", "edit_manifest",
+                                    "drop_chunk", "garbage_current"])
+def test_damaged_index_is_rebuilt_with_a_warning(small, damage, caplog):
+    docs, index = small
+    QA(docs, index)
+    version = IndexStore(index).current()
+    if damage == "truncate_vectors":
+        data = (version / "vectors.npy").read_bytes()
+        (version / "vectors.npy").write_bytes(data[: len(data) // 2])
+    elif damage == "flip_vectors":
+        data = bytearray((version / "vectors.npy").read_bytes())
+        data[-10] ^= 0xFF
+        (version / "vectors.npy").write_bytes(bytes(data))
+    elif damage == "drop_manifest":
+        (version / "manifest.json").unlink()
+    elif damage == "edit_manifest":
+        m = json.loads((version / "manifest.json").read_text())
+        m["counts"]["passages"] += 3
+        (version / "manifest.json").write_text(json.dumps(m))
+    elif damage == "drop_chunk":
+        lines = (version / "chunks.jsonl").read_text().splitlines(keepends=True)
+        (version / "chunks.jsonl").write_text("".join(lines[:-1]))
+    else:
+        (index / "CURRENT").write_text("../../etc\n")
+    with caplog.at_level(logging.WARNING, logger="qa"):
+        bot = QA(docs, index)
+    assert bot.last_update.rebuilt
+    if damage != "garbage_current":
+        assert any("damaged" in r.getMessage() for r in caplog.records)
+    ans = bot.ask("What did the growers report about the apple harvest?")
+    assert ans.answered and ans.passages[0].citation.doc_id == "b.txt"
+
+
+def test_half_written_version_is_ignored_and_collected(small):
+    docs, index = small
+    QA(docs, index)
+    stale = index / ".tmp-deadbeef"
+    stale.mkdir()
+    (stale / "vectors.npy").write_bytes(b"partial")
+    (docs / "c.txt").write_text(ARTICLE_C, encoding="utf-8")
+    bot = QA(docs, index)
+    assert bot.last_update.added == ("c.txt",)
+    assert not stale.exists()
+    assert len([p for p in index.iterdir() if p.name.startswith("v-")]) == 1
+
+
+def test_empty_and_missing_folders_fail_clearly(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DocumentsError, match="no readable articles"):
+        QA(tmp_path / "empty", tmp_path / "index")
+    with pytest.raises(DocumentsError):
+        QA(tmp_path / "missing", tmp_path / "index")
