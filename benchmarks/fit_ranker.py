@@ -42,9 +42,10 @@ def collect(n: int, work: Path, squad: Path, depth: int = 30):
     step = len(qs) / min(n, len(qs))
     qs = [qs[int(i * step)] for i in range(min(n, len(qs)))]
     rows = []
-    for qi, (question, golds, article) in enumerate(qs):
-        query = formulate(question, [])
-        cands = retrieve(index, embedder.embed_query(query), query)[:depth]
+    queries = [formulate(q, []) for q, _, _ in qs]
+    qvecs = embedder.embed_passages(queries)  # one batch: much faster than one call per question
+    for (question, golds, article), query, qvec in zip(qs, queries, qvecs):
+        cands = retrieve(index, qvec, query)[:depth]
         q = analyse(question, query, [], index)
         golds = [normalise(g) for g in golds]
         cand_rows = []
@@ -60,27 +61,42 @@ def collect(n: int, work: Path, squad: Path, depth: int = 30):
     return rows
 
 
-def fit(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
+def fit(groups: list[tuple[np.ndarray, np.ndarray]], l2: float = 1e-2) -> np.ndarray:
+    """Listwise logistic (softmax) ranking: maximise the probability mass on positives per group.
 
-    m = LogisticRegression(C=1.0, max_iter=2000).fit(X, y)
-    return m.coef_[0]
+    Features are standardised for the fit and the weights mapped back to raw units; a constant
+    offset is irrelevant to a ranking, so there is no intercept.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import logsumexp
+
+    X_all = np.concatenate([X for X, _ in groups])
+    mu, sd = X_all.mean(0), X_all.std(0) + 1e-9
+    zs = [((X - mu) / sd, y.astype(bool)) for X, y in groups]
+
+    def loss(w):
+        total, grad = 0.0, np.zeros_like(w)
+        for Z, y in zs:
+            s = Z @ w
+            lse_all, lse_pos = logsumexp(s), logsumexp(s[y])
+            total += lse_all - lse_pos
+            p_all = np.exp(s - lse_all)
+            p_pos = np.where(y, np.exp(s - lse_pos), 0.0)
+            grad += Z.T @ (p_all - p_pos)
+        n = len(zs)
+        return total / n + l2 * w @ w, grad / n + 2 * l2 * w
+
+    w = minimize(loss, np.zeros(X_all.shape[1]), jac=True, method="L-BFGS-B").x
+    return w / sd
 
 
 def passage_data(rows):
-    X = np.array([c["f"] for r in rows for c in r["cands"] if any(x["y"] for x in r["cands"])])
-    y = np.array([c["y"] for r in rows for c in r["cands"] if any(x["y"] for x in r["cands"])])
-    return X, y
+    return [(np.array([c["f"] for c in r["cands"]]), np.array([c["y"] for c in r["cands"]]))
+            for r in rows if any(c["y"] for c in r["cands"])]
 
 
 def sentence_data(rows):
-    X, y = [], []
-    for r in rows:
-        for c in r["cands"]:
-            if c["y"] and c["sy"].any():
-                X.extend(c["sf"])
-                y.extend(c["sy"])
-    return np.array(X), np.array(y)
+    return [(c["sf"], c["sy"]) for r in rows for c in r["cands"] if c["y"] and c["sy"].any() and len(c["sf"]) > 1]
 
 
 def score(rows, pw: np.ndarray, sw: np.ndarray) -> dict:
@@ -113,10 +129,10 @@ def main() -> None:
     print(f"{len(rows)} questions; current weights: {score(rows, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS)}")
     for f in (0, 1):
         train, test = folds[1 - f], folds[f]
-        pw, sw = fit(*passage_data(train)), fit(*sentence_data(train))
+        pw, sw = fit(passage_data(train)), fit(sentence_data(train))
         print(f"fold {f}: fitted on other articles -> {score(test, pw, sw)}; current weights -> "
               f"{score(test, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS)}")
-    pw, sw = fit(*passage_data(rows)), fit(*sentence_data(rows))
+    pw, sw = fit(passage_data(rows)), fit(sentence_data(rows))
     scale = lambda w: np.round(w / np.abs(w).max(), 3)  # noqa: E731  (ranking is scale-free)
     print("PASSAGE_WEIGHTS =", dict(zip(PASSAGE_FEATURES, scale(pw).tolist())))
     print("SENTENCE_WEIGHTS =", dict(zip(SENTENCE_FEATURES, scale(sw).tolist())))

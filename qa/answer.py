@@ -38,8 +38,7 @@ def answers(e: Evidence) -> bool:
     question asks what someone said about a topic, the person's name alone is no evidence: the
     passage must also speak of the topic (its words, or a sentence very close in meaning).
     """
-    base = e.sentence >= 0.55 or (e.sentence >= 0.30 and e.coverage >= 0.6) or (
-        e.dense >= 0.45 and e.coverage >= 0.45)
+    base = e.sentence >= 0.50 or (e.sentence >= 0.30 and e.coverage >= 0.50)
     return base and (e.topic is None or e.topic >= TOPIC_COVERAGE or e.sentence >= 0.6)
 
 
@@ -58,8 +57,12 @@ def rerank(question: str, query: str, history: list[str], candidates: list[Candi
            index: Index, depth: int = 20) -> list[Scored]:
     """Rescore the top candidates with the fitted passage model; pick each one's best sentence."""
     q = analyse(question, query, history, index)
+    top = candidates[:depth]
+    chosen = {c.chunk_id for c in top}
+    # Keep the passage right after a chosen one (see retrieve: scene in one, quote in the next).
+    top += [c for c in candidates[depth:] if c.chunk_id - 1 in chosen]
     scored = []
-    for cand in candidates[:depth]:
+    for cand in top:
         ev = passage_evidence(q, cand, index)
         best = int(np.argmax(ev.sentences @ SENTENCE_WEIGHTS)) if len(ev.sentences) else 0
         scored.append(Scored(float(ev.features @ PASSAGE_WEIGHTS), cand, best, ev.coverage,
@@ -72,7 +75,9 @@ def evidence(scored: list[Scored]) -> Evidence:
     """The abstention signals of a ranking."""
     top = scored[0]
     topic = None if top.topic is None else max(s.topic for s in scored[:3])
-    return Evidence(max(s.cand.sentence for s in scored[:3]), top.cand.dense, top.coverage, topic)
+    # The best of the first few: the answer need not be the top passage for the question to be answerable.
+    return Evidence(max(s.cand.sentence for s in scored[:3]), top.cand.dense,
+                    max(s.coverage for s in scored[:3]), topic)
 
 
 def compose(question: str, query: str, history: list[str], candidates: list[Candidate],

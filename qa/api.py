@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import re
 import shutil
@@ -16,8 +17,9 @@ log = logging.getLogger("qa")
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
+MAX_NAME_BYTES = 200  # below the usual 255-byte limit of file systems
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # and lone surrogates
 
 
 class QA:
@@ -44,6 +46,7 @@ class QA:
         self._lock = threading.Lock()
         self._state = None  # (Index, Embedder), swapped whole so ask() never sees half an update
         self._state_version: Path | None = None
+        self._good_model: Path | None = None  # the last saved query model seen to load and run
         self.last_update: IndexUpdate = self.refresh()
 
     # -- asking ----------------------------------------------------------------------------------
@@ -67,9 +70,11 @@ class QA:
         from .retrieve import formulate, retrieve
 
         question = _clean_question(question)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
             raise BadQuestionError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
-        past = [_clean_question(h) for h in (history or ()) if isinstance(h, str) and h.strip()][-3:]
+        k = int(k)
+        history, sources = _text_list(history, "history"), _text_list(sources, "sources")
+        past = [_clean_question(h) for h in history if h.strip()][-3:]
         index, embedder = self._state
         allowed = None
         if sources:
@@ -97,7 +102,10 @@ class QA:
             raise DocumentsError(f"no document {doc_id!r} in the index")
         from .ingest import read_document
 
-        return read_document(Path(info.path), self.docs_dir).text
+        doc = read_document(Path(info.path), self.docs_dir)
+        if doc.content_hash != info.content_hash:  # the citations' offsets point into the indexed text
+            raise DocumentsError(f"{doc_id} has changed since it was indexed; refresh the index first")
+        return doc.text
 
     def add_file(self, name: str, data: bytes, max_bytes: int = 5_000_000) -> IndexUpdate:
         """Save an uploaded article into the documents folder and update the index.
@@ -109,11 +117,18 @@ class QA:
         if len(data) > max_bytes:
             raise DocumentsError(f"{base}: file too large ({len(data):,} bytes; limit {max_bytes:,})")
         target = self.docs_dir / base
-        if target.exists():
+        if os.path.lexists(target):
             raise DocumentsError(f"{base}: a document with this name already exists")
-        tmp = self.docs_dir / f".upload-{os.getpid()}-{threading.get_ident()}-{base}"
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        tmp = self.docs_dir / f".upload-{os.getpid()}-{threading.get_ident()}.part"
+        try:
+            tmp.write_bytes(data)
+            os.link(tmp, target)  # unlike a rename, fails if the name was taken meanwhile: nothing overwritten
+        except FileExistsError:
+            raise DocumentsError(f"{base}: a document with this name already exists") from None
+        except OSError as exc:
+            raise DocumentsError(f"{base}: cannot save the upload ({exc.strerror or exc})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
         return self.refresh()
 
     def remove_document(self, doc_id: str) -> IndexUpdate:
@@ -124,6 +139,8 @@ class QA:
         path = Path(info.path).resolve()
         if self.docs_dir.resolve() not in path.parents:
             raise DocumentsError(f"{doc_id}: not inside the documents folder")
+        if len(self._state[0].docs) == 1:  # the index could not be updated to hold nothing
+            raise DocumentsError(f"{doc_id} is the only document; add another before removing it")
         path.unlink(missing_ok=True)
         return self.refresh()
 
@@ -146,22 +163,29 @@ class QA:
                 loaded = load_current(self._store)
             version = loaded[1] if loaded else None
             update = plan(hashes, version, self.settings)
-            if loaded is None and self._store.current() is not None:
+            if loaded is None and (self._store.root / "CURRENT").exists():
                 update = _with(update, reason="the saved index was damaged")
+            model_ok = True
             if loaded and not update.changed_anything:
                 index = loaded[0]
-                if self._state is None or self._state[0] is not index:
-                    self._state = (index, self._query_embedder(version))
+                if self._state is not None and self._state[0] is index:
+                    return _with(update, skipped=skipped, passages=len(index))
+                embedder = self._query_embedder(version)
+                if embedder is not None:
+                    self._state = (index, embedder)
                     self._state_version = version
-                return _with(update, skipped=skipped, passages=len(index))
+                    return _with(update, skipped=skipped, passages=len(index))
+                # The saved query model is damaged: write a new version (vectors reused, model exported).
+                model_ok = False
+                update = _with(update, rebuilt=True, reason="the saved query model was damaged")
             previous = loaded[0] if loaded else None
             builder = Embedder(self.settings.model)
             index = build(folder.documents, previous, self.settings, builder, self._show_progress(folder))
             tmp = self._store.new_version()
             index.save(tmp)
-            self._export_model(version, tmp)
+            self._export_model(version if model_ok else None, tmp)
             final = self._store.commit(tmp)
-            self._state = (index, self._query_embedder(final))
+            self._state = (index, self._query_embedder(final) or Embedder(self.settings.model))
             self._state_version = final
             log.info("index updated: %s", update)
             return _with(update, skipped=skipped, passages=len(index))
@@ -178,7 +202,9 @@ class QA:
         if not hasattr(embed, "export_onnx"):
             return
         old = old_version / "model" if old_version else None
-        if old is not None and old.is_dir() and (old / "embed_config.json").exists():
+        usable = old is not None and old.is_dir() and (old / "embed_config.json").exists() and (
+            old == self._good_model or _model_works(old, self.settings) is not None)
+        if usable:  # a damaged model is exported afresh rather than copied on into every new version
             shutil.copytree(old, new_version / "model")
         else:
             embed.export_onnx(self.settings.model, new_version / "model")
@@ -188,14 +214,46 @@ class QA:
 
         model_dir = version / "model"
         if (model_dir / "embed_config.json").exists():
-            return Embedder(self.settings.model, onnx_dir=model_dir)
+            embedder = _model_works(model_dir, self.settings)
+            if embedder is None:
+                log.warning("index at %s is damaged, rebuilding: its query model does not load", version)
+            else:
+                self._good_model = model_dir
+            return embedder
         return Embedder(self.settings.model)
+
+
+def _model_works(model_dir: Path, settings: Settings):
+    """An Embedder on the saved query model if it loads and embeds (the session is loaded now, not at
+    the first question), else None."""
+    from .embed import Embedder
+
+    try:
+        embedder = Embedder(settings.model, onnx_dir=model_dir)
+        vec = embedder.embed_query("warm-up")
+        if vec.ndim != 1 or not vec.size:
+            return None
+        return embedder
+    except Exception as exc:  # any failure to load or run it means it cannot answer questions
+        log.debug("query model at %s unusable: %s", model_dir, exc)
+        return None
 
 
 def _with(update: IndexUpdate, **changes) -> IndexUpdate:
     from dataclasses import replace
 
     return replace(update, **changes)
+
+
+def _text_list(value, what: str) -> list[str]:
+    """history / sources as a list of strings (None: empty); anything else is a BadQuestionError."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise BadQuestionError(f"{what} must be a list of strings, got {type(value).__name__}")
+    if not all(isinstance(x, str) for x in value):
+        raise BadQuestionError(f"{what} must be a list of strings")
+    return list(value)
 
 
 def _clean_question(question) -> str:
@@ -214,8 +272,10 @@ def _safe_upload_name(name: str) -> str:
     """The bare file name of an upload, refused if it could escape the folder or hide itself."""
     if not isinstance(name, str) or not name.strip():
         raise DocumentsError("the upload has no file name")
-    if "/" in name or "\\" in name or ".." in name or "\x00" in name:
-        raise DocumentsError(f"{name!r}: file names may not contain paths or '..'")
+    if "/" in name or "\\" in name or ".." in name or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name):
+        raise DocumentsError(f"{name!r}: file names may not contain paths, '..' or control characters")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise DocumentsError(f"{name[:40]!r}…: file name too long (at most {MAX_NAME_BYTES} bytes)")
     if name.startswith("."):
         raise DocumentsError(f"{name!r}: hidden files are not accepted")
     if not name.lower().endswith(UPLOAD_SUFFIXES):

@@ -85,6 +85,11 @@ def attribute(sentences: list[str], paragraph_ids: list[int]) -> list[str | None
     return speakers
 
 
+def is_quote(sentence: str) -> bool:
+    """Does the sentence carry a direct quotation (the speaker's own words)?"""
+    return bool(_QUOTE.search(sentence))
+
+
 def speaker_matches(speaker: str | None, person: str) -> bool:
     """True if a sentence's speaker is the person asked about (surname match, case-insensitive)."""
     if not speaker or not person:
@@ -121,3 +126,10 @@ def speaker_question(question: str) -> tuple[str | None, str]:
         topic = (question[:m.start()] + question[m.end():]).strip(" ,?.!")
         return m.group("x"), topic
     return None, question
+
+
+def lexical_query(question: str) -> str:
+    """The words to match literally: for "What did X say about Y?" just X and Y (the frame
+    "what did ... say about" would otherwise match any passage where anyone says anything)."""
+    person, topic = speaker_question(question)
+    return f"{person} {topic}" if person else question

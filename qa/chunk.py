@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from .textutil import sentence_spans
-from .types import Chunk, Document
+from .types import Block, Chunk, Document
 
 
-def chunk_document(doc: Document, max_chars: int = 1200) -> list[Chunk]:
+def chunk_document(doc: Document, max_chars: int = 1200, min_chars: int = 0, joined_max: int = 0) -> list[Chunk]:
     """Passages of one document: a paragraph each, split into runs of whole sentences if too long.
 
     Args:
         doc: the document, with its kept paragraphs (`blocks`).
         max_chars: longest passage wanted; a single longer sentence is cut at a word boundary,
             the only case where a passage may end mid-sentence (it would otherwise be unbounded).
+        min_chars, joined_max: short paragraphs are joined with a neighbour (see _merge_short).
 
     Returns:
         Chunks in document order, each a verbatim span `doc.text[start:end]`.
     """
     chunks: list[Chunk] = []
-    for block in doc.blocks:
+    for block in _merge_short(doc, min_chars, joined_max):
         sents = []
         for s, e in sentence_spans(doc.block_text(block), block.start):
             sents.extend(_cut_long(doc.text, s, e, max_chars))
@@ -31,6 +32,27 @@ def chunk_document(doc: Document, max_chars: int = 1200) -> list[Chunk]:
         if group:
             chunks.append(_make(doc, group))
     return chunks
+
+
+def _merge_short(doc: Document, min_chars: int, joined_max: int) -> list[Block]:
+    """Join adjacent paragraphs when either is shorter than `min_chars` and the two fit in `joined_max`.
+
+    News paragraphs are often one sentence, and the occasion ("Speaking to NBC News, ...") sits in
+    one while the quote follows in the next; a passage of a few sentences keeps them together.
+    Only paragraphs adjacent in the file are joined (nothing removed between them), so the passage
+    stays one verbatim span.
+    """
+    merged: list[Block] = []
+    for block in doc.blocks:
+        if merged:
+            last = merged[-1]
+            gap = doc.text[last.end:block.start]
+            short = min(last.end - last.start, block.end - block.start) < min_chars
+            if short and block.end - last.start <= joined_max and not gap.strip():
+                merged[-1] = Block(last.start, block.end)
+                continue
+        merged.append(block)
+    return merged
 
 
 def _make(doc: Document, sents: list[tuple[int, int]]) -> Chunk:

@@ -6,14 +6,25 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import textwrap
 
 from .errors import BadQuestionError, DocumentsError, QAError
 
+# Terminal control characters (ANSI escapes...) in article text are shown as U+FFFD, never sent raw.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr and exit status 2, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"qa: error: {message} (see {self.prog} --help)\n")
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qa", description="Answer questions from a folder of news articles "
+    p = _Parser(prog="qa", description="Answer questions from a folder of news articles "
                                 "with verbatim, cited passages.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -51,13 +62,30 @@ def main(argv: list[str] | None = None) -> int:
             return _index(args)
         return _eval(args)
     except (BadQuestionError, DocumentsError) as exc:
-        print(f"qa: error: {exc}", file=sys.stderr)
+        print(f"qa: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except QAError as exc:
-        print(f"qa: error: {exc}", file=sys.stderr)
+        print(f"qa: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # an unreadable question file, an unwritable index folder, a closed pipe...
+        print(f"qa: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line, the traceback only on request
+        if os.environ.get("QA_DEBUG"):
+            raise
+        print(f"qa: error: unexpected {type(exc).__name__}: {_one_line(exc)} (set QA_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(_UNPRINTABLE.sub("\ufffd", str(exc)).split())
+
+
+def _shown(text: str) -> str:
+    return _UNPRINTABLE.sub("\ufffd", text)
 
 
 def _ask(args) -> int:
@@ -73,14 +101,14 @@ def _ask(args) -> int:
     for i, p in enumerate(answer.passages, start=1):
         c = p.citation
         source = " — ".join(x for x in (c.title, c.outlet) if x)
-        print(f"[{i}] {source}")
-        print(f"    {c.doc_id}, characters {c.start}–{c.end}   (score {p.score:.3f})")
-        print(textwrap.indent(textwrap.fill(p.text, 100), "    "))
-        print(textwrap.indent(textwrap.fill(f"» {p.highlight}", 100), "    "))
+        print(_shown(f"[{i}] {source}"))
+        print(_shown(f"    {c.doc_id}, characters {c.start}–{c.end}   (score {p.score:.3f})"))
+        print(_shown(textwrap.indent(textwrap.fill(p.text, 100), "    ")))
+        print(_shown(textwrap.indent(textwrap.fill(f"» {p.highlight}", 100), "    ")))
         if p.speaker:
-            print(f"    speaker: {p.speaker}")
+            print(_shown(f"    speaker: {p.speaker}"))
         for other in p.also_in:
-            print(f"    also reported by: {other.title} ({other.doc_id}, characters {other.start}–{other.end})")
+            print(_shown(f"    also reported by: {other.title} ({other.doc_id}, characters {other.start}–{other.end})"))
         print()
     return 0
 

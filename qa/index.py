@@ -136,12 +136,43 @@ class Index:
                     raise IndexCorruptError("FAISS index size disagrees with the passages")
             import bm25s
 
-            bm25 = bm25s.BM25.load(str(d / "bm25"))
+            bm25 = bm25s.BM25.load(str(d / "bm25"), show_progress=False)
+            _check_consistency(manifest, docs, chunks, vectors, sent_vectors, bm25)
             return cls(settings, docs, chunks, vectors, sent_vectors, dense=dense, bm25=bm25)
         except IndexCorruptError:
             raise
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-            raise IndexCorruptError(f"cannot load index from {d}: {exc}") from exc
+        except Exception as exc:  # whatever a damaged file makes a loader raise, it is damage
+            raise IndexCorruptError(f"cannot load index from {d}: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_consistency(manifest: dict, docs: dict[str, DocInfo], chunks: list[Chunk], vectors: np.ndarray,
+                       sent_vectors: np.ndarray, bm25) -> None:
+    """Cross-check the loaded parts, so damage that passes the file hashes (or a manifest rewritten
+    with them) is found here rather than as a crash or a wrong citation at question time."""
+    counts = manifest["counts"]
+    dim = counts.get("dim")
+    for name, arr in (("vectors", vectors), ("sentence vectors", sent_vectors)):
+        if arr.ndim != 2 or arr.shape[1] != dim or not np.issubdtype(arr.dtype, np.floating):
+            raise IndexCorruptError(f"{name} have shape {arr.shape} ({arr.dtype}); expected rows of {dim} floats")
+        if not np.isfinite(arr).all():
+            raise IndexCorruptError(f"{name} contain NaN or infinite values")
+    if len(sent_vectors) != counts.get("sentences"):
+        raise IndexCorruptError("sentence count disagrees with the manifest")
+    for c in chunks:
+        info = docs.get(c.doc_id)
+        if (info is None or not 0 <= c.start < c.end <= info.chars or len(c.text) != c.end - c.start
+                or not c.sentences or any(not c.start <= s < e <= c.end for s, e in c.sentences)
+                or (c.speakers and len(c.speakers) != len(c.sentences))):
+            raise IndexCorruptError(f"passage {c.doc_id}:{c.start}-{c.end} is inconsistent with its document")
+    scores = bm25.scores
+    data, indices, indptr = scores["data"], scores["indices"], scores["indptr"]
+    vocab_ids = list(bm25.vocab_dict.values()) if bm25.vocab_dict else []
+    ok = (int(scores["num_docs"]) == len(chunks) and len(data) == len(indices) and len(indptr) > 0
+          and int(indptr[-1]) == len(data) and not np.any(np.diff(indptr) < 0)
+          and (not len(indices) or 0 <= int(indices.min()) <= int(indices.max()) < len(chunks))
+          and (not vocab_ids or 0 <= min(vocab_ids) <= max(vocab_ids) < len(indptr)))
+    if not ok:
+        raise IndexCorruptError("the BM25 index disagrees with the passages")
 
 
 def read_manifest(directory: Path) -> dict:
@@ -151,8 +182,14 @@ def read_manifest(directory: Path) -> dict:
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
             raise IndexCorruptError(f"index format is not version {FORMAT_VERSION}")
         for key in ("model", "settings", "documents", "counts", "files"):
-            if key not in manifest:
-                raise IndexCorruptError(f"index manifest lacks {key!r}")
+            if not isinstance(manifest.get(key), str if key == "model" else dict):
+                raise IndexCorruptError(f"index manifest lacks {key!r} or it has the wrong type")
+        for key in ("documents", "files"):
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest[key].items()):
+                raise IndexCorruptError(f"index manifest {key!r} must map names to hashes")
+        for name in manifest["files"]:  # the hashed files must all lie inside the version folder
+            if name.startswith("/") or "\\" in name or ".." in name.split("/"):
+                raise IndexCorruptError(f"index manifest names a file outside the index: {name!r}")
         return manifest
     except (OSError, ValueError) as exc:
         raise IndexCorruptError(f"cannot read index manifest in {directory}: {exc}") from exc

@@ -184,6 +184,8 @@ def _is_furniture(t: str) -> bool:
     """Strong signs of page furniture, whatever the punctuation: widgets, nav, timestamps."""
     words = _words(t)
     n = len(words)
+    if n > 25 and _ends_sentence(t) and not _is_cta(t):
+        return False  # long running prose (even full of figures or "a / b") is never a widget
     if n == 0 or _alpha_ratio(t) < 0.5 or _is_nav(t) or _is_cta(t) or ("©" in t and n <= 20):
         return True
     if n <= 12 and (_GLUED.search(t) or (_TIMESTAMP.search(t.lower()) and not _ends_sentence(t))):
@@ -278,13 +280,22 @@ def _groups(text: str) -> list[list[tuple[int, int]]]:
 
 
 def _wraps_into(prev: str, nxt: str) -> bool:
-    """Does line `nxt` continue the hard-wrapped line `prev` (same sentence, cut mid-way)?"""
-    split_word = prev.endswith("-") and prev[-2:-1].isalpha()
-    mid_sentence = len(prev) >= 30 and nxt[:1].islower() and not _ends_sentence(prev)
-    if not (split_word or (mid_sentence and len(prev.split()) >= 6)):
+    """Does line `nxt` continue the paragraph `prev` (same sentence, cut mid-way)?"""
+    # Widgets glued to icon names ("folder_openWorld") and headings are not wrapped prose.
+    if _MD_HEADING.match(prev) or _GLUED.search(prev + " " + nxt):
         return False
-    # Widgets glued to icon names ("folder_openWorld") and lists are not wrapped prose.
-    return not (_MD_HEADING.match(prev) or _LIST_MARKER.match(nxt) or _GLUED.search(prev + " " + nxt))
+    if prev.endswith("-") and prev[-2:-1].isalpha():
+        return True
+    if _ends_sentence(prev) or prev.rstrip().endswith(":"):
+        return False
+    long_enough = len(prev.split()) >= 6
+    if nxt[:1].islower():
+        return long_enough and not _LIST_MARKER.match(nxt)
+    # A break inside a token (a formula's subscript, "O\n2") or before punctuation continues it;
+    # "2. Next point" after a short line is a list item instead.
+    if nxt[:1].isdigit() or nxt[:1] in ",;:.)]":
+        return long_enough or not _LIST_MARKER.match(nxt)
+    return False
 
 
 def _uniform_width(lines: list[str]) -> bool:
@@ -311,7 +322,7 @@ def _paragraphs(text: str) -> list[_Para]:
         whole = _uniform_width(lines)
         start, end = group[0]
         for i in range(1, len(group)):
-            if whole or _wraps_into(lines[i - 1], lines[i]):
+            if whole or _wraps_into(text[start:end], lines[i]):
                 end = group[i][1]
             else:
                 paras.append(_Para(start, end, _collapse(text[start:end])))
@@ -336,6 +347,12 @@ def _header(lines: list[_Para]) -> tuple[str | None, str | None]:
         # body wins, as navigation sits at the very top.
         natural = [i for i in found if _capitalised_ratio(_words(lines[i].text)) < 1.0]
         title_at = natural[0] if natural else (found[-1] if found else None)
+        last = lines[-1].text if lines else ""
+        if (title_at is None and last and 1 <= len(_words(last)) <= 6 and not _ends_sentence(last)
+                and not _is_furniture(last) and _byline(last) is None):
+            # No headline, but a short name right above the text ("Oxygen", "Super Bowl 50"):
+            # a title line as in encyclopedia-style documents.
+            title_at = len(lines) - 1
         title = lines[title_at].text if title_at is not None else None
     outlet = None
     for p in lines[: title_at or 0]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .attribution import lexical_query
 from .index import Index
 from .textutil import is_stopword
 
@@ -68,7 +69,7 @@ def retrieve(index: Index, qvec: np.ndarray, query: str, weights: Weights = Weig
         pool: how many candidates each method contributes.
         allowed: if given, a boolean mask over passages; only those may be returned.
     """
-    bm25_all = index.bm25_scores(query)
+    bm25_all = index.bm25_scores(lexical_query(query))
     if allowed is None:
         dense_ids, _ = index.search_dense(qvec, pool)
     else:
@@ -82,7 +83,12 @@ def retrieve(index: Index, qvec: np.ndarray, query: str, weights: Weights = Weig
     bm25_ids = bm25_ids[bm25_all[bm25_ids] > 0]
     dense_rank = {int(c): r for r, c in enumerate(dense_ids, start=1)}
     bm25_rank = {int(c): r for r, c in enumerate(bm25_ids, start=1)}
-    ids = np.array(sorted(set(dense_rank) | set(bm25_rank)), dtype=np.int64)
+    # The passage after a strong match joins the pool: news often names the occasion in one
+    # paragraph and gives the quote in the next.
+    follow = {i + 1 for i in list(dense_ids[:10]) + list(bm25_ids[:10])
+              if i + 1 < len(index.chunks) and index.chunks[i + 1].doc_id == index.chunks[i].doc_id
+              and (allowed is None or allowed[i + 1])}
+    ids = np.array(sorted(set(dense_rank) | set(bm25_rank) | follow), dtype=np.int64)
     if len(ids) == 0:
         return []
     dense = np.asarray(index.vectors[ids] @ qvec, dtype=np.float32)

@@ -7,6 +7,7 @@ does `CURRENT` change (by an atomic rename), so a crash at any moment leaves the
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import fcntl
 import logging
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DocumentsError, IndexCorruptError
+from .errors import DocumentsError, IndexCorruptError, QAError
 from .index import Index, embedding_input, read_manifest
 from .types import Chunk, DocInfo, IndexUpdate, Settings
 
@@ -45,8 +46,12 @@ class IndexStore:
     @contextmanager
     def lock(self):
         """Serialise writers (processes and threads) of this index folder."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as f:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            f = open(self.root / ".lock", "w")
+        except OSError as exc:  # e.g. the path is a file, or not writable: a clear error, not a traceback
+            raise QAError(f"cannot use index folder {str(self.root)!r}: {exc.strerror or exc}") from None
+        with f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield
@@ -108,6 +113,8 @@ def load_current(store: IndexStore) -> tuple[Index, Path] | None:
     """The live index, or None when there is none or it is damaged (with a warning)."""
     version = store.current()
     if version is None:
+        if (store.root / "CURRENT").exists():  # a pointer to nothing usable is damage, not a first run
+            log.warning("index at %s is damaged, rebuilding: CURRENT does not name a saved version", store.root)
         return None
     try:
         return Index.load(version), version
@@ -136,6 +143,12 @@ def plan(folder_hashes: dict[str, str], version: Path | None, settings: Settings
     )
 
 
+def _same_vectors(a: Settings, b: Settings) -> bool:
+    """Would both settings cut and embed passages identically (BM25 is always rebuilt)?"""
+    fields = ("model", "max_passage_chars", "min_passage_chars", "joined_max_chars", "title_in_embedding")
+    return all(getattr(a, f) == getattr(b, f) for f in fields)
+
+
 def build(documents, previous: Index | None, settings: Settings, embedder, progress: bool) -> Index:
     """A new index over `documents`, reusing `previous`'s passages and vectors for unchanged ones.
 
@@ -151,7 +164,7 @@ def build(documents, previous: Index | None, settings: Settings, embedder, progr
     from .chunk import chunk_document
 
     reuse = {}
-    if previous is not None and previous.settings == settings:
+    if previous is not None and _same_vectors(previous.settings, settings):
         by_doc: dict[str, list[int]] = {}
         for i, c in enumerate(previous.chunks):
             by_doc.setdefault(c.doc_id, []).append(i)
@@ -172,9 +185,11 @@ def build(documents, previous: Index | None, settings: Settings, embedder, progr
             chunks.extend(previous.chunks[i] for i in ids)
             vec_parts.append(("old", ids))
             continue
-        doc_chunks = chunk_document(doc, settings.max_passage_chars)
+        doc_chunks = chunk_document(doc, settings.max_passage_chars, settings.min_passage_chars,
+                                    settings.joined_max_chars)
         sentences = [doc.text[s:e] for c in doc_chunks for s, e in c.sentences]
-        paragraph_ids = [i for i, c in enumerate(doc_chunks) for _ in c.sentences]
+        starts = [b.start for b in doc.blocks]
+        paragraph_ids = [bisect.bisect_right(starts, s) - 1 for c in doc_chunks for s, _ in c.sentences]
         speakers = attribute(sentences, paragraph_ids)
         pos = 0
         for c in doc_chunks:

@@ -46,9 +46,11 @@ def normalise(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-    return frozenset(STOPWORDS_EN)
+    # Function words and question words carry no topic (bm25s' fuller English list, plus the
+    # question words it lacks).
+    return frozenset(STOPWORDS_EN_PLUS) | {"what", "which", "who", "whom", "whose", "when", "where", "why", "how"}
 
 
 @lru_cache(maxsize=1)

@@ -118,7 +118,13 @@ class Settings:
 
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
     max_passage_chars: int = 1200
+    # A paragraph shorter than this is joined with a neighbour when the two fit in
+    # joined_max_chars (news paragraphs are often a single sentence).
+    min_passage_chars: int = 400
+    joined_max_chars: int = 700
     title_in_embedding: bool = True
+    # Version of the BM25 analyser (tokens, stopwords, stemmer): a change must rebuild the index.
+    analyzer: str = "en-snowball-3"
     # Above this many passages the dense index switches from exact to approximate (HNSW) search.
     ann_threshold: int = 200_000
 

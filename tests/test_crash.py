@@ -1,0 +1,286 @@
+"""Crash safety: `qa index` killed with SIGKILL at random moments never leaves an unusable index.
+
+Each run changes the documents, starts an indexing process, kills it with SIGKILL after a seeded
+random delay spread over the whole duration of an unkilled run, then checks that the saved index
+loads cleanly and is either the old one or the new one (never a mixture), and that the next start
+answers correctly about the changed document.
+
+A cold `python -m qa index` spends ~10 s importing torch and sentence-transformers before it does
+any indexing work, so the indexing processes are forked from a warm parent that has done those
+imports and loaded the model (without running it). Each killed process is a fresh process running
+the real `qa index` command (`qa.cli.main`) from start to end; only the import time is saved. One
+cold `python -m qa index` run is killed as well, in the middle of its indexing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from qa import QA
+from qa.index import Index, read_manifest
+from qa.ingest import read_folder
+from qa.store import IndexStore
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = 20
+SEED = 20240611
+
+# The warm parent: imports everything `qa index` needs and loads the model, then forks one indexing
+# process per request ("index DOCS INDEX") and reports "pid N", then "done STATUS SECONDS".
+FORK_SERVER = r"""
+import os, sys, time
+os.environ["HF_HUB_OFFLINE"] = "1"
+import faiss, bm25s, numpy  # noqa: F401
+import qa.api, qa.store, qa.index, qa.ingest, qa.chunk, qa.attribution, qa.answer, qa.retrieve, qa.cli
+from qa.embed import Embedder
+from qa.textutil import _segmenter
+from qa.types import Settings
+Embedder(Settings().model).dim  # loads the sentence-transformers model (no inference before fork)
+_segmenter()
+try:
+    import onnxruntime  # noqa: F401
+except ImportError:
+    pass
+print("ready", flush=True)
+for line in sys.stdin:
+    cmd, docs, index = line.split("\t")
+    index = index.rstrip("\n")
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        try:
+            code = qa.cli.main(["index", "--docs", docs, "--index", index])
+        except BaseException:
+            code = 99
+        os._exit(code)
+    print(f"pid {pid}", flush=True)
+    _, status = os.waitpid(pid, 0)
+    print(f"done {status} {time.perf_counter() - start:.3f}", flush=True)
+"""
+
+BASE = {
+    "ferry.txt": """Harbour Council Approves New Ferry Route
+
+The harbour council of Port Alder approved a new ferry route on Tuesday, linking the old port with the island of Vell.
+
+"This route will cut the crossing time in half," council chair Mira Solberg said after the vote.
+""",
+    "orchard.txt": """Orchard Growers Report Record Apple Harvest
+
+Orchard growers in the Lindvale valley reported a record apple harvest this autumn, citing a mild summer.
+
+"We have never picked so many apples in a single season," grower Tomas Lind told reporters.
+""",
+    "library.txt": """Library Reopens After Two-Year Renovation
+
+The Brackwater city library reopened on Saturday after a two-year renovation that added a rooftop reading garden.
+""",
+}
+
+QUESTION = "What was the winning ticket number in the Harbourtown lottery?"
+
+
+def _news(number: int) -> str:
+    return f"""Harbourtown Lottery Draw
+
+The winning ticket number in the Harbourtown lottery was {number}, the lottery office said on Friday.
+
+Nobody has yet claimed the prize, which the office said was the largest in its history.
+"""
+
+
+def _extra(i: int) -> str:
+    return f"""Glassworks Number {i} Opens in Tarnby
+
+Glassworks number {i} opened in the town of Tarnby on Monday, employing {i * 7 + 11} glassblowers.
+"""
+
+
+class _ForkServer:
+    def __init__(self, tmp: Path):
+        env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+        self.log = open(tmp / "fork-server.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, "-c", FORK_SERVER], cwd=ROOT, env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        assert self._next(180) == "ready"
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+
+    def _next(self, timeout: float) -> str:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"the fork server said nothing for {timeout} s")
+
+    def run(self, docs: Path, index: Path, kill_after: float | None, once_writing: bool = False) -> tuple[bool, float]:
+        """One `qa index` process, killed with SIGKILL `kill_after` s after it starts (or, with
+        `once_writing`, after it starts writing a new version). Returns (killed, seconds)."""
+        self.proc.stdin.write(f"index\t{docs}\t{index}\n")
+        self.proc.stdin.flush()
+        pid = int(self._next(60).split()[1])
+        started = time.perf_counter()
+        killed = False
+        if once_writing:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not any(p.name.startswith(".tmp-") for p in index.iterdir()):
+                time.sleep(0.002)
+            started = time.perf_counter()
+        if kill_after is not None:
+            time.sleep(max(0.0, kill_after - (time.perf_counter() - started)))
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+            except ProcessLookupError:  # already finished
+                pass
+        _, status, seconds = self._next(120).split()
+        status = int(status)
+        was_killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        assert was_killed or (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0), status
+        return killed and was_killed, float(seconds)
+
+    def close(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def _saved_documents(index: Path) -> dict[str, str]:
+    """The live version's documents and hashes, after checking it loads cleanly."""
+    version = IndexStore(index).current()
+    assert version is not None, f"no live version: {sorted(p.name for p in index.iterdir())}"
+    Index.load(version)  # raises IndexCorruptError on any damage
+    return read_manifest(version)["documents"]
+
+
+def _phase(index: Path, committed: bool) -> str:
+    """Where a killed run stopped, from what it left in the index folder."""
+    live = IndexStore(index).current()
+    names = [p.name for p in index.iterdir()]
+    if any(n.startswith(".tmp-") for n in names):
+        return "writing the new version"
+    if any(n.startswith("v-") and n != live.name for n in names):
+        return "collecting the old version" if committed else "between rename and switch"
+    return "after commit" if committed else "before writing"
+
+
+def _folder_hashes(docs: Path) -> dict[str, str]:
+    return {d.doc_id: d.content_hash for d in read_folder(docs).documents}
+
+
+def _check_answers(docs: Path, index: Path, number: int, extras: list[int]) -> None:
+    bot = QA(docs, index)
+    ans = bot.ask(QUESTION)
+    assert ans.answered, ans.reason
+    top = ans.passages[0]
+    assert top.citation.doc_id == "news.txt" and str(number) in top.text, top.text
+    assert bot.document_text("news.txt")[top.citation.start:top.citation.end] == top.text
+    assert {f"extra{i}.txt" for i in extras} <= {d.doc_id for d in bot.documents()}
+    assert _saved_documents(index) == _folder_hashes(docs)
+
+
+@pytest.fixture
+def crash_dirs(tmp_path, seed_qa):
+    """A small corpus indexed once in-process (the query model copied from the session's index)."""
+    from qa import embed
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in {**BASE, "news.txt": _news(100000)}.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    model = seed_qa._store.current() / "model"
+    with pytest.MonkeyPatch.context() as mp:
+        if (model / "embed_config.json").exists() and hasattr(embed, "export_onnx"):
+            mp.setattr(embed, "export_onnx", lambda name, out, quantize=False: shutil.copytree(model, out))
+        QA(docs, tmp_path / "index")
+    return docs, tmp_path / "index"
+
+
+def test_sigkill_at_random_moments_leaves_old_or_new_index(crash_dirs, tmp_path):
+    docs, index = crash_dirs
+    rng = random.Random(SEED)
+    server = _ForkServer(tmp_path)
+    outcomes = {"old": 0, "new": 0, "finished": 0}
+    phases: dict[str, int] = {}
+    extras: list[int] = []
+    try:
+        # One unkilled run sets the time scale of the kills.
+        number = 200000
+        (docs / "news.txt").write_text(_news(number), encoding="utf-8")
+        killed, duration = server.run(docs, index, None)
+        assert not killed
+        _check_answers(docs, index, number, extras)
+        delays = []
+        for run in range(RUNS):
+            old = _saved_documents(index)
+            number = rng.randrange(100000, 999999)
+            (docs / "news.txt").write_text(_news(number), encoding="utf-8")
+            if run % 3 == 0:
+                (docs / f"extra{run}.txt").write_text(_extra(run), encoding="utf-8")
+                extras.append(run)
+            new = _folder_hashes(docs)
+            # Mostly uniform over the whole run; every 4th run aimed at the short write-and-commit phase.
+            once_writing = run % 4 == 3
+            delay = rng.uniform(0, 0.3) if once_writing else rng.uniform(0, 1.2 * duration)
+            delays.append(delay)
+            killed, _ = server.run(docs, index, delay, once_writing)
+            saved = _saved_documents(index)  # loads cleanly: old or new, never a mixture
+            assert saved in (old, new), run
+            outcomes["finished" if not killed else "new" if saved == new else "old"] += 1
+            if killed:
+                phase = _phase(index, saved == new)
+                phases[phase] = phases.get(phase, 0) + 1
+            _check_answers(docs, index, number, extras)  # the next start answers about the change
+    finally:
+        server.close()
+    print(f"\n{RUNS} runs, unkilled duration {duration:.2f} s, kill delays {min(delays):.3f}-{max(delays):.2f} s: "
+          f"{outcomes['old']} killed with the old index live, {outcomes['new']} killed after the new one was "
+          f"committed, {outcomes['finished']} finished before the kill; killed {phases}")
+    assert sum(outcomes.values()) == RUNS and outcomes["old"] >= 1
+
+
+def test_sigkill_of_a_cold_qa_index_process(crash_dirs):
+    """The real command line, exec'd cold, killed while it is indexing (after its slow imports)."""
+    docs, index = crash_dirs
+    old = _saved_documents(index)
+    (docs / "news.txt").write_text(_news(424242), encoding="utf-8")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "qa", "index", "--docs", str(docs), "--index", str(index)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill once it has started writing a new version (a .tmp- folder appears), or after 60 s.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(p.name.startswith(".tmp-") for p in index.iterdir()):
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = _saved_documents(index)
+    assert saved in (old, _folder_hashes(docs))
+    _check_answers(docs, index, 424242, [])
+    assert not [p for p in index.iterdir() if p.name.startswith(".tmp-")]  # collected by the next commit
+    json.dumps(saved)

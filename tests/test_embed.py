@@ -1,0 +1,199 @@
+"""The ONNX embedding path against sentence-transformers, on the real packaged model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from qa import embed  # noqa: E402
+from qa.embed import DEFAULT_MODEL, Embedder, export_onnx  # noqa: E402
+from qa.errors import ModelError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LONG = " ".join(
+    f"Sentence {i} of a long news article about the harbour authority, its budget and the strike."
+    for i in range(60)
+)  # ~1,000 tokens: must be cut at max_seq_length like sentence-transformers does
+
+TEXTS = [
+    "Who won the Super Bowl in 2016?",
+    "The Denver Broncos defeated the Carolina Panthers 24–10 to earn their third Super Bowl title.",
+    "",
+    " ",
+    "\n\t ",
+    "?",
+    "a",
+    "  leading and trailing spaces  ",
+    "ÉMOJI 🎉🔥🚀 naïve café résumé — “quotes” and ‘apostrophes’",
+    "שלום עולם, זהו מבחן של טקסט מימין לשמאל",
+    "مرحبا بالعالم، هذا اختبار للنص من اليمين إلى اليسار",
+    "中文新闻：北京时间今天上午，国家统计局发布了最新数据。",
+    "日本語のニュース記事とEnglish mixed together 123",
+    "Ｆｕｌｌｗｉｄｔｈ ｔｅｘｔ and zero\u200bwidth\u200bspaces",
+    "ALL CAPS HEADLINE: MARKETS TUMBLE AS RATES RISE",
+    "Numbers 3.14159, 1,000,000 and dates 2024-05-01 12:30 UTC",
+    "https://example.com/news/article?id=42&ref=rss <b>html</b> &amp; entities",
+    "Line one.\nLine two.\n\nParagraph two with a tab\tinside.",
+    "Supercalifragilisticexpialidocious antidisestablishmentarianism pneumonoultramicroscopic",
+    LONG,
+    "x" * 3000,
+]
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return (a * b).sum(axis=-1)
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "minilm"
+    export_onnx(DEFAULT_MODEL, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def st_model():
+    return embed._st_model(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def st_vectors(st_model) -> np.ndarray:
+    return st_model.encode(TEXTS, batch_size=8, normalize_embeddings=True, convert_to_numpy=True)
+
+
+def test_export_writes_complete_folder(onnx_dir: Path):
+    assert sorted(p.name for p in onnx_dir.iterdir()) == ["embed_config.json", "model.onnx", "tokenizer.json"]
+    cfg = json.loads((onnx_dir / "embed_config.json").read_text())
+    assert cfg["model"] == DEFAULT_MODEL
+    assert cfg["precision"] == "fp32"
+    assert cfg["max_seq_length"] == 256  # from sentence_bert_config.json, not tokenizer.json's 128
+    assert cfg["pooling"] == "mean" and cfg["normalize"] is True and cfg["dim"] == 384
+    # no temporary folders left beside it
+    assert [p.name for p in onnx_dir.parent.iterdir()] == [onnx_dir.name]
+
+
+def test_pipeline_read_from_model_files():
+    pipe = embed.read_st_pipeline(embed.model_path(DEFAULT_MODEL))
+    assert pipe.pop("transformer_dir") == embed.model_path(DEFAULT_MODEL)
+    assert pipe == {"max_seq_length": 256, "do_lower_case": False, "pooling": "mean", "normalize": True, "dim": 384}
+
+
+def test_onnx_matches_sentence_transformers(onnx_dir: Path, st_vectors: np.ndarray):
+    emb = Embedder(onnx_dir=onnx_dir)
+    assert emb.dim == 384 and emb.precision == "fp32" and emb.model == DEFAULT_MODEL
+    got = emb.embed_passages(TEXTS)
+    assert got.dtype == np.float32 and got.shape == (len(TEXTS), 384)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    cos = _cos(got, st_vectors)
+    worst = int(np.argmin(cos))
+    assert cos.min() >= 0.999, (cos.min(), TEXTS[worst][:60])
+    for i in (0, 2, 9, len(TEXTS) - 2):
+        q = emb.embed_query(TEXTS[i])
+        assert q.shape == (384,) and q.dtype == np.float32
+        assert _cos(q, st_vectors[i]) >= 0.999
+
+
+def test_long_text_truncated_like_sentence_transformers(onnx_dir: Path, st_model):
+    emb = Embedder(onnx_dir=onnx_dir)
+    ids = emb._onnx.tokenize([LONG])[0]
+    st_ids = st_model.preprocess([LONG])["input_ids"][0].tolist()
+    assert len(ids) == 256 and ids == st_ids
+    # Only the first 256 tokens count: a different tail gives the same vector.
+    other_tail = LONG + " Completely different ending about football and weather." * 30
+    a, b = emb.embed_passages([LONG, other_tail])
+    assert float(a @ b) > 0.99999
+
+
+def test_passage_order_preserved_with_length_sorting(onnx_dir: Path, monkeypatch):
+    emb = Embedder(onnx_dir=onnx_dir)
+    rng = np.random.default_rng(0)
+    texts = [TEXTS[i] for i in rng.permutation(len(TEXTS))] + ["short", LONG[:500], "mid " * 40]
+    one_by_one = np.stack([emb.embed_query(t) for t in texts])
+    monkeypatch.setattr(emb, "batch_size", 4)  # several batches, each padded differently
+    batched = emb.embed_passages(texts, progress=True)
+    np.testing.assert_allclose(batched, one_by_one, atol=2e-5)
+    monkeypatch.setattr(embed, "_SORT_WINDOW", 7)  # several sort windows too
+    np.testing.assert_allclose(emb.embed_passages(texts), one_by_one, atol=2e-5)
+
+
+def test_empty_input(onnx_dir: Path):
+    out = Embedder(onnx_dir=onnx_dir).embed_passages([])
+    assert out.shape == (0, 384) and out.dtype == np.float32
+
+
+def test_query_path_imports_no_torch(onnx_dir: Path):
+    code = (
+        "import sys, json\n"
+        "from qa.embed import Embedder\n"
+        "mods_after_import = sorted(m for m in ('torch', 'transformers', 'sentence_transformers',"
+        " 'onnxruntime', 'tokenizers') if m in sys.modules)\n"
+        f"v = Embedder(onnx_dir={str(onnx_dir)!r}).embed_query('x')\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)\n"
+        "print(json.dumps({'shape': list(v.shape), 'heavy': heavy, 'at_import': mods_after_import}))\n"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out == {"shape": [384], "heavy": [], "at_import": []}
+
+
+def test_wrong_model_or_incomplete_folder_refused(onnx_dir: Path, tmp_path: Path):
+    with pytest.raises(ModelError):
+        Embedder("some/other-model", onnx_dir=onnx_dir)
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "model.onnx").write_bytes(b"\0" * 10)
+    with pytest.raises(ModelError):
+        Embedder(onnx_dir=partial)
+    with pytest.raises(ModelError):
+        Embedder(onnx_dir=tmp_path / "missing")
+
+
+def test_failed_export_leaves_nothing_and_keeps_old(onnx_dir: Path, tmp_path: Path, monkeypatch):
+    def crash(model, src, tmp, pipeline, quantize):
+        (tmp / "model.onnx").write_bytes(b"half written")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(embed, "_export_into", crash)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(RuntimeError):
+        export_onnx(DEFAULT_MODEL, fresh)
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor a temp folder
+
+    # A failed re-export over a good one leaves the good one untouched.
+    before = {p.name: p.stat().st_size for p in onnx_dir.iterdir()}
+    with pytest.raises(RuntimeError):
+        export_onnx(DEFAULT_MODEL, onnx_dir)
+    assert {p.name: p.stat().st_size for p in onnx_dir.iterdir()} == before
+    assert [p.name for p in onnx_dir.parent.iterdir()] == [onnx_dir.name]
+
+
+def test_int8_export(tmp_path: Path, st_vectors: np.ndarray):
+    out = tmp_path / "int8"
+    export_onnx(DEFAULT_MODEL, out, quantize=True)
+    emb = Embedder(onnx_dir=out)
+    assert emb.precision == "int8"
+    assert (out / "model.onnx").stat().st_size < 80_000_000
+    cos = _cos(emb.embed_passages(TEXTS), st_vectors)
+    assert cos.mean() >= 0.98 and cos.min() >= 0.95, cos
+
+
+def test_export_refuses_to_replace_a_foreign_folder(tmp_path: Path):
+    foreign = tmp_path / "index"
+    foreign.mkdir()
+    (foreign / "vectors.npy").write_bytes(b"precious")
+    with pytest.raises(ModelError):
+        export_onnx(DEFAULT_MODEL, foreign)
+    assert (foreign / "vectors.npy").read_bytes() == b"precious"

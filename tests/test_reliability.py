@@ -1,0 +1,705 @@
+"""Reliability and security: bad questions, bad documents, damaged indexes, concurrency and uploads.
+
+Every case must end in a clear error (BadQuestionError / DocumentsError, one line and exit 2 on the
+command line) or a sensible answer; never a traceback, a wrong answer or a file outside the folders.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import QA, Answer, BadQuestionError, DocumentsError, IndexCorruptError, QAError
+from qa.cli import main as cli_main
+from qa.index import Index, _file_hash
+from qa.store import IndexStore, load_current
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FERRY = """Harbour Council Approves New Ferry Route
+
+The harbour council of Port Alder approved a new ferry route on Tuesday, linking the old port with the island of Vell.
+
+"This route will cut the crossing time in half," council chair Mira Solberg said after the vote.
+
+The first ferries are expected to sail in the spring, the council said.
+"""
+
+ORCHARD = """Orchard Growers Report Record Apple Harvest
+
+Orchard growers in the Lindvale valley reported a record apple harvest this autumn, citing a mild summer.
+
+"We have never picked so many apples in a single season," grower Tomas Lind told reporters.
+"""
+
+LIBRARY = """Library Reopens After Two-Year Renovation
+
+The Brackwater city library reopened on Saturday after a two-year renovation that added a rooftop reading garden.
+
+Librarian Ada Wren said the garden would host poetry readings every Thursday evening.
+"""
+
+SECRET = "QX7731ZEBRA"
+SECRET_ARTICLE = f"""Vault Code Revealed
+
+The vault code of the Farrow bank is {SECRET}, the bank manager Otto Farrow told staff on Monday.
+
+"Nobody outside this room may know the vault code {SECRET}," he said.
+"""
+
+ANSI = """Signal Tower Repaired
+
+Engineers repaired the Kestrel Point signal tower on Friday \x1b[31mafter\x1b[0m a storm\x07 knocked out its lamp.
+
+The tower keeper Hanna Voss said the lamp would shine again from Saturday night.
+"""
+
+
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def _verbatim(bot: QA, ans: Answer) -> None:
+    """Every passage is the exact text of its file at the cited characters."""
+    for p in ans.passages:
+        c = p.citation
+        assert bot.document_text(c.doc_id)[c.start:c.end] == p.text
+        assert Path(c.path).read_text(encoding="utf-8")[c.start:c.end] == p.text
+
+
+@pytest.fixture(scope="session")
+def model_cache(seed_qa, tmp_path_factory):
+    """A copy of the session's exported query model (None if this version exports none)."""
+    src = seed_qa._store.current() / "model"
+    if not (src / "embed_config.json").exists():
+        return None
+    dst = tmp_path_factory.mktemp("onnx-cache") / "model"
+    shutil.copytree(src, dst)
+    return dst
+
+
+@contextmanager
+def cached_export(model_cache):
+    """export_onnx replaced by a copy of an export of the same model: saves ~7 s per fresh index.
+
+    These tests are about indexes and documents, not about exporting (tests/test_embed.py is).
+    """
+    from qa import embed
+
+    if model_cache is None or not hasattr(embed, "export_onnx"):
+        yield
+        return
+
+    def copy(model, out_dir, quantize=False):
+        shutil.copytree(model_cache, out_dir, copy_function=os.link)  # the model files are never written to
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(embed, "export_onnx", copy)
+        yield
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad questions
+# ---------------------------------------------------------------------------------------------
+
+def test_bad_question_error_is_a_qa_error():
+    assert issubclass(BadQuestionError, QAError) and issubclass(DocumentsError, QAError)
+
+
+@pytest.mark.parametrize("question", ["", "   \t\n  ", "\x00\x01\x1b\x7f", "\ud800", "x" * 2001, "why " * 25_000,
+                                      None, 42, b"What did Lavrov say?", ["What did Lavrov say?"]],
+                         ids=["empty", "whitespace", "only-control", "only-surrogate", "2001-chars", "100k-chars",
+                              "none", "int", "bytes", "list"])
+def test_bad_questions_raise_bad_question_error(seed_qa, question):
+    with pytest.raises(BadQuestionError):
+        seed_qa.ask(question)
+
+
+def test_huge_question_is_refused_at_once(seed_qa):
+    for n in (100_000, 10_000_000):
+        t = time.perf_counter()
+        with pytest.raises(BadQuestionError, match="too long"):
+            seed_qa.ask("x" * n)
+        assert time.perf_counter() - t < 1.0
+    t = time.perf_counter()
+    seed_qa.ask("What did Lavrov say? " * 95)  # the longest accepted question is cheap too
+    assert time.perf_counter() - t < 1.0
+
+
+ODD_QUESTIONS = {
+    "control-chars": "What did\x00 Lavrov\x07 say \x1b[31mabout ceasefires?",
+    "lone-surrogate": "What did Lavrov say\ud800 about ceasefires?",
+    "zero-width": "What did La\u200bvrov say about cease\u200dfires?",
+    "emoji": "🙂🔥🇺🇦 ?",
+    "emoji-in-words": "What did Lavrov 🗣️ say about ceasefires 🕊️?",
+    "arabic": "ماذا قال لافروف عن وقف إطلاق النار؟",
+    "hebrew": "מה אמר לברוב על הפסקת אש?",
+    "chinese": "拉夫罗夫对停火说了什么？",
+    "cyrillic": "Что сказал Лавров о перемирии?",
+    "mixed-rtl-ltr": "What did Lavrov \u202eyas\u202c about ceasefires?",
+    "combining": "e\u0301\u0301\u0301" * 100,
+    "stopwords": "what is the of",
+    "one-stopword": "the",
+    "punctuation": "?!.,;:",
+    "html": "<script>alert(1)</script> What did Lavrov say?",
+    "markdown-link": "[click](http://example.com) What did Lavrov say about ceasefires?",
+    "newlines": "What did\n\nLavrov\r\nsay\tabout ceasefires?",
+}
+
+
+@pytest.mark.parametrize("question", list(ODD_QUESTIONS.values()), ids=list(ODD_QUESTIONS))
+def test_odd_questions_get_a_sensible_answer(seed_qa, question):
+    ans = seed_qa.ask(question, k=3)
+    assert isinstance(ans, Answer)
+    assert ans.answered == bool(ans.passages) and len(ans.passages) <= 3
+    assert ans.answered or ans.reason
+    _verbatim(seed_qa, ans)
+    json.dumps(ans.to_dict())
+
+
+def test_stopwords_only_question_does_not_answer(seed_qa):
+    assert not seed_qa.ask("what is the of").answered
+
+
+def test_control_characters_are_ignored(seed_qa):
+    clean = seed_qa.ask("What did Lavrov say about ceasefires?")
+    dirty = seed_qa.ask("What\x00 did\x07 Lavrov say\x1b about\x7f ceasefires?\ud800")
+    assert [p.citation for p in dirty.passages] == [p.citation for p in clean.passages]
+
+
+@pytest.mark.parametrize("k", [0, -1, -10**9, 51, 10**6, 2.5, float("nan"), "3", None, True, [3]])
+def test_bad_k_is_refused(seed_qa, k):
+    with pytest.raises(BadQuestionError, match="k must be"):
+        seed_qa.ask("What did Lavrov say?", k=k)
+
+
+def test_integer_like_k_is_accepted(seed_qa):
+    assert len(seed_qa.ask("What did Lavrov say about ceasefires?", k=np.int64(2)).passages) <= 2
+
+
+@pytest.mark.parametrize("kwargs", [{"history": "What did Lavrov say?"}, {"history": [1, 2]},
+                                    {"history": {"q": 1}}, {"history": ["x" * 3000]},
+                                    {"sources": "000_265f6dd0fc854307.txt"}, {"sources": [1]},
+                                    {"sources": ["no-such-file.txt"]}, {"sources": ["../../etc/passwd"]}])
+def test_bad_history_or_sources_are_refused(seed_qa, kwargs):
+    with pytest.raises(BadQuestionError):
+        seed_qa.ask("What did he say?", **kwargs)
+
+
+@pytest.fixture
+def cli_dirs(seed_dirs, seed_qa):
+    docs, index = seed_dirs
+    return ["--docs", str(docs), "--index", str(index)]
+
+
+@pytest.mark.parametrize("question", [ODD_QUESTIONS[k] for k in ("control-chars", "emoji", "arabic", "hebrew",
+                                                                 "chinese", "cyrillic", "stopwords")])
+def test_cli_odd_questions_answer_or_abstain(cli_dirs, capsys, question):
+    assert cli_main(["ask", question.replace("\x00", ""), "-k", "2", *cli_dirs]) == 0
+    out, err = capsys.readouterr()
+    assert out and "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("args", [["-k", "abc"], ["-k", "2.5"], ["-k", ""], ["--bogus"], ["-k"]])
+def test_cli_usage_errors_are_one_line_and_exit_2(cli_dirs, capsys, args):
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["ask", "What did Lavrov say?", *args, *cli_dirs])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qa: error:"), err
+
+
+def test_cli_unusable_index_folder_is_one_line(seed_dirs, tmp_path, capsys):
+    docs, _ = seed_dirs
+    (tmp_path / "a-file").write_text("not a folder")
+    assert cli_main(["ask", "What did Lavrov say?", "--docs", str(docs), "--index", str(tmp_path / "a-file")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qa: error:") and "a-file" in err[0]
+
+
+def test_cli_missing_question_file_is_one_line(cli_dirs, tmp_path, capsys):
+    assert cli_main(["eval", str(tmp_path / "missing.json"), *cli_dirs]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qa: error:")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad documents
+# ---------------------------------------------------------------------------------------------
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def bad_folder(tmp_path_factory, model_cache):
+    """A folder of good articles mixed with every kind of bad file, indexed once: (bot, docs, warnings, outside)."""
+    from qa import ingest
+
+    base = tmp_path_factory.mktemp("badfolder")
+    outside = _write(base / "outside", {"secret.txt": SECRET_ARTICLE})
+    docs = _write(base / "docs", {"ferry.txt": FERRY, "orchard.txt": ORCHARD, "orchard-copy.txt": ORCHARD,
+                                  "tower.txt": ANSI, "vanish.txt": LIBRARY})
+    (docs / "binary.txt").write_bytes(b"Some text\x00\x01\x02\xff more text. " * 50)
+    (docs / "latin1.txt").write_bytes(("Caf\xe9 owners in Brackwater said prices had risen sharply this year. " * 5)
+                                      .encode("latin-1"))
+    (docs / "empty.txt").write_bytes(b"")
+    (docs / "blank.md").write_text("   \n\n\t\n", encoding="utf-8")
+    with open(docs / "huge.txt", "wb") as f:  # sparse: 50 MB on paper, nothing written
+        f.truncate(50_000_000)
+    (docs / "leak.txt").symlink_to(outside / "secret.txt")
+    (docs / "leakdir").symlink_to(outside, target_is_directory=True)
+    (docs / "dangling.txt").symlink_to(base / "nowhere.txt")
+    (docs / "report.pdf").write_bytes(b"%PDF-1.4 " + SECRET.encode())
+
+    original = ingest.read_document
+
+    def racing_read(path, root, *args, **kwargs):  # the file is deleted after listing, before reading
+        if Path(path).name == "vanish.txt":
+            Path(path).unlink(missing_ok=True)
+        return original(path, root, *args, **kwargs)
+
+    handler = _Records()
+    logger = logging.getLogger("qa")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        with pytest.MonkeyPatch.context() as mp, cached_export(model_cache):
+            mp.setattr(ingest, "read_document", racing_read)
+            bot = QA(docs, base / "index")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    warnings = [r.getMessage() for r in handler.records if r.levelno >= logging.WARNING]
+    return bot, docs, warnings, outside
+
+
+def test_bad_files_are_skipped_with_a_warning_naming_them(bad_folder):
+    bot, _, warnings, _ = bad_folder
+    assert {d.doc_id for d in bot.documents()} == {"ferry.txt", "orchard.txt", "orchard-copy.txt", "tower.txt"}
+    skipped = {Path(p).name for p in bot.last_update.skipped}
+    expected = {"binary.txt", "latin1.txt", "empty.txt", "blank.md", "huge.txt", "leak.txt", "leakdir",
+                "dangling.txt", "vanish.txt"}
+    assert skipped == expected
+    for name in expected:
+        assert any(name in w for w in warnings), (name, warnings)
+    assert any("huge.txt" in w and "larger than 20 MB" in w for w in warnings)
+    assert any("vanish.txt" in w and "vanished" in w for w in warnings)
+    assert any("leak.txt" in w and "leaves the folder" in w for w in warnings)
+
+
+def test_the_rest_is_indexed_and_answers(bad_folder):
+    bot, *_ = bad_folder
+    ans = bot.ask("How much will the new ferry route cut the crossing time?")
+    assert ans.answered and ans.passages[0].citation.doc_id == "ferry.txt"
+    _verbatim(bot, ans)
+
+
+def test_nothing_outside_the_folder_is_read(bad_folder):
+    bot, docs, _, outside = bad_folder
+    index = bot._state[0]
+    assert all(SECRET not in c.text for c in index.chunks)
+    assert all(Path(d.path).resolve().is_relative_to(docs.resolve()) for d in index.docs.values())
+    for q in ("What is the vault code of the Farrow bank?", f"Who knows the vault code {SECRET}?",
+              "What did Otto Farrow tell staff?"):
+        ans = bot.ask(q, k=10)
+        assert all(SECRET not in p.text and "Farrow" not in p.text for p in ans.passages)
+    with pytest.raises(DocumentsError):
+        bot.document_text("leak.txt")
+
+
+def test_oversized_file_is_not_read_whole(tmp_path):
+    from qa.ingest import read_folder
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    with open(folder / "huge.txt", "wb") as f:
+        f.truncate(50_000_000)
+    tracemalloc.start()
+    try:
+        t = time.perf_counter()
+        result = read_folder(folder)
+        elapsed = time.perf_counter() - t
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [s.reason for s in result.skipped] == ["larger than 20 MB"]
+    assert peak < 2_000_000 and elapsed < 1.0  # reading 20+ MB would show in both
+
+
+def test_same_text_in_two_files_is_one_passage_also_in_the_other(bad_folder):
+    bot, *_ = bad_folder
+    ans = bot.ask("What did the orchard growers report about the apple harvest?")
+    assert ans.answered
+    top = ans.passages[0]
+    assert {top.citation.doc_id} | {o.doc_id for o in top.also_in} == {"orchard.txt", "orchard-copy.txt"}
+    assert [p.text for p in ans.passages].count(top.text) == 1  # shown once, not once per file
+    _verbatim(bot, ans)
+
+
+def test_terminal_escapes_in_articles_are_not_printed_raw(bad_folder, capsys):
+    bot, docs, *_ = bad_folder
+    ans = bot.ask("When did engineers repair the Kestrel Point signal tower?")
+    assert ans.answered and ans.passages[0].citation.doc_id == "tower.txt"
+    assert "\x1b" in ans.passages[0].text  # verbatim in the API...
+    assert cli_main(["ask", "When did engineers repair the Kestrel Point signal tower?", "-k", "1",
+                     "--docs", str(docs), "--index", str(bot._store.root)]) == 0
+    out = capsys.readouterr().out
+    assert "Kestrel Point" in out and "\x1b" not in out and "\x07" not in out  # ...but not to the terminal
+
+
+def test_changed_file_is_not_shown_with_stale_offsets(bad_folder):
+    bot, docs, *_ = bad_folder
+    path = docs / "ferry.txt"
+    try:
+        path.write_text("Breaking: " + FERRY, encoding="utf-8")
+        with pytest.raises(DocumentsError, match="changed since it was indexed"):
+            bot.document_text("ferry.txt")
+    finally:
+        path.write_text(FERRY, encoding="utf-8")
+    assert bot.document_text("ferry.txt") == FERRY
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged index: detected at load, rebuilt with a warning, never a wrong answer
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_built(tmp_path_factory, model_cache):
+    base = tmp_path_factory.mktemp("smallbuilt")
+    docs = _write(base / "docs", {"ferry.txt": FERRY, "orchard.txt": ORCHARD, "library.txt": LIBRARY})
+    with cached_export(model_cache):
+        QA(docs, base / "index")
+    return docs, base / "index"
+
+
+def _link_model_copy_rest(src, dst):
+    """Hard-link the (large, never rewritten) model files, copy everything tests may damage."""
+    if "/model/" in str(src):
+        os.link(src, dst)
+    else:
+        shutil.copy2(src, dst)
+
+
+@pytest.fixture
+def small_copy(small_built, tmp_path):
+    docs, index = small_built
+    shutil.copytree(docs, tmp_path / "docs")
+    shutil.copytree(index, tmp_path / "index", copy_function=_link_model_copy_rest)
+    return tmp_path / "docs", tmp_path / "index"
+
+
+def _rehash(version: Path) -> None:
+    """Rewrite the manifest's file hashes so only the deeper checks can catch the damage."""
+    m = json.loads((version / "manifest.json").read_text())
+    m["files"] = {name: _file_hash(version / name) for name in m["files"] if (version / name).exists()}
+    (version / "manifest.json").write_text(json.dumps(m))
+
+
+def _edit_manifest(version: Path, edit) -> None:
+    m = json.loads((version / "manifest.json").read_text())
+    edit(m)
+    (version / "manifest.json").write_text(json.dumps(m))
+
+
+def _other_bm25(v: Path) -> None:
+    import bm25s
+
+    other = bm25s.BM25()
+    other.index([["ferri", "rout"], ["appl"]], show_progress=False)
+    shutil.rmtree(v / "bm25")
+    other.save(str(v / "bm25"))
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _edit_chunk(v: Path, **changes) -> None:
+    lines = (v / "chunks.jsonl").read_text().splitlines()
+    r = json.loads(lines[0])
+    r.update({k: (r[k] + val if isinstance(val, int) else val) for k, val in changes.items()})
+    lines[0] = json.dumps(r)
+    (v / "chunks.jsonl").write_text("\n".join(lines) + "\n")
+
+
+DAMAGE = {
+    # counts that disagree, with the manifest's hash updated so only the count check can catch it
+    "vectors-one-row-short": lambda v: (np.save(v / "vectors.npy", np.load(v / "vectors.npy")[:-1]), _rehash(v)),
+    "sentence-vectors-one-row-short": lambda v: (np.save(v / "sentences.npy", np.load(v / "sentences.npy")[:-1]),
+                                                 _rehash(v)),
+    "vectors-wrong-width": lambda v: (np.save(v / "vectors.npy", np.load(v / "vectors.npy")[:, :-1]), _rehash(v)),
+    "vectors-nan": lambda v: (np.save(v / "vectors.npy", np.full_like(np.load(v / "vectors.npy"), np.nan)),
+                              _rehash(v)),
+    "bm25-byte-flipped": lambda v: _flip_byte(v / "bm25" / "data.csc.index.npy"),
+    "bm25-file-missing": lambda v: (v / "bm25" / "indptr.csc.index.npy").unlink(),
+    "bm25-garbage-rehashed": lambda v: ((v / "bm25" / "vocab.index.json").write_text('{"ferri": '), _rehash(v)),
+    "bm25-doc-count-rehashed": lambda v: (
+        (v / "bm25" / "params.index.json").write_text(
+            json.dumps(dict(json.loads((v / "bm25" / "params.index.json").read_text()), num_docs=2))), _rehash(v)),
+    "bm25-of-another-index": lambda v: (_other_bm25(v), _rehash(v)),
+    "chunk-offsets-rehashed": lambda v: (_edit_chunk(v, start=3), _rehash(v)),
+    "chunk-unknown-document": lambda v: (_edit_chunk(v, doc_id="elsewhere.txt"), _rehash(v)),
+    "manifest-files-not-a-map": lambda v: _edit_manifest(v, lambda m: m.update(files=["vectors.npy"])),
+    "manifest-documents-not-a-map": lambda v: _edit_manifest(v, lambda m: m.update(documents=list(m["documents"]))),
+    "manifest-names-a-file-outside": lambda v: _edit_manifest(
+        v, lambda m: m["files"].update({"../../../../../../etc/hostname": "0" * 64})),
+    "current-names-missing-version": lambda v: (v.parent / "CURRENT").write_text("v-000000000000\n"),
+    "current-empty": lambda v: (v.parent / "CURRENT").write_text(""),
+    "version-folder-deleted": lambda v: shutil.rmtree(v),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_index_is_detected_at_load_with_a_warning(small_copy, damage, caplog):
+    _, index = small_copy
+    DAMAGE[damage](IndexStore(index).current())
+    current = IndexStore(index).current()
+    if current is not None:  # detected by the loader itself, whatever opens the index
+        with pytest.raises(IndexCorruptError):
+            Index.load(current)
+    with caplog.at_level(logging.WARNING, logger="qa"):
+        assert load_current(IndexStore(index)) is None  # so QA rebuilds (below, for a sample)
+    assert any("damaged" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+# The rebuild path is the same for every kind of damage: the named cases and one of each family.
+REBUILT = ["vectors-one-row-short", "vectors-wrong-width", "bm25-byte-flipped", "bm25-doc-count-rehashed",
+           "chunk-offsets-rehashed", "manifest-names-a-file-outside", "current-names-missing-version"]
+
+
+@pytest.mark.parametrize("damage", REBUILT)
+def test_damaged_index_is_rebuilt_and_answers_right(small_copy, damage, caplog, model_cache):
+    docs, index = small_copy
+    DAMAGE[damage](IndexStore(index).current())
+    with caplog.at_level(logging.WARNING, logger="qa"), cached_export(model_cache):
+        bot = QA(docs, index)
+    assert bot.last_update.rebuilt and "damaged" in bot.last_update.reason
+    assert any("damaged" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    for question, doc_id in (("How much will the ferry route cut the crossing time?", "ferry.txt"),
+                             ("What did the growers report about the apple harvest?", "orchard.txt"),
+                             ("When did the Brackwater city library reopen?", "library.txt")):
+        ans = bot.ask(question)
+        assert ans.answered and ans.passages[0].citation.doc_id == doc_id, (question, ans.reason)
+        _verbatim(bot, ans)
+    Index.load(IndexStore(index).current())  # the rebuilt version is sound
+    assert QA(docs, index).last_update.changed_anything is False
+
+
+def test_damaged_query_model_is_detected_and_exported_again(small_copy, caplog, model_cache):
+    docs, index = small_copy
+    model = IndexStore(index).current() / "model"
+    if not (model / "embed_config.json").exists():
+        pytest.skip("this version saves no query model beside the index")
+    onnx = next(model.glob("*.onnx"))
+    data = onnx.read_bytes()
+    onnx.unlink()  # a new file: the original is hard-linked to other copies
+    onnx.write_bytes(data[:4096])
+    with caplog.at_level(logging.WARNING, logger="qa"), cached_export(model_cache):
+        bot = QA(docs, index)
+    assert bot.last_update.rebuilt and "model" in bot.last_update.reason
+    assert any("damaged" in r.getMessage() for r in caplog.records)
+    ans = bot.ask("When did the Brackwater city library reopen?")
+    assert ans.answered and ans.passages[0].citation.doc_id == "library.txt"
+    reopened = QA(docs, index)  # the repaired version is used as is
+    assert not reopened.last_update.changed_anything
+    assert reopened.ask("When did the Brackwater city library reopen?").passages == ans.passages
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrency
+# ---------------------------------------------------------------------------------------------
+
+QUESTIONS = [
+    "What did Lavrov say about ceasefires?",
+    "What did Lavrov tell NBC News?",
+    "What did Lavrov say about security guarantees for Ukraine?",
+    "Whose troops would be unacceptable?",
+    "What is the capital of Australia?",
+    "What did Lavrov say about the Olympic Games?",
+    "What did Zelensky say?",
+    "What does Russia want from the United States?",
+    "Who met in Alaska?",
+    "What did Trump say about the war?",
+]
+
+
+def _key(ans: Answer):
+    return ans.answered, [(p.citation.doc_id, p.citation.start, p.citation.end,
+                           tuple((o.doc_id, o.start, o.end) for o in p.also_in)) for p in ans.passages]
+
+
+def test_threads_asking_one_qa_get_the_sequential_answers(seed_qa, dev_questions):
+    questions = QUESTIONS + [x["q"] for x in dev_questions["answerable"]] + list(dev_questions["unanswerable"])
+    questions = questions[:20]
+    expected = {q: _key(seed_qa.ask(q)) for q in questions}
+
+    def worker(offset: int):
+        got = []
+        for i in range(20):
+            q = questions[(offset + i) % len(questions)]
+            got.append((q, _key(seed_qa.ask(q))))
+        return got
+
+    with ThreadPoolExecutor(8) as pool:
+        results = [f.result() for f in [pool.submit(worker, n * 3) for n in range(8)]]
+    mismatches = [q for got in results for q, key in got if key != expected[q]]
+    assert sum(len(g) for g in results) == 160 and not mismatches, mismatches
+
+
+def test_asking_while_documents_change_never_fails(small_copy, model_cache):
+    docs, index = small_copy
+    with cached_export(model_cache):
+        bot = QA(docs, index)
+        stable = "How much will the ferry route cut the crossing time?"
+        expected = _key(bot.ask(stable))
+        stop = threading.Event()
+        seen: list = []
+        failures: list[BaseException] = []
+
+        def asker():
+            while not stop.is_set():
+                try:
+                    ans = bot.ask(stable)
+                    seen.append(ans.passages[0].citation.doc_id if ans.answered else None)
+                    bot.ask("When did the Brackwater city library reopen?", k=2)
+                    time.sleep(0.02)  # leave the 2 cores some room for the updates
+                except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+                    failures.append(exc)
+
+        threads = [threading.Thread(target=asker) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            bot.add_file("tower.txt", ANSI.encode())
+            bot.remove_document("library.txt")
+            bot.add_file("library2.txt", LIBRARY.encode())
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+    assert not failures, failures
+    assert seen and set(seen) == {"ferry.txt"}
+    # The top passage is untouched by the changes (lower ranks may now come from the new articles).
+    assert _key(bot.ask(stable))[1][0] == expected[1][0]
+    assert {d.doc_id for d in bot.documents()} == {"ferry.txt", "orchard.txt", "tower.txt", "library2.txt"}
+
+
+def test_two_uploads_of_one_name_at_once_keep_one_whole_file(small_copy, model_cache):
+    docs, index = small_copy
+    with cached_export(model_cache):
+        bot = QA(docs, index)
+        barrier = threading.Barrier(2)
+        outcomes = []
+
+        def upload(text):
+            barrier.wait()
+            try:
+                bot.add_file("race.txt", text.encode())
+                outcomes.append("ok")
+            except DocumentsError as exc:
+                outcomes.append(str(exc))
+
+        threads = [threading.Thread(target=upload, args=(t,)) for t in (ANSI, SECRET_ARTICLE)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(outcomes) == 2 and outcomes.count("ok") == 1, outcomes
+    assert any("already exists" in o for o in outcomes)
+    assert (docs / "race.txt").read_text(encoding="utf-8") in (ANSI, SECRET_ARTICLE)
+    assert not [p for p in docs.iterdir() if p.name.startswith(".upload")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Web safety: uploads and the listening address
+# ---------------------------------------------------------------------------------------------
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {p.relative_to(path).as_posix(): (p.read_bytes() if p.is_file() and not p.is_symlink() else b"")
+            for p in sorted(path.rglob("*"))}
+
+
+BAD_NAMES = ["../evil.txt", "..", "...txt", "a..b.txt", "sub/../../evil.txt", "/tmp/evil.txt", "/etc/evil.txt",
+             "C:\\evil.txt", "..\\evil.txt", "sub/evil.txt", ".hidden.txt", ".txt", "evil.exe", "evil.txt.exe",
+             "evil.pdf", "noext", "", "   ", "line\nbreak.txt", "nul\x00.txt", "tab\tname.txt",
+             "x" * 300 + ".txt", "ferry.txt", "dangling.txt"]
+
+
+def test_unsafe_uploads_are_refused_and_nothing_is_written(small_copy, model_cache, tmp_path):
+    docs, index = small_copy
+    (docs / "dangling.txt").symlink_to(tmp_path / "outside-target.txt")  # an existing name, even if dangling
+    with cached_export(model_cache):
+        bot = QA(docs, index)
+    before, before_parent = _tree(docs), sorted(p.name for p in tmp_path.iterdir())
+    for name in BAD_NAMES:
+        with pytest.raises(DocumentsError) as exc:
+            bot.add_file(name, LIBRARY.encode())
+        assert str(exc.value)
+    with pytest.raises(DocumentsError, match="too large"):
+        bot.add_file("big.txt", b"x" * 1001, max_bytes=1000)
+    with pytest.raises(DocumentsError):
+        bot.add_file(None, b"text")  # type: ignore[arg-type]
+    assert _tree(docs) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == before_parent
+    assert not (tmp_path / "outside-target.txt").exists() and not Path("/tmp/evil.txt").exists()
+    assert (docs / "ferry.txt").read_text(encoding="utf-8") == FERRY
+    with cached_export(model_cache):  # a good upload under the limit still works
+        update = bot.add_file("fine.txt", SECRET_ARTICLE.encode(), max_bytes=len(SECRET_ARTICLE.encode()))
+    assert update.added == ("fine.txt",)
+    assert bot.ask("What is the vault code of the Farrow bank?").passages[0].citation.doc_id == "fine.txt"
+
+
+def test_the_only_document_cannot_be_removed(tmp_path, model_cache):
+    docs = _write(tmp_path / "docs", {"ferry.txt": FERRY})
+    with cached_export(model_cache):
+        bot = QA(docs, tmp_path / "index")
+    with pytest.raises(DocumentsError, match="only document"):
+        bot.remove_document("ferry.txt")
+    assert (docs / "ferry.txt").exists() and bot.ask("How much will the ferry route cut the crossing time?").answered
+
+
+def _load_app_module():
+    spec = importlib.util.spec_from_file_location("qa_web_app", ROOT / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_web_app_listens_on_loopback_by_default(seed_dirs, seed_qa, monkeypatch):
+    for name in ("QA_HOST", "QA_PORT", "QA_DOCS", "QA_INDEX", "QA_MAX_UPLOAD_MB"):
+        monkeypatch.delenv(name, raising=False)
+    app = _load_app_module()
+    assert app._parser().parse_args([]).host == "127.0.0.1"
+    launched = {}
+
+    def fake_launch(self, *args, **kwargs):  # the real main(), up to the point of opening the port
+        launched.update(kwargs)
+
+    monkeypatch.setattr(app.gr.Blocks, "launch", fake_launch)
+    docs, index = seed_dirs
+    assert app.main(["--docs", str(docs), "--index", str(index), "--port", "1"]) == 0
+    assert launched["server_name"] == "127.0.0.1" and launched["share"] is False
