@@ -51,6 +51,7 @@ class Scored:
     best: int          # index of the highlight sentence within the passage
     coverage: float    # idf-weighted share of question terms found in the passage
     topic: float | None  # idf-weighted share of the asked topic's terms (speaker questions only)
+    statement: bool = False  # the person asked about makes a related statement in the passage
 
 
 def rerank(question: str, query: str, history: list[str], candidates: list[Candidate],
@@ -66,8 +67,9 @@ def rerank(question: str, query: str, history: list[str], candidates: list[Candi
         ev = passage_evidence(q, cand, index)
         best = int(np.argmax(ev.sentences @ SENTENCE_WEIGHTS)) if len(ev.sentences) else 0
         scored.append(Scored(float(ev.features @ PASSAGE_WEIGHTS), cand, best, ev.coverage,
-                             ev.topic_coverage if q.person else None))
-    scored.sort(key=lambda x: -x.score)
+                             ev.topic_coverage if q.person else None, ev.statement))
+    # "What did X say about Y": passages where X states something related to Y come first.
+    scored.sort(key=lambda x: (not x.statement, -x.score))
     return scored
 
 

@@ -179,11 +179,13 @@ class QA:
                 model_ok = False
                 update = _with(update, rebuilt=True, reason="the saved query model was damaged")
             previous = loaded[0] if loaded else None
-            builder = Embedder(self.settings.model)
-            index = build(folder.documents, previous, self.settings, builder, self._show_progress(folder))
             tmp = self._store.new_version()
-            index.save(tmp)
             self._export_model(version if model_ok else None, tmp)
+            # Passages are embedded by the same exported model that embeds questions (ONNX Runtime,
+            # length-sorted batches: faster than sentence-transformers, see BENCHMARKS.md).
+            builder = self._query_embedder(tmp) or Embedder(self.settings.model)
+            index = build(folder.documents, previous, self.settings, builder, self._show_progress(folder))
+            index.save(tmp)
             final = self._store.commit(tmp)
             self._state = (index, self._query_embedder(final) or Embedder(self.settings.model))
             self._state_version = final

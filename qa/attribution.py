@@ -23,7 +23,7 @@ _ADVERBS = r"(?:\s+(?:also|further|then|later|repeatedly|previously|firmly|again
 _VERB = rf"(?:{SPEECH_VERBS})"
 _NAME_VERB = re.compile(rf"\b(?P<name>{_NAME}){_ADVERBS}\s+{_VERB}\b")
 _VERB_NAME = re.compile(rf"(?:[,”\"]|\b){_ADVERBS}\s*{_VERB}\s+(?P<name>{_NAME})")
-_ACCORDING = re.compile(rf"\baccording to\s+(?P<name>{_NAME})")
+_ACCORDING = re.compile(rf"\b[Aa]ccording to\s+(?P<name>{_NAME})")
 _PRONOUN_VERB = re.compile(
     rf"\b(?:he|she|they|the (?:[a-z\-]+ ){{0,3}}(?:minister|president|spokes\w+|official|diplomat|"
     rf"leader|chief|secretary|envoy|ambassador|premier|chancellor|head|ministry|mayor|general))"

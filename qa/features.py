@@ -38,12 +38,17 @@ SENTENCE_FEATURES = ("cos", "coverage", "type_match", "speaker", "rel_cos", "nei
                      "bigrams", "rel_coverage", "novelty", "length")
 
 # Weights fitted by benchmarks/fit_ranker.py (listwise logistic regression on 2,500 SQuAD dev-half
-# questions; out-of-sample by article: hit@1 0.874 / 0.936, highlight 0.733 / 0.831 on the two
+# questions; out-of-sample by article: hit@1 0.880 / 0.932, highlight 0.730 / 0.831 on the two
 # folds). SQuAD has no "what did X say" questions, so the two speaker weights cannot be fitted
 # there; they are set by hand so that a statement by the person asked about outweighs a
 # non-statement that is somewhat closer in meaning (about 0.3 of the cosine scale).
 PASSAGE_WEIGHTS = np.array([0.575, 0.152, 1.0, 0.492, 0.659, 0.055, 0.3, 0.199, 0.075, 0.682, 0.035, 0.002])
 SENTENCE_WEIGHTS = np.array([0.341, 0.44, 0.284, 0.3, 0.416, 0.08, 0.395, 0.301, -0.237, 1.0])
+
+
+# A statement by the person asked about counts as being on the question's topic when it is at
+# least this close in meaning (or shares the topic's words).
+STATEMENT_MIN_COS = 0.3
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ class PassageEvidence:
     sentences: np.ndarray         # one row of SENTENCE_FEATURES per sentence
     coverage: float               # share of the question's terms in the passage
     topic_coverage: float         # share of the asked topic's terms (= coverage without a speaker)
+    statement: bool               # the asked person says something here related to the question
 
 
 def passage_evidence(q: Query, cand: Candidate, index: Index) -> PassageEvidence:
@@ -150,7 +156,9 @@ def passage_evidence(q: Query, cand: Candidate, index: Index) -> PassageEvidence
         len(q.bigrams & set(zip(whole, whole[1:]))) / nbig, _proximity(whole, q.terms),
         coverage(q.terms, set(terms(title))),
     ])
-    return PassageEvidence(feats, sent_feats, passage_cov, coverage(q.topic, present))
+    topic_cov = coverage(q.topic, present)
+    related = (cos >= STATEMENT_MIN_COS) | (topic_cov >= 0.3)
+    return PassageEvidence(feats, sent_feats, passage_cov, topic_cov, bool(n and np.any((spoken > 0) & related)))
 
 
 def _previous_terms(index: Index, chunk_id: int) -> set[str]:

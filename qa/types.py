@@ -125,8 +125,10 @@ class Settings:
     title_in_embedding: bool = True
     # Version of the BM25 analyser (tokens, stopwords, stemmer): a change must rebuild the index.
     analyzer: str = "en-snowball-3"
-    # Above this many passages the dense index switches from exact to approximate (HNSW) search.
+    # Above this many passages the dense index switches from exact to approximate (IVF) search,
+    # probing this many of its inverted lists per question.
     ann_threshold: int = 200_000
+    ann_nprobe: int = 48
 
 
 @dataclass(frozen=True)

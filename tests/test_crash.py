@@ -40,12 +40,19 @@ RUNS = 20
 SEED = 20240611
 
 # The warm parent: imports everything `qa index` needs and loads the model, then forks one indexing
-# process per request ("index DOCS INDEX") and reports "pid N", then "done STATUS SECONDS".
+# process per request ("index DOCS INDEX") and reports "pid N", then "done STATUS SECONDS". The only
+# instrumentation: a process creates the empty file MARKS/<pid> when it starts writing a new version.
 FORK_SERVER = r"""
 import os, sys, time
 os.environ["HF_HUB_OFFLINE"] = "1"
 import faiss, bm25s, numpy  # noqa: F401
 import qa.api, qa.store, qa.index, qa.ingest, qa.chunk, qa.attribution, qa.answer, qa.retrieve, qa.cli
+MARKS = sys.argv[1]
+_new_version = qa.store.IndexStore.new_version
+def _marked(self):
+    open(os.path.join(MARKS, str(os.getpid())), "w").close()
+    return _new_version(self)
+qa.store.IndexStore.new_version = _marked
 from qa.embed import Embedder
 from qa.textutil import _segmenter
 from qa.types import Settings
@@ -117,7 +124,9 @@ class _ForkServer:
     def __init__(self, tmp: Path):
         env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
         self.log = open(tmp / "fork-server.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-c", FORK_SERVER], cwd=ROOT, env=env, text=True,
+        self.marks = tmp / "marks"
+        self.marks.mkdir()
+        self.proc = subprocess.Popen([sys.executable, "-c", FORK_SERVER, str(self.marks)], cwd=ROOT, env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -143,8 +152,8 @@ class _ForkServer:
         killed = False
         if once_writing:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not any(p.name.startswith(".tmp-") for p in index.iterdir()):
-                time.sleep(0.002)
+            while time.monotonic() < deadline and not (self.marks / str(pid)).exists() and _alive(pid):
+                time.sleep(0.001)
             started = time.perf_counter()
         if kill_after is not None:
             time.sleep(max(0.0, kill_after - (time.perf_counter() - started)))
@@ -167,6 +176,14 @@ class _ForkServer:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def _saved_documents(index: Path) -> dict[str, str]:
