@@ -46,7 +46,6 @@ class QA:
         self._lock = threading.Lock()
         self._state = None  # (Index, Embedder), swapped whole so ask() never sees half an update
         self._state_version: Path | None = None
-        self._good_model: Path | None = None  # the last saved query model seen to load and run
         self.last_update: IndexUpdate = self.refresh()
 
     # -- asking ----------------------------------------------------------------------------------
@@ -180,10 +179,9 @@ class QA:
                 update = _with(update, rebuilt=True, reason="the saved query model was damaged")
             previous = loaded[0] if loaded else None
             tmp = self._store.new_version()
-            self._export_model(version if model_ok else None, tmp)
             # Passages are embedded by the same exported model that embeds questions (ONNX Runtime,
             # length-sorted batches: faster than sentence-transformers, see BENCHMARKS.md).
-            builder = self._query_embedder(tmp) or Embedder(self.settings.model)
+            builder = self._export_model(version if model_ok else None, tmp) or Embedder(self.settings.model)
             index = build(folder.documents, previous, self.settings, builder, self._show_progress(folder))
             index.save(tmp)
             final = self._store.commit(tmp)
@@ -197,19 +195,27 @@ class QA:
             return self.progress
         return sum(len(d.text) for d in folder.documents) > 200_000
 
-    def _export_model(self, old_version: Path | None, new_version: Path) -> None:
-        """Put the fast query model beside the index: copied from the old version, else exported."""
+    def _export_model(self, old_version: Path | None, new_version: Path):
+        """Put the fast query model beside the index: copied from the old version, else exported.
+
+        Returns an Embedder on it once it has been seen to load and run (None if it does not). A
+        copy that does not load is replaced by a fresh export, so damage is not carried forward.
+        """
         from . import embed
 
         if not hasattr(embed, "export_onnx"):
-            return
+            return None
         old = old_version / "model" if old_version else None
-        usable = old is not None and old.is_dir() and (old / "embed_config.json").exists() and (
-            old == self._good_model or _model_works(old, self.settings) is not None)
-        if usable:  # a damaged model is exported afresh rather than copied on into every new version
-            shutil.copytree(old, new_version / "model")
-        else:
-            embed.export_onnx(self.settings.model, new_version / "model")
+        target = new_version / "model"
+        if old is not None and old.is_dir() and (old / "embed_config.json").exists():
+            shutil.copytree(old, target)
+            embedder = _model_works(target, self.settings)
+            if embedder is not None:
+                return embedder
+            log.warning("index at %s is damaged: its query model does not load; exporting it again", old_version)
+            shutil.rmtree(target, ignore_errors=True)
+        embed.export_onnx(self.settings.model, target)
+        return _model_works(target, self.settings)
 
     def _query_embedder(self, version: Path):
         from .embed import Embedder
@@ -219,8 +225,6 @@ class QA:
             embedder = _model_works(model_dir, self.settings)
             if embedder is None:
                 log.warning("index at %s is damaged, rebuilding: its query model does not load", version)
-            else:
-                self._good_model = model_dir
             return embedder
         return Embedder(self.settings.model)
 
