@@ -96,7 +96,7 @@ def compose(question: str, query: str, history: list[str], candidates: list[Cand
     kept: list[dict] = []
     for sc in scored:
         chunk = index.chunks[sc.cand.chunk_id]
-        grams = _shingles(chunk.text)
+        grams = index.memo(("shingles", sc.cand.chunk_id), lambda: _shingles(chunk.text))
         dup = next((p for p in kept if _overlap(grams, p["grams"]) >= SAME_WORDS), None)
         if dup is not None:
             if chunk.doc_id != dup["chunk"].doc_id and all(c.doc_id != chunk.doc_id for c in dup["also"]):

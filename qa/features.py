@@ -81,15 +81,12 @@ def _idf(index: Index, query: str, keep_unseen: bool = False) -> dict[str, float
     `keep_unseen`: in a question they are mostly wording no article uses ("happened"), while in
     the topic of "what did X say about Y" they mean no article speaks of Y."""
     n = max(len(index.chunks), 1)
-    indptr = index.bm25.scores["indptr"]
-    vocab = index.bm25.vocab_dict
     out = {}
     for t in set(terms(query)):
-        tid = vocab.get(t)
-        if tid is None and not keep_unseen:
+        df = index.doc_freq(t)
+        if df is None and not keep_unseen:
             continue
-        df = int(indptr[tid + 1] - indptr[tid]) if tid is not None else 0
-        out[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        out[t] = math.log(1 + (n - (df or 0) + 0.5) / ((df or 0) + 0.5))
     return out
 
 
@@ -123,7 +120,7 @@ def passage_evidence(q: Query, cand: Candidate, index: Index) -> PassageEvidence
     """Features of one candidate passage and of its sentences."""
     chunk = index.chunks[cand.chunk_id]
     sents = [chunk.text[s - chunk.start:e - chunk.start] for s, e in chunk.sentences]
-    seqs = [terms(s) for s in sents]
+    seqs = index.sentence_terms(cand.chunk_id)
     sterms = [set(t) for t in seqs]
     n = len(sents)
     cov = np.array([coverage(q.terms, t) for t in sterms]) if n else np.zeros(1)
@@ -154,7 +151,7 @@ def passage_evidence(q: Query, cand: Candidate, index: Index) -> PassageEvidence
         float(types.max()) if n else 0.0, float(spoken.max()) if n else 0.0,
         _rank_feature(cand.dense_rank), _rank_feature(cand.bm25_rank),
         len(q.bigrams & set(zip(whole, whole[1:]))) / nbig, _proximity(whole, q.terms),
-        coverage(q.terms, set(terms(title))),
+        coverage(q.terms, index.memo(("title", chunk.doc_id), lambda: set(terms(title)))),
     ])
     topic_cov = coverage(q.topic, present)
     related = (cos >= STATEMENT_MIN_COS) | (topic_cov >= 0.3)
@@ -164,7 +161,7 @@ def passage_evidence(q: Query, cand: Candidate, index: Index) -> PassageEvidence
 def _previous_terms(index: Index, chunk_id: int) -> set[str]:
     if chunk_id == 0 or index.chunks[chunk_id - 1].doc_id != index.chunks[chunk_id].doc_id:
         return set()
-    return set(terms(index.chunks[chunk_id - 1].text))
+    return {t for seq in index.sentence_terms(chunk_id - 1) for t in seq}
 
 
 def _rank_feature(rank: int | None) -> float:

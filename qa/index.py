@@ -47,6 +47,7 @@ class Index:
                 f"{int(self.sent_start[-1])} sentences, {len(sent_vectors)} sentence vectors")
         self.dense = dense if dense is not None else _dense_index(vectors, settings)
         self.bm25 = bm25 if bm25 is not None else _bm25_index(chunks, docs, settings)
+        self._memo: dict = {}
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -68,6 +69,29 @@ class Index:
         if not ids:
             return np.zeros(len(self.chunks), dtype=np.float32)
         return np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32)
+
+    def memo(self, key, compute):
+        """Derived per-passage data (terms, shingles), computed once and kept: the index is immutable."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = compute()
+            return value
+
+    def sentence_terms(self, chunk_id: int) -> list[list[str]]:
+        """The analysed terms of each sentence of a passage."""
+        def compute():
+            c = self.chunks[chunk_id]
+            return [terms(c.text[s - c.start:e - c.start]) for s, e in c.sentences]
+        return self.memo(("terms", chunk_id), compute)
+
+    def doc_freq(self, term: str) -> int | None:
+        """How many passages contain an (analysed) term; None if no passage does."""
+        tid = self.bm25.vocab_dict.get(term)
+        if tid is None:
+            return None
+        indptr = self.bm25.scores["indptr"]
+        return int(indptr[tid + 1] - indptr[tid])
 
     def sentence_rows(self, chunk_id: int) -> slice:
         return slice(int(self.sent_start[chunk_id]), int(self.sent_start[chunk_id + 1]))

@@ -224,6 +224,13 @@ def test_cli_usage_errors_are_one_line_and_exit_2(cli_dirs, capsys, args):
     assert len(err) == 1 and err[0].startswith("qa: error:"), err
 
 
+@pytest.mark.parametrize("question", ["\x07\x1b\x7f", "\t \n", "why " * 25_000])
+def test_cli_bad_questions_are_one_line_and_exit_2(cli_dirs, capsys, question):
+    assert cli_main(["ask", question, *cli_dirs]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qa: error:"), err
+
+
 def test_cli_unusable_index_folder_is_one_line(seed_dirs, tmp_path, capsys):
     docs, _ = seed_dirs
     (tmp_path / "a-file").write_text("not a folder")
@@ -236,6 +243,21 @@ def test_cli_missing_question_file_is_one_line(cli_dirs, tmp_path, capsys):
     assert cli_main(["eval", str(tmp_path / "missing.json"), *cli_dirs]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("qa: error:")
+
+
+def test_cli_index_prints_only_what_changed(small_copy, model_cache):
+    import subprocess
+    import sys
+
+    docs, index = small_copy
+    (docs / "tower.txt").write_text(ANSI, encoding="utf-8")
+    (docs / "binary.txt").write_bytes(b"\x00\x01 not text")
+    r = subprocess.run([sys.executable, "-m", "qa", "index", "--docs", str(docs), "--index", str(index)],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert r.returncode == 0, r.stderr
+    assert "added: tower.txt" in r.stdout and "skipped:" in r.stdout
+    # One warning line per skipped file, no library chatter, no traceback.
+    assert r.stderr.strip().splitlines() == [f"qa: warning: skipping {docs / 'binary.txt'}: binary"], r.stderr
 
 
 # ---------------------------------------------------------------------------------------------
