@@ -207,14 +207,16 @@ class QA:
             return None
         old = old_version / "model" if old_version else None
         target = new_version / "model"
-        if old is not None and old.is_dir() and (old / "embed_config.json").exists():
+        wanted = "int8" if self.settings.int8 else "fp32"
+        if (old is not None and old.is_dir() and (old / "embed_config.json").exists()
+                and _precision(old) == wanted):
             shutil.copytree(old, target)
             embedder = _model_works(target, self.settings)
             if embedder is not None:
                 return embedder
             log.warning("index at %s is damaged: its query model does not load; exporting it again", old_version)
             shutil.rmtree(target, ignore_errors=True)
-        embed.export_onnx(self.settings.model, target)
+        embed.export_onnx(self.settings.model, target, quantize=self.settings.int8)
         return _model_works(target, self.settings)
 
     def _query_embedder(self, version: Path):
@@ -242,6 +244,15 @@ def _model_works(model_dir: Path, settings: Settings):
         return embedder
     except Exception as exc:  # any failure to load or run it means it cannot answer questions
         log.debug("query model at %s unusable: %s", model_dir, exc)
+        return None
+
+
+def _precision(model_dir: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((model_dir / "embed_config.json").read_text("utf-8")).get("precision")
+    except (OSError, ValueError):
         return None
 
 

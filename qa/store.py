@@ -145,7 +145,7 @@ def plan(folder_hashes: dict[str, str], version: Path | None, settings: Settings
 
 def _same_vectors(a: Settings, b: Settings) -> bool:
     """Would both settings cut and embed passages identically (BM25 is always rebuilt)?"""
-    fields = ("model", "max_passage_chars", "min_passage_chars", "joined_max_chars", "title_in_embedding")
+    fields = ("model", "int8", "max_passage_chars", "min_passage_chars", "joined_max_chars", "title_in_embedding")
     return all(getattr(a, f) == getattr(b, f) for f in fields)
 
 
