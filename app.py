@@ -350,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_app(bot, max_bytes)
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
                               font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
-    demo.queue(default_concurrency_limit=1).launch(
+    # ask() is thread-safe (it reads an immutable index snapshot) and index updates take a lock,
+    # so several requests may run at once.
+    demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, max_file_size=max_bytes, theme=theme, css=CSS,
         footer_links=["api", "settings"], ssr_mode=False, share=False, show_error=False, pwa=False,
         mcp_server=False)
