@@ -91,7 +91,7 @@ def compose(question: str, query: str, history: list[str], candidates: list[Cand
     ev = evidence(scored)
     if not answers(ev):
         return Answer(question, False, (), query,
-                      "the documents do not answer this question (best match too weak: "
+                      "best match too weak ("
                       f"sentence similarity {ev.sentence:.2f}, term coverage {ev.coverage:.2f})")
     kept: list[dict] = []
     for sc in scored:

@@ -99,7 +99,7 @@ def _ask(args) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
     if not answer.answered:
-        print(f"The articles do not answer this question. ({answer.reason})")
+        print(f"The articles do not answer this question: {answer.reason}.")
         return 0
     for i, p in enumerate(answer.passages, start=1):
         c = p.citation

@@ -40,10 +40,11 @@ SENTENCE_FEATURES = ("cos", "coverage", "type_match", "speaker", "rel_cos", "nei
 # Weights fitted by benchmarks/fit_ranker.py (listwise logistic regression on 2,500 SQuAD dev-half
 # questions; out-of-sample by article: hit@1 0.880 / 0.932, highlight 0.730 / 0.831 on the two
 # folds). SQuAD has no "what did X say" questions, so the two speaker weights cannot be fitted
-# there; they are set by hand so that a statement by the person asked about outweighs a
-# non-statement that is somewhat closer in meaning (about 0.3 of the cosine scale).
+# there; they are set by hand: in a passage, a statement by the person asked about outweighs a
+# non-statement somewhat closer in meaning (0.3 on the cosine scale); for the highlight, their
+# direct quote (credit 1.0, reported speech 0.5) is preferred to the reporter's paraphrase.
 PASSAGE_WEIGHTS = np.array([0.575, 0.152, 1.0, 0.492, 0.659, 0.055, 0.3, 0.199, 0.075, 0.682, 0.035, 0.002])
-SENTENCE_WEIGHTS = np.array([0.341, 0.44, 0.284, 0.3, 0.416, 0.08, 0.395, 0.301, -0.237, 1.0])
+SENTENCE_WEIGHTS = np.array([0.341, 0.44, 0.284, 0.8, 0.416, 0.08, 0.395, 0.301, -0.237, 1.0])
 
 
 # A statement by the person asked about counts as being on the question's topic when it is at
@@ -127,7 +128,7 @@ def passage_evidence(q: Query, cand: Candidate, index: Index) -> PassageEvidence
     cos = np.array(cand.sentence_scores) if cand.sentence_scores else np.zeros(n)
     types = np.array([_type_match(q.answer_type, s, q.words) for s in sents])
     # The person's own words (a direct quote) count fully, reported speech ("X dismissed...") less.
-    spoken = np.array([(1.0 if is_quote(sents[j]) else 0.6) if q.person and j < len(chunk.speakers)
+    spoken = np.array([(1.0 if is_quote(sents[j]) else 0.5) if q.person and j < len(chunk.speakers)
                        and speaker_matches(chunk.speakers[j], q.person) else 0.0 for j in range(n)])
     neighbour = np.array([max(cov[j - 1] if j > 0 else 0.0, cov[j + 1] if j + 1 < n else 0.0) for j in range(n)])
     nbig = max(len(q.bigrams), 1)
