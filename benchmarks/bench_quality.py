@@ -71,7 +71,7 @@ def baselines(data: dict, items: list[Item]) -> dict[str, dict]:
     return out
 
 
-def engine(items: list[Item], docs: Path, index_dir: Path, int8: bool = False) -> dict:
+def engine(items: list[Item], docs: Path, index_dir: Path, int8: bool = True) -> dict:
     from qa import QA, Settings
 
     t = time.perf_counter()
@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument("--squad", default=str(ROOT.parent / "shared" / "data" / "squad-dev-half.json"))
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--work", default=str(ROOT / ".qa-eval" / "bench"))
-    ap.add_argument("--int8", action="store_true", help="also run the engine with the int8 model")
+    ap.add_argument("--fp32", action="store_true", help="also run the engine with the fp32 model")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print("command:", " ".join([Path(sys.executable).name] + sys.argv))
@@ -113,9 +113,9 @@ def main() -> None:
     paras = [p["context"] for a in data["data"] for p in a["paragraphs"]]
     print(f"{len(items)} questions sampled evenly; {len(paras)} paragraphs, mean {np.mean([len(p) for p in paras]):.0f} chars")
     rows = baselines(data, items)
-    rows["this engine (QA.ask)"] = engine(items, docs, work / "index")
-    if args.int8:
-        rows["this engine, int8 model"] = engine(items, docs, work / "index-int8", int8=True)
+    rows["this engine (QA.ask)"] = engine(items, docs, work / "index-int8")
+    if args.fp32:
+        rows["this engine, fp32 model"] = engine(items, docs, work / "index", int8=False)
     cols = ["hit@1", "hit@5", "mrr@10", "highlight", "answered", "mean passage chars", "ask p50 ms", "ask p95 ms"]
     print(f"\n| method | {' | '.join(cols)} |")
     print("|" + "---|" * (len(cols) + 1))

@@ -123,9 +123,9 @@ class Settings:
     min_passage_chars: int = 400
     joined_max_chars: int = 700
     title_in_embedding: bool = True
-    # Embed with a dynamically quantised int8 copy of the model (faster; see BENCHMARKS.md for
-    # what it costs in retrieval quality).
-    int8: bool = False
+    # Embed with a quantised int8 copy of the model: 1.5x faster than fp32 at no measured cost in
+    # retrieval quality on SQuAD (BENCHMARKS.md); False uses the fp32 export.
+    int8: bool = True
     # Version of the BM25 analyser (tokens, stopwords, stemmer): a change must rebuild the index.
     analyzer: str = "en-snowball-3"
     # Above this many passages the dense index switches from exact to approximate (IVF) search,
