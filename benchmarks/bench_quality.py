@@ -113,9 +113,9 @@ def main() -> None:
     paras = [p["context"] for a in data["data"] for p in a["paragraphs"]]
     print(f"{len(items)} questions sampled evenly; {len(paras)} paragraphs, mean {np.mean([len(p) for p in paras]):.0f} chars")
     rows = baselines(data, items)
-    rows["this engine (QA.ask)"] = engine(items, docs, work / "index-int8")
+    rows["this engine (QA.ask)"] = engine(items, docs, work / "index")
     if args.fp32:
-        rows["this engine, fp32 model"] = engine(items, docs, work / "index", int8=False)
+        rows["this engine, fp32 model"] = engine(items, docs, work / "index-fp32", int8=False)
     cols = ["hit@1", "hit@5", "mrr@10", "highlight", "answered", "mean passage chars", "ask p50 ms", "ask p95 ms"]
     print(f"\n| method | {' | '.join(cols)} |")
     print("|" + "---|" * (len(cols) + 1))

@@ -10,10 +10,7 @@ rule of the form `sentence >= a or (sentence >= b and coverage >= c)` keeping >=
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
-import os
 import sys
 from pathlib import Path
 
@@ -21,29 +18,18 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import squad_arguments, squad_engine  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--squad", default=str(ROOT.parent / "shared" / "data" / "squad-dev-half.json"))
-    ap.add_argument("--n", type=int, default=1500)
-    ap.add_argument("--work", default=str(ROOT / ".qa-eval" / "bench"))
-    args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = squad_arguments(__doc__.splitlines()[0], 1500)
 
-    from qa import QA
     from qa.answer import answers, evidence, rerank
-    from qa.evaluation import squad_documents
     from qa.retrieve import formulate, retrieve
 
-    data = json.loads(Path(args.squad).read_text(encoding="utf-8"))
-    docs_dir = Path(args.work) / "docs"
-    docs_dir.mkdir(parents=True, exist_ok=True)
-    names = list(squad_documents(data))
-    for name, text in squad_documents(data).items():
-        if not (docs_dir / name).exists():
-            (docs_dir / name).write_text(text, encoding="utf-8")
-    bot = QA(docs_dir, Path(args.work) / "index")
+    bot, data, names = squad_engine(Path(args.work), Path(args.squad))
     index, embedder = bot._state
     owner = np.array([c.doc_id for c in index.chunks])
 

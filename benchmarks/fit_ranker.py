@@ -10,9 +10,6 @@ the printed figures are out-of-sample; the weights printed last are fitted on al
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
@@ -20,22 +17,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import squad_arguments, squad_engine  # noqa: E402
 
 
 def collect(n: int, work: Path, squad: Path, depth: int = 30):
-    from qa import QA
-    from qa.evaluation import squad_documents
     from qa.features import analyse, passage_evidence
     from qa.retrieve import formulate, retrieve
     from qa.textutil import normalise
 
-    data = json.loads(squad.read_text(encoding="utf-8"))
-    docs = work / "docs"
-    docs.mkdir(parents=True, exist_ok=True)
-    for name, text in squad_documents(data).items():
-        if not (docs / name).exists():
-            (docs / name).write_text(text, encoding="utf-8")
-    bot = QA(docs, work / "index")
+    bot, data, _ = squad_engine(work, squad)
     index, embedder = bot._state
     qs = [(qa["question"], [a["text"] for a in qa["answers"]], ai)
           for ai, art in enumerate(data["data"]) for p in art["paragraphs"] for qa in p["qas"]]
@@ -118,12 +110,7 @@ def score(rows, pw: np.ndarray, sw: np.ndarray) -> dict:
 def main() -> None:
     from qa.features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_FEATURES, SENTENCE_WEIGHTS
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--squad", default=str(ROOT.parent / "shared" / "data" / "squad-dev-half.json"))
-    ap.add_argument("--n", type=int, default=2500)
-    ap.add_argument("--work", default=str(ROOT / ".qa-eval" / "bench"))
-    args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = squad_arguments(__doc__.splitlines()[0], 2500)
     rows = collect(args.n, Path(args.work), Path(args.squad))
     folds = [[r for r in rows if r["article"] % 2 == f] for f in (0, 1)]
     print(f"{len(rows)} questions; current weights: {score(rows, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS)}")
