@@ -42,7 +42,7 @@ def main() -> None:
         qvec = embedder.embed_query(query)
         for allowed, out in ((None, pos), (owner != doc, neg)):
             cands = retrieve(index, qvec, query, allowed=allowed)
-            ev = evidence(rerank(q, query, [], cands, index))
+            ev = evidence(rerank(q, query, [], cands, index, qvec))
             out.append((ev.sentence, ev.dense, ev.coverage, answers(ev)))
     pos, neg = np.array(pos), np.array(neg)
     for name, arr in (("answerable", pos), ("unanswerable", neg)):

@@ -23,7 +23,7 @@ from common import squad_arguments, squad_engine  # noqa: E402
 
 
 def collect(n: int, work: Path, squad: Path, depth: int = 30):
-    from qa.features import analyse, passage_evidence
+    from qa.features import analyse, evidence
     from qa.retrieve import formulate, retrieve
     from qa.textutil import normalise
 
@@ -38,16 +38,17 @@ def collect(n: int, work: Path, squad: Path, depth: int = 30):
     qvecs = embedder.embed_passages(queries)  # one batch: much faster than one call per question
     for (question, golds, article), query, qvec in zip(qs, queries, qvecs):
         cands = retrieve(index, qvec, query)[:depth]
-        q = analyse(question, query, [], index)
+        q = analyse(question, query, [], index, qvec)
         golds = [normalise(g) for g in golds]
         cand_rows = []
-        for c in cands:
+        ev = evidence(q, cands, index)
+        for i, c in enumerate(cands):
             chunk = index.chunks[c.chunk_id]
-            ev = passage_evidence(q, c, index)
             sents = [normalise(chunk.text[s - chunk.start:e - chunk.start]) for s, e in chunk.sentences]
             cand_rows.append({
-                "f": ev.features, "y": any(g in normalise(chunk.text) for g in golds),
-                "sf": ev.sentences, "sy": np.array([any(g in s for g in golds) for s in sents]),
+                "f": ev.passages[i], "y": any(g in normalise(chunk.text) for g in golds),
+                "sf": ev.sentences[ev.offsets[i]:ev.offsets[i + 1]],
+                "sy": np.array([any(g in s for g in golds) for s in sents]),
             })
         rows.append({"article": article, "cands": cand_rows})
     return rows

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import PASSAGE_WEIGHTS, SENTENCE_WEIGHTS, analyse, passage_evidence
+from .features import PASSAGE_WEIGHTS, SENTENCE_WEIGHTS, analyse, evidence as features
 from .index import Index
 from .retrieve import Candidate
 from .textutil import normalise
@@ -55,22 +55,34 @@ class Scored:
 
 
 def rerank(question: str, query: str, history: list[str], candidates: list[Candidate],
-           index: Index, depth: int = 20) -> list[Scored]:
+           index: Index, qvec: np.ndarray, depth: int = 20) -> list[Scored]:
     """Rescore the top candidates with the fitted passage model; pick each one's best sentence."""
-    q = analyse(question, query, history, index)
+    q = analyse(question, query, history, index, qvec)
     top = candidates[:depth]
     chosen = {c.chunk_id for c in top}
     # Keep the passage right after a chosen one (see retrieve: scene in one, quote in the next).
     top += [c for c in candidates[depth:] if c.chunk_id - 1 in chosen]
-    scored = []
-    for cand in top:
-        ev = passage_evidence(q, cand, index)
-        best = int(np.argmax(ev.sentences @ SENTENCE_WEIGHTS)) if len(ev.sentences) else 0
-        scored.append(Scored(float(ev.features @ PASSAGE_WEIGHTS), cand, best, ev.coverage,
-                             ev.topic_coverage if q.person else None, ev.statement))
+    ev = features(q, top, index)
+    scores = ev.passages @ PASSAGE_WEIGHTS
+    best = _segment_argmax(ev.sentences @ SENTENCE_WEIGHTS, ev.offsets)
+    scored = [Scored(float(scores[i]), cand, int(best[i]), float(ev.coverage[i]),
+                     float(ev.topic_coverage[i]) if q.person else None, bool(ev.statement[i]))
+              for i, cand in enumerate(top)]
     # "What did X say about Y": passages where X states something related to Y come first.
     scored.sort(key=lambda x: (not x.statement, -x.score))
     return scored
+
+
+def _segment_argmax(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Index within each segment values[offsets[i]:offsets[i+1]] of its first maximum (0 if empty)."""
+    n = len(offsets) - 1
+    owner = np.repeat(np.arange(n), np.diff(offsets))
+    order = np.lexsort((np.arange(len(values)), -values, owner))  # by segment, best first, ties: first
+    out = np.zeros(n, np.int64)
+    filled = offsets[1:] > offsets[:-1]
+    firsts = order[offsets[:-1][filled]]
+    out[filled] = firsts - offsets[:-1][filled]
+    return out
 
 
 def evidence(scored: list[Scored]) -> Evidence:
@@ -83,28 +95,28 @@ def evidence(scored: list[Scored]) -> Evidence:
 
 
 def compose(question: str, query: str, history: list[str], candidates: list[Candidate],
-            index: Index, k: int) -> Answer:
+            index: Index, qvec: np.ndarray, k: int) -> Answer:
     """Turn fused candidates into the final Answer (at most k passages, best first)."""
     if not candidates:
         return Answer(question, False, (), query, "nothing in the documents matches the question")
-    scored = rerank(question, query, history, candidates, index, depth=max(3 * k, 20))
+    scored = rerank(question, query, history, candidates, index, qvec, depth=max(3 * k, 20))
     ev = evidence(scored)
     if not answers(ev):
         return Answer(question, False, (), query,
                       "best match too weak ("
                       f"sentence similarity {ev.sentence:.2f}, term coverage {ev.coverage:.2f})")
     kept: list[dict] = []
-    for sc in scored:
+    same = _same_words(index, [sc.cand.chunk_id for sc in scored])
+    for i, sc in enumerate(scored):
         chunk = index.chunks[sc.cand.chunk_id]
-        grams = index.memo(("shingles", sc.cand.chunk_id), lambda: _shingles(chunk.text))
-        dup = next((p for p in kept if _overlap(grams, p["grams"]) >= SAME_WORDS), None)
+        dup = next((p for p in kept if same[i][p["i"]]), None)
         if dup is not None:
             if chunk.doc_id != dup["chunk"].doc_id and all(c.doc_id != chunk.doc_id for c in dup["also"]):
                 dup["also"].append(_citation(index, chunk.doc_id, chunk.start, chunk.end))
             continue
         if len(kept) < k:
             kept.append({"score": sc.score, "cand": sc.cand, "chunk": chunk, "best": sc.best,
-                         "grams": grams, "also": []})
+                         "i": i, "also": []})
     return Answer(question, True, tuple(_passage(index, p) for p in kept), query, "")
 
 
@@ -142,11 +154,25 @@ def _citation(index: Index, doc_id: str, start: int, end: int) -> Citation:
     return Citation(doc_id, d.title, d.path, start, end, d.outlet, d.byline)
 
 
-def _shingles(text: str, n: int = 4) -> set[tuple[str, ...]]:
+def _shingles(text: str, n: int = 4) -> np.ndarray:
+    """The passage's distinct word n-grams, as 64-bit hashes (collisions are negligible here)."""
     words = normalise(text).split()
-    return {tuple(words[i:i + n]) for i in range(max(len(words) - n + 1, 1))}
+    return np.unique(np.array([hash(tuple(words[i:i + n])) for i in range(max(len(words) - n + 1, 1))],
+                              np.int64))
 
 
-def _overlap(a: set, b: set) -> float:
-    """Share of the smaller passage's word n-grams found in the other (containment)."""
-    return len(a & b) / min(len(a), len(b)) if a and b else 0.0
+def _same_words(index: Index, chunk_ids: list[int]) -> list[list[bool]]:
+    """Which pairs of passages carry the same words: the share of the smaller one's word 4-grams
+    found in the other (containment) is at least SAME_WORDS. All pairs at once: shared counts
+    come from an incidence matrix over just the n-grams that occur in more than one passage."""
+    grams = [index.memo(("shingles", i), lambda i=i: _shingles(index.chunks[i].text)) for i in chunk_ids]
+    sizes = np.array([len(g) for g in grams])
+    _, column, counts = np.unique(np.concatenate(grams), return_inverse=True, return_counts=True)
+    common = counts[column] >= 2
+    kept_columns, column = np.unique(column[common], return_inverse=True)
+    incidence = np.zeros((len(grams), len(kept_columns)), np.int32)
+    incidence[np.repeat(np.arange(len(grams)), sizes)[common], column] = 1
+    # Integer product: numpy's own loop. A float product would go to BLAS, whose threads can stall
+    # for tens of milliseconds on a busy two-core machine.
+    shared = incidence @ incidence.T
+    return (shared >= SAME_WORDS * np.minimum.outer(sizes, sizes)).tolist()

@@ -87,7 +87,7 @@ class QA:
         query = formulate(question, past)
         qvec = embedder.embed_query(query)
         candidates = retrieve(index, qvec, query, allowed=allowed)
-        return compose(question, query, past, candidates, index, k)
+        return compose(question, query, past, candidates, index, qvec, k)
 
     # -- the document set ----------------------------------------------------------------------
     def documents(self) -> list[DocInfo]:
@@ -148,7 +148,7 @@ class QA:
         """Bring the index in line with the folder (adds, changes, removals, settings)."""
         from .embed import Embedder
         from .ingest import read_folder
-        from .store import build, load_current, plan
+        from .store import build, load_current, plan, unusable_reason
 
         with self._lock, self._store.lock():
             folder = read_folder(self.docs_dir)
@@ -163,7 +163,7 @@ class QA:
             version = loaded[1] if loaded else None
             update = plan(hashes, version, self.settings)
             if loaded is None and (self._store.root / "CURRENT").exists():
-                update = _with(update, reason="the saved index was damaged")
+                update = _with(update, reason=unusable_reason(self._store))
             model_ok = True
             if loaded and not update.changed_anything:
                 index = loaded[0]

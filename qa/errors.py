@@ -17,5 +17,9 @@ class IndexCorruptError(QAError):
     """The saved index is damaged or does not match; it is rebuilt when possible."""
 
 
+class IndexFormatError(IndexCorruptError):
+    """The saved index was written by a version of qa with another file format; it is rebuilt."""
+
+
 class ModelError(QAError):
     """The embedding model could not be loaded."""

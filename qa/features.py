@@ -1,8 +1,10 @@
-"""Evidence features of a (question, passage) pair and of each sentence in the passage.
+"""Evidence features of candidate passages and of each of their sentences.
 
 The answer stage ranks passages and picks the highlight with linear models over these features;
 the weights are fitted on SQuAD by benchmarks/fit_ranker.py (cross-fitted by article) and kept
-below as plain constants so the ranking stays explainable.
+below as plain constants so the ranking stays explainable. All candidates of a question are
+scored at once with array operations over the index's sentence term ids (lexicon.py): per-passage
+Python code cost more than embedding the question.
 """
 
 from __future__ import annotations
@@ -13,16 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .attribution import is_quote, lexical_query, speaker_matches, speaker_question
+from .attribution import lexical_query, speaker_matches, speaker_question
 from .index import Index
+from .lexicon import DATE, NUMBER, QUOTE, segment_reduce, segments
 from .retrieve import Candidate
 from .textutil import terms
 
-_NUMBER = re.compile(r"\b\d[\d,.]*\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
-                     r"dozens?|hundreds?|thousands?|millions?|billions?|half|percent)\b", re.I)
-_DATE = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b|\b(?:January|February|March|April|May|June|July|"
-                   r"August|September|October|November|December|Monday|Tuesday|Wednesday|Thursday|"
-                   r"Friday|Saturday|Sunday)\b|\b(?:century|decade|years? ago)\b")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z'’\-]+(?:\s+[A-Z][a-z'’\-]+)*")
 
 _WH = (
@@ -52,19 +50,25 @@ SENTENCE_WEIGHTS = np.array([0.341, 0.44, 0.284, 0.8, 0.416, 0.08, 0.395, 0.301,
 STATEMENT_MIN_COS = 0.3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Query:
-    """What the features need to know about a question."""
+    """What the features need to know about a question, resolved against the index's vocabulary."""
 
+    vector: np.ndarray            # the question's unit vector
     terms: dict[str, float]       # stemmed term -> idf over the indexed passages
     bigrams: frozenset[tuple[str, str]]  # adjacent stemmed content terms of the question
     topic: dict[str, float]       # the same for what the person is asked about (all terms if none)
     answer_type: str              # number, date, person, place or other
     person: str | None            # who the question asks about as a speaker
     words: frozenset[str]         # lower-cased words of the question (names already given)
+    cols: np.ndarray              # sorted term ids of the indexed terms of `terms` and `topic`
+    in_terms: np.ndarray          # per col: is it one of `terms`
+    w_terms: np.ndarray           # per col: idf of `terms` (0 if a topic term only)
+    w_topic: np.ndarray           # per col: idf of `topic`
+    bigram_codes: np.ndarray      # sorted codes a * vocab_size + b of the indexed question bigrams
 
 
-def analyse(question: str, query: str, history: list[str], index: Index) -> Query:
+def analyse(question: str, query: str, history: list[str], index: Index, vector: np.ndarray) -> Query:
     """Parse a question once: term weights, expected answer type, asked speaker."""
     person, topic = speaker_question(question)
     if person is None and history and query != question:
@@ -73,8 +77,23 @@ def analyse(question: str, query: str, history: list[str], index: Index) -> Quer
     idf = _idf(index, lexical_query(query))
     topic_idf = _idf(index, topic, keep_unseen=True) if person and topic.strip() else idf
     seq = terms(lexical_query(question))
-    return Query(idf, frozenset(zip(seq, seq[1:])), topic_idf, kind, person,
-                 frozenset(w.lower() for w in re.findall(r"[\w'’\-]+", query)))
+    bigrams = frozenset(zip(seq, seq[1:]))
+    ids = {t: index.term_id(t) for t in set(idf) | set(topic_idf)}
+    cols = np.array(sorted({i for i in ids.values() if i is not None}), np.int64)
+    at = {i: j for j, i in enumerate(cols.tolist())}
+    in_terms, w_terms, w_topic = np.zeros(len(cols), bool), np.zeros(len(cols)), np.zeros(len(cols))
+    for t, w in idf.items():  # every term in `idf` is indexed (unseen ones are left out)
+        in_terms[at[ids[t]]], w_terms[at[ids[t]]] = True, w
+    for t, w in topic_idf.items():
+        if ids[t] is not None:
+            w_topic[at[ids[t]]] = w
+    # The totals keep unseen topic terms: a topic no passage mentions is not covered.
+    w_terms, w_topic = w_terms / (sum(idf.values()) or 1.0), w_topic / (sum(topic_idf.values()) or 1.0)
+    codes = {index.term_id(a) * index.vocab_size + index.term_id(b) for a, b in bigrams
+             if index.term_id(a) is not None and index.term_id(b) is not None}
+    return Query(np.asarray(vector, np.float32), idf, bigrams, topic_idf, kind, person,
+                 frozenset(w.lower() for w in re.findall(r"[\w'’\-]+", query)),
+                 cols, in_terms, w_terms, w_topic, np.array(sorted(codes), np.int64))
 
 
 def _idf(index: Index, query: str, keep_unseen: bool = False) -> dict[str, float]:
@@ -97,93 +116,182 @@ def coverage(weights: dict[str, float], present: set[str]) -> float:
     return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
 
 
-def _type_match(kind: str, sentence: str, asked: frozenset[str]) -> float:
-    if kind == "number":
-        return float(bool(_NUMBER.search(sentence)))
-    if kind == "date":
-        return float(bool(_DATE.search(sentence)))
-    if kind in ("person", "place"):
-        return float(any(m.group(0).lower() not in asked and m.group(0).split()[0].lower() not in asked
-                         for m in _NAME.finditer(sentence)))
-    return 0.0
+def _names(index: Index, chunk_id: int) -> list[tuple[tuple[str, str], ...]]:
+    """Each sentence's capitalised names (not sentence-initial), as (name, first word), lower-cased."""
+    def compute():
+        c = index.chunks[chunk_id]
+        return [tuple((m.group(0).lower(), m.group(0).split()[0].lower())
+                      for m in _NAME.finditer(c.text[s - c.start:e - c.start])) for s, e in c.sentences]
+    return index.memo(("names", chunk_id), compute)
 
 
-@dataclass(frozen=True)
-class PassageEvidence:
-    features: np.ndarray          # PASSAGE_FEATURES
-    sentences: np.ndarray         # one row of SENTENCE_FEATURES per sentence
-    coverage: float               # share of the question's terms in the passage
-    topic_coverage: float         # share of the asked topic's terms (= coverage without a speaker)
-    statement: bool               # the asked person says something here related to the question
+def _new_names(index: Index, ids: np.ndarray, asked: frozenset[str]) -> np.ndarray:
+    """Per sentence: does it name someone or something the question does not?"""
+    return np.array([float(any(full not in asked and first not in asked for full, first in names))
+                     for i in ids.tolist() for names in _names(index, i)])
 
 
-def passage_evidence(q: Query, cand: Candidate, index: Index) -> PassageEvidence:
-    """Features of one candidate passage and of its sentences."""
-    chunk = index.chunks[cand.chunk_id]
-    sents = [chunk.text[s - chunk.start:e - chunk.start] for s, e in chunk.sentences]
-    seqs = index.sentence_terms(cand.chunk_id)
-    sterms = [set(t) for t in seqs]
-    n = len(sents)
-    cov = np.array([coverage(q.terms, t) for t in sterms]) if n else np.zeros(1)
-    cos = np.array(cand.sentence_scores) if cand.sentence_scores else np.zeros(n)
-    types = np.array([_type_match(q.answer_type, s, q.words) for s in sents])
-    # The person's own words (a direct quote) count fully, reported speech ("X dismissed...") less.
-    spoken = np.array([(1.0 if is_quote(sents[j]) else 0.5) if q.person and j < len(chunk.speakers)
-                       and speaker_matches(chunk.speakers[j], q.person) else 0.0 for j in range(n)])
-    neighbour = np.array([max(cov[j - 1] if j > 0 else 0.0, cov[j + 1] if j + 1 < n else 0.0) for j in range(n)])
+@dataclass(frozen=True, eq=False)
+class Evidence:
+    """Features of n candidate passages; candidate i owns sentence rows offsets[i]:offsets[i+1]."""
+
+    passages: np.ndarray          # (n, PASSAGE_FEATURES)
+    sentences: np.ndarray         # (sentences, SENTENCE_FEATURES)
+    offsets: np.ndarray           # (n + 1,)
+    coverage: np.ndarray          # share of the question's terms in each passage
+    topic_coverage: np.ndarray    # share of the asked topic's terms (= coverage without a speaker)
+    statement: np.ndarray         # bool: the asked person says something here related to the question
+
+
+@dataclass(frozen=True, eq=False)
+class _Terms:
+    """The term ids of some sentence rows, matched against a question's columns."""
+
+    ids: np.ndarray       # term ids, row after row, in text order
+    row: np.ndarray       # which row (0..rows-1) each term belongs to
+    col: np.ndarray       # the question column of each term (valid where `hit`)
+    hit: np.ndarray       # is the term one of the question's columns
+    present: np.ndarray   # (rows, cols) bool
+
+
+def _match(q: Query, index: Index, rows: np.ndarray) -> _Terms:
+    lex = index.lexicon
+    pos, row, _ = segments(lex.start[rows], lex.start[rows + 1])
+    ids = lex.ids[pos].astype(np.int64)
+    present = np.zeros((len(rows), len(q.cols)), bool)
+    if len(q.cols):
+        col = np.minimum(np.searchsorted(q.cols, ids), len(q.cols) - 1)
+        hit = q.cols[col] == ids
+        present[row[hit], col[hit]] = True
+    else:
+        col, hit = np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+    return _Terms(ids, row, col, hit, present)
+
+
+def _distinct_count(keys: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
+    """How many distinct keys each group holds (keys and groups aligned, groups in 0..n-1)."""
+    if not len(keys):
+        return np.zeros(n, np.int64)
+    base = int(keys.max()) + 1
+    key = np.sort(groups.astype(np.int64) * base + keys)  # a plain sort beats np.unique on small arrays
+    first = np.empty(len(key), bool)
+    first[0], first[1:] = True, key[1:] != key[:-1]
+    return np.bincount(key[first] // base, minlength=n)
+
+
+def evidence(q: Query, cands: list[Candidate], index: Index) -> Evidence:
+    """Features of every candidate passage and of its sentences, computed together."""
+    n = len(cands)
+    ids = np.fromiter((c.chunk_id for c in cands), np.int64, n)
+    rows, owner, off = segments(index.sent_start[ids], index.sent_start[ids + 1])
+    m = len(rows)
+    t = _match(q, index, rows)
+    cand_of_term = owner[t.row]
+    cos = np.asarray(index.sent_vectors[rows] @ q.vector, np.float64) if m else np.zeros(0)
+    cov = t.present @ q.w_terms
+    flags = index.lexicon.flags[rows]
+    if q.answer_type in ("number", "date"):
+        types = ((flags & (NUMBER if q.answer_type == "number" else DATE)) > 0).astype(float)
+    elif q.answer_type in ("person", "place"):
+        types = _new_names(index, ids, q.words)
+    else:
+        types = np.zeros(m)
+    spoken = np.zeros(m)
+    if q.person:
+        # The person's own words (a direct quote) count fully, reported speech ("X dismissed...") less.
+        speakers = [c.speakers[j] if j < len(c.speakers) else None
+                    for c in (index.chunks[i] for i in ids) for j in range(len(c.sentences))]
+        quote = (flags & QUOTE) > 0
+        spoken = np.array([(1.0 if quote[r] else 0.5) if speaker_matches(s, q.person) else 0.0
+                           for r, s in enumerate(speakers)])
+    first, last = off[:-1][off[1:] > off[:-1]], off[1:][off[1:] > off[:-1]] - 1
+    before, after = np.r_[0.0, cov[:-1]], np.r_[cov[1:], 0.0]
+    before[first], after[last] = 0.0, 0.0
+    neighbour = np.maximum(before, after)
     nbig = max(len(q.bigrams), 1)
-    sbig = np.array([len(q.bigrams & set(zip(t, t[1:]))) / nbig for t in seqs])
+    sbig, pbig = _bigrams(q, index.vocab_size, t.ids, t.row, cand_of_term, m, n)
     # An answer adds something the question lacks: the share of a sentence's terms that are new.
-    novelty = np.array([len(t - q.terms.keys()) / len(t) if t else 0.0 for t in sterms])
-    length = np.array([math.log1p(len(x)) / 6 for x in sents])
-    sent_feats = (np.stack([cos, cov, types, spoken, cos - cos.max(), neighbour, sbig, cov - cov.max(),
-                            novelty, length], axis=1)
-                  if n else np.zeros((0, len(SENTENCE_FEATURES))))
-    present = set().union(*sterms) if sterms else set()
-    if spoken.max(initial=0.0) == 1.0:
+    distinct = _distinct_count(t.ids, t.row, m)
+    asked = t.hit & q.in_terms[t.col] if len(q.cols) else t.hit
+    known = _distinct_count(t.col[asked], t.row[asked], m)
+    novelty = np.where(distinct > 0, (distinct - known) / np.maximum(distinct, 1), 0.0)
+    length = np.log1p(index.sent_chars[rows]) / 6
+    max_cos = segment_reduce(np.maximum, cos, off, 0.0)
+    max_cov = segment_reduce(np.maximum, cov, off, 0.0)
+    sentences = np.stack([cos, cov, types, spoken, cos - max_cos[owner], neighbour, sbig / nbig,
+                          cov - max_cov[owner], novelty, length], axis=1)
+
+    own = segment_reduce(np.logical_or, t.present, off, False)
+    present = own
+    max_spoken = segment_reduce(np.maximum, spoken, off, 0.0)
+    if (max_spoken == 1.0).any():
         # News sets the scene of a quote in the paragraph before it ("Speaking to NBC News, X said
         # ..." then the quote): for the asked person's quotes, that paragraph's words count too.
-        present = present | _previous_terms(index, cand.chunk_id)
-    passage_cov = coverage(q.terms, present)
-    whole = [t for seq in seqs for t in seq]
-    title = index.docs[chunk.doc_id].title
-    feats = np.array([
-        cand.dense, cand.bm25, cand.sentence, passage_cov, float(cov.max()) if n else 0.0,
-        float(types.max()) if n else 0.0, float(spoken.max()) if n else 0.0,
-        _rank_feature(cand.dense_rank), _rank_feature(cand.bm25_rank),
-        len(q.bigrams & set(zip(whole, whole[1:]))) / nbig, _proximity(whole, q.terms),
-        coverage(q.terms, index.memo(("title", chunk.doc_id), lambda: set(terms(title)))),
-    ])
-    topic_cov = coverage(q.topic, present)
-    related = (cos >= STATEMENT_MIN_COS) | (topic_cov >= 0.3)
-    return PassageEvidence(feats, sent_feats, passage_cov, topic_cov, bool(n and np.any((spoken > 0) & related)))
+        present = own | _previous_present(q, index, ids, max_spoken == 1.0)
+    passage_cov, topic_cov = present @ q.w_terms, present @ q.w_topic
+    titles = {d: coverage(q.terms, index.memo(("title", d), lambda d=d: set(terms(index.docs[d].title))))
+              for d in {index.chunks[i].doc_id for i in ids}}
+    passages = np.column_stack([
+        [c.dense for c in cands], [c.bm25 for c in cands], [c.sentence for c in cands], passage_cov,
+        max_cov, segment_reduce(np.maximum, types, off, 0.0), max_spoken,
+        [_rank_feature(c.dense_rank) for c in cands], [_rank_feature(c.bm25_rank) for c in cands],
+        pbig / nbig, _proximity(q, t, cand_of_term, own, off, n),
+        [titles[index.chunks[i].doc_id] for i in ids],
+    ]) if n else np.zeros((0, len(PASSAGE_FEATURES)))
+    related = (cos >= STATEMENT_MIN_COS) | (topic_cov[owner] >= 0.3)
+    statement = segment_reduce(np.logical_or, (spoken > 0) & related, off, False)
+    return Evidence(passages, sentences, off, passage_cov, topic_cov, statement)
 
 
-def _previous_terms(index: Index, chunk_id: int) -> set[str]:
-    if chunk_id == 0 or index.chunks[chunk_id - 1].doc_id != index.chunks[chunk_id].doc_id:
-        return set()
-    return {t for seq in index.sentence_terms(chunk_id - 1) for t in seq}
+def _bigrams(q: Query, vocab_size: int, ids: np.ndarray, row: np.ndarray, cand: np.ndarray, m: int, n: int):
+    """Distinct question bigrams in each sentence and in each passage (across its sentences)."""
+    codes = q.bigram_codes
+    if not len(codes) or len(ids) < 2:
+        return np.zeros(m), np.zeros(n)
+    pairs = ids[:-1] * vocab_size + ids[1:]
+    j = np.minimum(np.searchsorted(codes, pairs), len(codes) - 1)
+    found = codes[j] == pairs
+    in_sentence = found & (row[:-1] == row[1:])
+    in_passage = found & (cand[:-1] == cand[1:])
+    return (_distinct_count(j[in_sentence], row[:-1][in_sentence], m).astype(float),
+            _distinct_count(j[in_passage], cand[:-1][in_passage], n).astype(float))
+
+
+def _previous_present(q: Query, index: Index, ids: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Question terms present in the passage before each chosen candidate (same document only)."""
+    out = np.zeros((len(ids), len(q.cols)), bool)
+    prev = [(k, i - 1) for k, i in enumerate(ids.tolist()) if which[k] and i > 0
+            and index.chunks[i - 1].doc_id == index.chunks[i].doc_id]
+    if prev:
+        ks, pids = (np.array(x, np.int64) for x in zip(*prev))
+        rows, _, off = segments(index.sent_start[pids], index.sent_start[pids + 1])
+        out[ks] = segment_reduce(np.logical_or, _match(q, index, rows).present, off, False)
+    return out
 
 
 def _rank_feature(rank: int | None) -> float:
     return 1.0 / math.log2(1 + rank) if rank else 0.0
 
 
-def _proximity(seq: list[str], weights: dict[str, float]) -> float:
-    """How tightly the question's terms cluster: matched distinct terms / shortest window holding them."""
-    wanted = {t for t in weights if t in set(seq)}
-    if len(wanted) < 2:
-        return float(len(wanted))
-    best, count, have, left = len(seq), {}, 0, 0
-    for right, t in enumerate(seq):
-        if t in wanted:
-            count[t] = count.get(t, 0) + 1
-            have += count[t] == 1
-        while have == len(wanted):
-            best = min(best, right - left + 1)
-            u = seq[left]
-            if u in wanted:
-                count[u] -= 1
-                have -= count[u] == 0
-            left += 1
-    return len(wanted) / best
+def _proximity(q: Query, t: _Terms, cand: np.ndarray, present: np.ndarray, off: np.ndarray, n: int) -> np.ndarray:
+    """How tightly the question's terms cluster in each passage: matched distinct terms divided by
+    the shortest run of the passage's terms holding all of them (1 or 0 when fewer than two match)."""
+    wanted = present & q.in_terms              # (n, cols): question terms each passage contains
+    count = wanted.sum(1).astype(float)
+    out = count.copy()
+    if not (count >= 2).any():
+        return out
+    hit = np.flatnonzero(t.hit & q.in_terms[t.col])
+    # For each matched position p: the last position at or before p of every column. A window
+    # ending at p holds all wanted terms when each of them last occurred inside this passage.
+    cols, where = t.col[hit], cand[hit]
+    last = np.full((len(hit), len(q.cols)), -1, np.int64)
+    last[np.arange(len(hit)), cols] = hit
+    last = np.maximum.accumulate(last, axis=0)
+    first_term = np.searchsorted(cand, np.arange(n))  # position of each passage's first term
+    need = wanted[where]
+    inside = np.all((last >= first_term[where][:, None]) | ~need, axis=1) & (count[where] >= 2)
+    left = np.where(need, last, np.iinfo(np.int64).max).min(1)
+    best = np.full(n, np.inf)
+    np.minimum.at(best, where[inside], (hit - left + 1)[inside])
+    return np.where(count >= 2, count / best, count)

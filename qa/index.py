@@ -6,6 +6,7 @@ Layout of a saved index (no pickle anywhere):
     chunks.jsonl     one passage per line: doc_id, offsets, text, sentence spans, speakers
     vectors.npy      passage vectors (float32, unit rows)
     sentences.npy    sentence vectors, in chunk order
+    sent_*.npy       each sentence's term ids and answer-type flags (see lexicon.py)
     dense.faiss      the FAISS structure, only when approximate (IVF); exact search is rebuilt
     bm25/            bm25s' own files (numpy arrays and JSON)
 """
@@ -21,23 +22,26 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexCorruptError
+from . import lexicon
+from .errors import IndexCorruptError, IndexFormatError
 from .textutil import terms
 from .types import Chunk, DocInfo, Settings
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sentence term arrays (lexicon)
 
 
 class Index:
     """An immutable, searchable set of passages with their vectors."""
 
     def __init__(self, settings: Settings, docs: dict[str, DocInfo], chunks: list[Chunk],
-                 vectors: np.ndarray, sent_vectors: np.ndarray, dense=None, bm25=None):
+                 vectors: np.ndarray, sent_vectors: np.ndarray, dense=None, bm25=None,
+                 lex: lexicon.Lexicon | None = None):
         self.settings = settings
         self.docs = docs
         self.chunks = chunks
-        self.vectors = vectors
-        self.sent_vectors = sent_vectors
+        # Plain ndarray views (of the memory map when loaded): indexing a np.memmap costs more per call.
+        self.vectors = np.asarray(vectors)
+        self.sent_vectors = np.asarray(sent_vectors)
         # First sentence row of each chunk; chunk i owns rows sent_start[i]:sent_start[i+1].
         lengths = np.array([len(c.sentences) for c in chunks], dtype=np.int64)
         self.sent_start = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -47,6 +51,12 @@ class Index:
                 f"{int(self.sent_start[-1])} sentences, {len(sent_vectors)} sentence vectors")
         self.dense = dense if dense is not None else _dense_index(vectors, settings)
         self.bm25 = bm25 if bm25 is not None else _bm25_index(chunks, docs, settings)
+        # Term ids run below this bound (bm25s numbers its vocabulary from 0).
+        vocab = getattr(self.bm25, "vocab_dict", None) or {}  # bm25s sets none on an empty corpus
+        self.vocab_size = max(vocab.values(), default=-1) + 1
+        self.lexicon = lex if lex is not None else lexicon.build(chunks, vocab)
+        self.sent_chars = np.fromiter((e - s for c in chunks for s, e in c.sentences), np.int64,
+                                      int(self.sent_start[-1]))
         self._memo: dict = {}
 
     def __len__(self) -> int:
@@ -78,12 +88,9 @@ class Index:
             value = self._memo[key] = compute()
             return value
 
-    def sentence_terms(self, chunk_id: int) -> list[list[str]]:
-        """The analysed terms of each sentence of a passage."""
-        def compute():
-            c = self.chunks[chunk_id]
-            return [terms(c.text[s - c.start:e - c.start]) for s, e in c.sentences]
-        return self.memo(("terms", chunk_id), compute)
+    def term_id(self, term: str) -> int | None:
+        """The vocabulary number of an (analysed) term; None if no passage contains it."""
+        return self.bm25.vocab_dict.get(term)
 
     def doc_freq(self, term: str) -> int | None:
         """How many passages contain an (analysed) term; None if no passage does."""
@@ -114,6 +121,7 @@ class Index:
 
             faiss.write_index(self.dense, str(d / "dense.faiss"))
         self.bm25.save(str(d / "bm25"), show_progress=False)
+        self.lexicon.save(d)
         files = {p.relative_to(d).as_posix(): _file_hash(p)
                  for p in sorted(d.rglob("*")) if p.is_file() and p.name != "manifest.json"
                  and not p.relative_to(d).as_posix().startswith("model/")}
@@ -161,7 +169,8 @@ class Index:
                     raise IndexCorruptError("FAISS index size disagrees with the passages")
             bm25 = SavedBM25(d / "bm25")
             _check_consistency(manifest, docs, chunks, vectors, sent_vectors, bm25)
-            return cls(settings, docs, chunks, vectors, sent_vectors, dense=dense, bm25=bm25)
+            lex = lexicon.Lexicon.load(d, len(sent_vectors), max(bm25.vocab_dict.values(), default=-1) + 1)
+            return cls(settings, docs, chunks, vectors, sent_vectors, dense=dense, bm25=bm25, lex=lex)
         except IndexCorruptError:
             raise
         except Exception as exc:  # whatever a damaged file makes a loader raise, it is damage
@@ -232,7 +241,12 @@ def read_manifest(directory: Path) -> dict:
     """The manifest of a saved index; raises IndexCorruptError if missing or malformed."""
     try:
         manifest = json.loads((Path(directory) / "manifest.json").read_text("utf-8"))
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        if not isinstance(manifest, dict):
+            raise IndexCorruptError("index manifest is not a JSON object")
+        if isinstance(manifest.get("format"), int) and manifest["format"] != FORMAT_VERSION:
+            raise IndexFormatError(f"index was written in format {manifest['format']} by another version "
+                                   f"of qa; this one reads format {FORMAT_VERSION}")
+        if manifest.get("format") != FORMAT_VERSION:
             raise IndexCorruptError(f"index format is not version {FORMAT_VERSION}")
         for key in ("model", "settings", "documents", "counts", "files"):
             if not isinstance(manifest.get(key), str if key == "model" else dict):

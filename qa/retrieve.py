@@ -8,6 +8,7 @@ import numpy as np
 
 from .attribution import lexical_query
 from .index import Index
+from .lexicon import segment_reduce, segments
 from .textutil import is_stopword
 
 # Candidates taken from each method before fusion; deep enough that the fused top 10 rarely
@@ -31,10 +32,8 @@ class Candidate:
     dense: float          # cosine of question and passage
     bm25: float           # BM25 divided by the best BM25 score for this question
     sentence: float       # best cosine of question and one of the passage's sentences
-    best_sentence: int    # index (within the passage) of that sentence
     dense_rank: int | None
     bm25_rank: int | None
-    sentence_scores: tuple[float, ...]
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -88,11 +87,11 @@ def retrieve(index: Index, qvec: np.ndarray, query: str, weights: Weights = Weig
     top_bm25 = float(bm25_all.max()) if len(bm25_all) else 0.0
     bm25_ids = _top(bm25_all, pool)
     bm25_ids = bm25_ids[bm25_all[bm25_ids] > 0]
-    dense_rank = {int(c): r for r, c in enumerate(dense_ids, start=1)}
-    bm25_rank = {int(c): r for r, c in enumerate(bm25_ids, start=1)}
+    dense_rank = {c: r for r, c in enumerate(dense_ids.tolist(), start=1)}
+    bm25_rank = {c: r for r, c in enumerate(bm25_ids.tolist(), start=1)}
     # The passage after a strong match joins the pool: news often names the occasion in one
     # paragraph and gives the quote in the next.
-    follow = {i + 1 for i in list(dense_ids[:10]) + list(bm25_ids[:10])
+    follow = {i + 1 for i in dense_ids[:10].tolist() + bm25_ids[:10].tolist()
               if i + 1 < len(index.chunks) and index.chunks[i + 1].doc_id == index.chunks[i].doc_id
               and (allowed is None or allowed[i + 1])}
     ids = np.array(sorted(set(dense_rank) | set(bm25_rank) | follow), dtype=np.int64)
@@ -100,17 +99,13 @@ def retrieve(index: Index, qvec: np.ndarray, query: str, weights: Weights = Weig
         return []
     dense = np.asarray(index.vectors[ids] @ qvec, dtype=np.float32)
     bm25 = bm25_all[ids] / top_bm25 if top_bm25 > 0 else np.zeros(len(ids), np.float32)
-    sent_scores = [index.sent_vectors[index.sentence_rows(int(i))] @ qvec for i in ids]
-    best = np.array([float(s.max()) if len(s) else 0.0 for s in sent_scores], dtype=np.float32)
+    rows, _, offsets = segments(index.sent_start[ids], index.sent_start[ids + 1])
+    best = segment_reduce(np.maximum, np.asarray(index.sent_vectors[rows] @ qvec, np.float32), offsets, 0.0)
     fused = blend(dense, bm25, best, weights)
     order = np.argsort(-fused, kind="stable")
-    return [
-        Candidate(int(ids[j]), float(fused[j]), float(dense[j]), float(bm25[j]), float(best[j]),
-                  int(np.argmax(sent_scores[j])) if len(sent_scores[j]) else 0,
-                  dense_rank.get(int(ids[j])), bm25_rank.get(int(ids[j])),
-                  tuple(float(x) for x in sent_scores[j]))
-        for j in order
-    ]
+    columns = zip(ids[order].tolist(), fused[order].tolist(), dense[order].tolist(), bm25[order].tolist(),
+                  best[order].tolist())
+    return [Candidate(i, f, d, b, s, dense_rank.get(i), bm25_rank.get(i)) for i, f, d, b, s in columns]
 
 
 _CONNECTIVES = ("and ", "but ", "what about", "how about", "also", "then ", "so ", "and?")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DocumentsError, IndexCorruptError, QAError
+from .errors import DocumentsError, IndexCorruptError, IndexFormatError, QAError
 from .index import Index, embedding_input, read_manifest
 from .types import Chunk, DocInfo, IndexUpdate, Settings
 
@@ -118,9 +118,25 @@ def load_current(store: IndexStore) -> tuple[Index, Path] | None:
         return None
     try:
         return Index.load(version), version
+    except IndexFormatError as exc:
+        log.warning("index at %s is rebuilt: %s", version, exc)
+        return None
     except IndexCorruptError as exc:
         log.warning("index at %s is damaged, rebuilding: %s", version, exc)
         return None
+
+
+def unusable_reason(store: IndexStore) -> str:
+    """Why the saved index could not be used (after load_current gave None with CURRENT present)."""
+    version = store.current()
+    if version is not None:
+        try:
+            read_manifest(version)
+        except IndexFormatError as exc:
+            return str(exc)
+        except IndexCorruptError:
+            pass
+    return "the saved index was damaged"
 
 
 def plan(folder_hashes: dict[str, str], version: Path | None, settings: Settings) -> IndexUpdate:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qa import QA, DocumentsError, Settings
-from qa.index import Index
+from qa.index import FORMAT_VERSION, Index
 from qa.store import IndexStore
 
 ARTICLE_A = """Harbour Council Approves New Ferry Route
@@ -111,8 +111,10 @@ def test_save_load_round_trip(small, tmp_path):
     loaded = Index.load(tmp_path / "copy")
     assert loaded.chunks == idx.chunks and loaded.docs == idx.docs
     assert np.array_equal(loaded.vectors, idx.vectors)
+    for name in ("ids", "start", "flags"):
+        assert np.array_equal(getattr(loaded.lexicon, name), getattr(idx.lexicon, name))
     manifest = json.loads((tmp_path / "copy" / "manifest.json").read_text())
-    assert manifest["format"] == 1 and manifest["model"] == Settings().model
+    assert manifest["format"] == FORMAT_VERSION and manifest["model"] == Settings().model
     assert set(manifest["documents"]) == {"a.txt", "b.txt"}
     assert not list((tmp_path / "copy").rglob("*.pkl"))
 
@@ -148,6 +150,55 @@ def test_damaged_index_is_rebuilt_with_a_warning(small, damage, caplog):
         assert any("damaged" in r.getMessage() for r in caplog.records)
     ans = bot.ask("What did the growers report about the apple harvest?")
     assert ans.answered and ans.passages[0].citation.doc_id == "b.txt"
+
+
+def test_index_of_another_format_version_is_rebuilt(small, caplog):
+    docs, index = small
+    QA(docs, index)
+    version = IndexStore(index).current()
+    m = json.loads((version / "manifest.json").read_text())
+    m["format"] = FORMAT_VERSION - 1
+    (version / "manifest.json").write_text(json.dumps(m))
+    with caplog.at_level(logging.WARNING, logger="qa"):
+        bot = QA(docs, index)
+    assert bot.last_update.rebuilt and f"format {FORMAT_VERSION - 1}" in bot.last_update.reason
+    assert any("another version of qa" in r.getMessage() for r in caplog.records)
+    assert bot.ask("What did the growers report about the apple harvest?").answered
+
+
+def test_sentence_terms_are_the_vocabulary_ids_of_each_sentence(small):
+    from qa.lexicon import NUMBER
+    from qa.textutil import terms
+
+    docs, index = small
+    idx = QA(docs, index)._state[0]
+    vocab = idx.bm25.vocab_dict
+    row = 0
+    for chunk in idx.chunks:
+        for s, e in chunk.sentences:
+            text = chunk.text[s - chunk.start:e - chunk.start]
+            ids = idx.lexicon.ids[idx.lexicon.start[row]:idx.lexicon.start[row + 1]].tolist()
+            assert ids == [vocab[t] for t in terms(text)], text
+            if any(ch.isdigit() for ch in text):
+                assert idx.lexicon.flags[row] & NUMBER, text
+            row += 1
+    assert row == len(idx.sent_vectors)
+
+
+def test_sentence_flags_mark_numbers_dates_and_quotes():
+    from qa.lexicon import DATE, NUMBER, QUOTE, build
+    from qa.types import Chunk
+
+    sentences = ["Three ships docked at the quay.", "Talks began in March.",
+                 "He said: \u201cWe will not accept this ceasefire.\u201d", "Rain fell on the town."]
+    text = " ".join(sentences)
+    spans, pos = [], 0
+    for sent in sentences:
+        spans.append((pos, pos + len(sent)))
+        pos += len(sent) + 1
+    lex = build([Chunk("d", 0, len(text), text, tuple(spans))], {"ship": 0, "dock": 1})
+    assert lex.flags.tolist() == [NUMBER, DATE, QUOTE, 0]
+    assert lex.ids.tolist() == [0, 1] and lex.start.tolist() == [0, 2, 2, 2, 2]
 
 
 def test_half_written_version_is_ignored_and_collected(small):

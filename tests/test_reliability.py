@@ -484,6 +484,11 @@ DAMAGE = {
             json.dumps(dict(json.loads((v / "bm25" / "params.index.json").read_text()), num_docs=2))), _rehash(v)),
     "bm25-of-another-index": lambda v: (_other_bm25(v), _rehash(v)),
     "chunk-offsets-rehashed": lambda v: (_edit_chunk(v, start=3), _rehash(v)),
+    "sentence-terms-out-of-vocabulary-rehashed": lambda v: (
+        np.save(v / "sent_terms.npy", np.load(v / "sent_terms.npy") + np.int32(10**6)), _rehash(v)),
+    "sentence-flags-one-short-rehashed": lambda v: (
+        np.save(v / "sent_flags.npy", np.load(v / "sent_flags.npy")[:-1]), _rehash(v)),
+    "sentence-terms-file-missing": lambda v: (v / "sent_term_start.npy").unlink(),
     "chunk-unknown-document": lambda v: (_edit_chunk(v, doc_id="elsewhere.txt"), _rehash(v)),
     "manifest-files-not-a-map": lambda v: _edit_manifest(v, lambda m: m.update(files=["vectors.npy"])),
     "manifest-documents-not-a-map": lambda v: _edit_manifest(v, lambda m: m.update(documents=list(m["documents"]))),
