@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,9 +43,8 @@ def answers(e: Evidence) -> bool:
     return base and (e.topic is None or e.topic >= TOPIC_COVERAGE or e.sentence >= 0.6)
 
 
-@dataclass(frozen=True)
-class Scored:
-    """A candidate after answer-level reranking."""
+class Scored(NamedTuple):
+    """A candidate after answer-level reranking (a NamedTuple: made by the dozen per question)."""
 
     score: float
     cand: Candidate
@@ -65,24 +65,19 @@ def rerank(question: str, query: str, history: list[str], candidates: list[Candi
     ev = features(q, top, index)
     scores = ev.passages @ PASSAGE_WEIGHTS
     best = _segment_argmax(ev.sentences @ SENTENCE_WEIGHTS, ev.offsets)
-    scored = [Scored(float(scores[i]), cand, int(best[i]), float(ev.coverage[i]),
-                     float(ev.topic_coverage[i]) if q.person else None, bool(ev.statement[i]))
-              for i, cand in enumerate(top)]
+    topic = ev.topic_coverage.tolist() if q.person else [None] * len(top)
+    scored = [Scored(*row) for row in zip(scores.tolist(), top, best.tolist(), ev.coverage.tolist(), topic,
+                                          ev.statement.tolist())]
     # "What did X say about Y": passages where X states something related to Y come first.
     scored.sort(key=lambda x: (not x.statement, -x.score))
     return scored
 
 
 def _segment_argmax(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Index within each segment values[offsets[i]:offsets[i+1]] of its first maximum (0 if empty)."""
-    n = len(offsets) - 1
-    owner = np.repeat(np.arange(n), np.diff(offsets))
+    """Index within each (non-empty) segment values[offsets[i]:offsets[i+1]] of its first maximum."""
+    owner = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     order = np.lexsort((np.arange(len(values)), -values, owner))  # by segment, best first, ties: first
-    out = np.zeros(n, np.int64)
-    filled = offsets[1:] > offsets[:-1]
-    firsts = order[offsets[:-1][filled]]
-    out[filled] = firsts - offsets[:-1][filled]
-    return out
+    return order[offsets[:-1]] - offsets[:-1]
 
 
 def evidence(scored: list[Scored]) -> Evidence:

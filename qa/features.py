@@ -204,26 +204,25 @@ def evidence(q: Query, cands: list[Candidate], index: Index) -> Evidence:
         quote = (flags & QUOTE) > 0
         spoken = np.array([(1.0 if quote[r] else 0.5) if speaker_matches(s, q.person) else 0.0
                            for r, s in enumerate(speakers)])
-    first, last = off[:-1][off[1:] > off[:-1]], off[1:][off[1:] > off[:-1]] - 1
     before, after = np.r_[0.0, cov[:-1]], np.r_[cov[1:], 0.0]
-    before[first], after[last] = 0.0, 0.0
+    before[off[:-1]], after[off[1:] - 1] = 0.0, 0.0  # neighbours within the passage only
     neighbour = np.maximum(before, after)
     nbig = max(len(q.bigrams), 1)
     sbig, pbig = _bigrams(q, index.vocab_size, t.ids, t.row, cand_of_term, m, n)
     # An answer adds something the question lacks: the share of a sentence's terms that are new.
-    distinct = _distinct_count(t.ids, t.row, m)
+    distinct = index.lexicon.distinct[rows]
     asked = t.hit & q.in_terms[t.col] if len(q.cols) else t.hit
     known = _distinct_count(t.col[asked], t.row[asked], m)
     novelty = np.where(distinct > 0, (distinct - known) / np.maximum(distinct, 1), 0.0)
     length = np.log1p(index.sent_chars[rows]) / 6
-    max_cos = segment_reduce(np.maximum, cos, off, 0.0)
-    max_cov = segment_reduce(np.maximum, cov, off, 0.0)
+    max_cos = segment_reduce(np.maximum, cos, off)
+    max_cov = segment_reduce(np.maximum, cov, off)
     sentences = np.stack([cos, cov, types, spoken, cos - max_cos[owner], neighbour, sbig / nbig,
                           cov - max_cov[owner], novelty, length], axis=1)
 
-    own = segment_reduce(np.logical_or, t.present, off, False)
+    own = segment_reduce(np.logical_or, t.present, off)
     present = own
-    max_spoken = segment_reduce(np.maximum, spoken, off, 0.0)
+    max_spoken = segment_reduce(np.maximum, spoken, off)
     if (max_spoken == 1.0).any():
         # News sets the scene of a quote in the paragraph before it ("Speaking to NBC News, X said
         # ..." then the quote): for the asked person's quotes, that paragraph's words count too.
@@ -233,13 +232,13 @@ def evidence(q: Query, cands: list[Candidate], index: Index) -> Evidence:
               for d in {index.chunks[i].doc_id for i in ids}}
     passages = np.column_stack([
         [c.dense for c in cands], [c.bm25 for c in cands], [c.sentence for c in cands], passage_cov,
-        max_cov, segment_reduce(np.maximum, types, off, 0.0), max_spoken,
+        max_cov, segment_reduce(np.maximum, types, off), max_spoken,
         [_rank_feature(c.dense_rank) for c in cands], [_rank_feature(c.bm25_rank) for c in cands],
         pbig / nbig, _proximity(q, t, cand_of_term, own, off, n),
         [titles[index.chunks[i].doc_id] for i in ids],
     ]) if n else np.zeros((0, len(PASSAGE_FEATURES)))
     related = (cos >= STATEMENT_MIN_COS) | (topic_cov[owner] >= 0.3)
-    statement = segment_reduce(np.logical_or, (spoken > 0) & related, off, False)
+    statement = segment_reduce(np.logical_or, (spoken > 0) & related, off)
     return Evidence(passages, sentences, off, passage_cov, topic_cov, statement)
 
 
@@ -265,7 +264,7 @@ def _previous_present(q: Query, index: Index, ids: np.ndarray, which: np.ndarray
     if prev:
         ks, pids = (np.array(x, np.int64) for x in zip(*prev))
         rows, _, off = segments(index.sent_start[pids], index.sent_start[pids + 1])
-        out[ks] = segment_reduce(np.logical_or, _match(q, index, rows).present, off, False)
+        out[ks] = segment_reduce(np.logical_or, _match(q, index, rows).present, off)
     return out
 
 

@@ -44,6 +44,8 @@ class Index:
         self.sent_vectors = np.asarray(sent_vectors)
         # First sentence row of each chunk; chunk i owns rows sent_start[i]:sent_start[i+1].
         lengths = np.array([len(c.sentences) for c in chunks], dtype=np.int64)
+        if np.any(lengths == 0):  # every later step relies on a passage having a sentence
+            raise IndexCorruptError("a passage has no sentences")
         self.sent_start = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         if len(vectors) != len(chunks) or len(sent_vectors) != int(self.sent_start[-1]):
             raise IndexCorruptError(

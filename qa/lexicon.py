@@ -27,7 +27,8 @@ _DATE = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b|\b(?:January|February|March|
                    r"August|September|October|November|December|Monday|Tuesday|Wednesday|Thursday|"
                    r"Friday|Saturday|Sunday)\b|\b(?:century|decade|years? ago)\b")
 
-FILES = {"ids": "sent_terms.npy", "start": "sent_term_start.npy", "flags": "sent_flags.npy"}
+FILES = {"ids": "sent_terms.npy", "start": "sent_term_start.npy", "flags": "sent_flags.npy",
+         "distinct": "sent_distinct.npy"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,6 +36,7 @@ class Lexicon:
     ids: np.ndarray     # int32 term ids of all sentences, concatenated in index order
     start: np.ndarray   # int64, one more than there are sentences
     flags: np.ndarray   # uint8 per sentence: NUMBER | DATE | QUOTE
+    distinct: np.ndarray  # int32 per sentence: how many different terms it has
 
     def save(self, directory: Path) -> None:
         for name, file in FILES.items():
@@ -44,30 +46,35 @@ class Lexicon:
     def load(cls, directory: Path, sentences: int, vocab_size: int) -> "Lexicon":
         """Read and check the arrays; raises IndexCorruptError if they do not fit the index."""
         arrays = {name: np.load(directory / file, allow_pickle=False) for name, file in FILES.items()}
-        ids, start, flags = arrays["ids"], arrays["start"], arrays["flags"]
-        ok = (ids.ndim == start.ndim == flags.ndim == 1 and ids.dtype == np.int32 and start.dtype == np.int64
-              and flags.dtype == np.uint8 and len(start) == sentences + 1 and len(flags) == sentences
+        ids, start, flags, distinct = arrays["ids"], arrays["start"], arrays["flags"], arrays["distinct"]
+        ok = (ids.ndim == start.ndim == flags.ndim == distinct.ndim == 1 and ids.dtype == np.int32
+              and start.dtype == np.int64 and flags.dtype == np.uint8 and distinct.dtype == np.int32
+              and len(start) == sentences + 1 and len(flags) == len(distinct) == sentences
               and start[0] == 0 and start[-1] == len(ids) and not np.any(np.diff(start) < 0)
-              and (not len(ids) or 0 <= int(ids.min()) <= int(ids.max()) < vocab_size))
+              and (not len(ids) or 0 <= int(ids.min()) <= int(ids.max()) < vocab_size)
+              and not np.any(distinct > np.diff(start)))
         if not ok:
             raise IndexCorruptError("the sentence term arrays disagree with the passages")
-        return cls(ids, start, flags)
+        return cls(ids, start, flags, distinct)
 
 
 def build(chunks: list[Chunk], vocab: dict[str, int]) -> Lexicon:
     """Term ids and flags of every sentence of `chunks`, numbered by the BM25 vocabulary."""
     ids: list[int] = []
     start = [0]
-    flags = []
+    flags, distinct = [], []
     for c in chunks:
         for s, e in c.sentences:
             text = c.text[s - c.start:e - c.start]
             # Every indexed word is in the vocabulary (BM25 was built from the same text).
-            ids.extend(vocab[t] for t in terms(text) if t in vocab)
+            sentence_ids = [vocab[t] for t in terms(text) if t in vocab]
+            ids.extend(sentence_ids)
             start.append(len(ids))
+            distinct.append(len(set(sentence_ids)))
             flags.append((NUMBER if _NUMBER.search(text) else 0) | (DATE if _DATE.search(text) else 0)
                          | (QUOTE if is_quote(text) else 0))
-    return Lexicon(np.array(ids, np.int32), np.array(start, np.int64), np.array(flags, np.uint8))
+    return Lexicon(np.array(ids, np.int32), np.array(start, np.int64), np.array(flags, np.uint8),
+                   np.array(distinct, np.int32))
 
 
 def segments(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,11 +91,7 @@ def segments(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return positions, owner, offsets
 
 
-def segment_reduce(ufunc: np.ufunc, values: np.ndarray, offsets: np.ndarray, empty) -> np.ndarray:
-    """ufunc.reduceat over the segments values[offsets[i]:offsets[i+1]]; `empty` for empty ones."""
-    n = len(offsets) - 1
-    out = np.full((n,) + values.shape[1:], empty, dtype=values.dtype)
-    filled = offsets[1:] > offsets[:-1]
-    if filled.any():
-        out[filled] = ufunc.reduceat(values, offsets[:-1][filled], axis=0)
-    return out
+def segment_reduce(ufunc: np.ufunc, values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """ufunc.reduce over each segment values[offsets[i]:offsets[i+1]]; segments must not be empty
+    (they are passages' sentences, and the index holds no passage without one)."""
+    return ufunc.reduceat(values, offsets[:-1], axis=0)

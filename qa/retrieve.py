@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,8 +26,9 @@ class Weights:
     sentence: float = 0.25
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """A passage in the fused ranking (a NamedTuple: cheap to make by the hundred per question)."""
+
     chunk_id: int
     score: float
     dense: float          # cosine of question and passage
@@ -100,7 +102,7 @@ def retrieve(index: Index, qvec: np.ndarray, query: str, weights: Weights = Weig
     dense = np.asarray(index.vectors[ids] @ qvec, dtype=np.float32)
     bm25 = bm25_all[ids] / top_bm25 if top_bm25 > 0 else np.zeros(len(ids), np.float32)
     rows, _, offsets = segments(index.sent_start[ids], index.sent_start[ids + 1])
-    best = segment_reduce(np.maximum, np.asarray(index.sent_vectors[rows] @ qvec, np.float32), offsets, 0.0)
+    best = segment_reduce(np.maximum, np.asarray(index.sent_vectors[rows] @ qvec, np.float32), offsets)
     fused = blend(dense, bm25, best, weights)
     order = np.argsort(-fused, kind="stable")
     columns = zip(ids[order].tolist(), fused[order].tolist(), dense[order].tolist(), bm25[order].tolist(),
