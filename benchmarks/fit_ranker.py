@@ -126,7 +126,8 @@ def main() -> None:
              ("+ best-sentence cosine", ["sentence"]),
              ("+ term coverage (passage, best sentence)", ["coverage", "sent_coverage"]),
              ("+ bigrams and proximity", ["bigrams", "proximity"]),
-             ("+ ranks, answer type, title", ["dense_rank", "bm25_rank", "type_match", "title"])]
+             ("+ ranks, answer type, title", ["dense_rank", "bm25_rank", "type_match", "title"]),
+             ("+ best (sentence and previous) coverage x cosine", ["window_cos"])]
     used: list[str] = []
     print("\n| passage evidence | hit@1 | hit@5 |\n|---|---|---|")
     for label, names in steps:
@@ -138,6 +139,24 @@ def main() -> None:
             w[mask] = fit([(X[:, mask], y) for X, y in passage_data(folds[1 - f])])
             res.append(score(folds[f], w, SENTENCE_WEIGHTS))
         print(f"| {label} | {np.mean([r['hit@1'] for r in res]):.3f} | {np.mean([r['hit@5'] for r in res]):.3f} |")
+    # The same for the highlight: sentence weights fitted on growing feature sets.
+    sentence_steps = [("cosine (within the passage: absolute and relative)", ["cos", "rel_cos"]),
+                      ("+ term coverage (absolute, relative, neighbours)", ["coverage", "rel_coverage",
+                                                                            "neighbour_coverage"]),
+                      ("+ bigrams, answer type, novelty, length", ["bigrams", "type_match", "novelty", "length"]),
+                      ("+ passage-local term weights", ["local_coverage"]),
+                      ("+ coverage of the sentence with the one before it", ["window_coverage"])]
+    used = []
+    print("\n| highlight evidence | highlight |\n|---|---|")
+    for label, names in sentence_steps:
+        used += names
+        mask = np.array([f in used for f in SENTENCE_FEATURES])
+        res = []
+        for f in (0, 1):
+            w = np.zeros(len(SENTENCE_FEATURES))
+            w[mask] = fit([(X[:, mask], y) for X, y in sentence_data(folds[1 - f])])
+            res.append(score(folds[f], PASSAGE_WEIGHTS, w))
+        print(f"| {label} | {np.mean([r['highlight'] for r in res]):.3f} |")
     pw, sw = fit(passage_data(rows)), fit(sentence_data(rows))
     scale = lambda w: np.round(w / np.abs(w).max(), 3)  # noqa: E731  (ranking is scale-free)
     print("PASSAGE_WEIGHTS =", dict(zip(PASSAGE_FEATURES, scale(pw).tolist())))

@@ -31,18 +31,18 @@ _WH = (
 )
 
 PASSAGE_FEATURES = ("dense", "bm25", "sentence", "coverage", "sent_coverage", "type_match",
-                    "speaker", "dense_rank", "bm25_rank", "bigrams", "proximity", "title")
+                    "speaker", "dense_rank", "bm25_rank", "bigrams", "proximity", "title", "window_cos")
 SENTENCE_FEATURES = ("cos", "coverage", "type_match", "speaker", "rel_cos", "neighbour_coverage",
-                     "bigrams", "rel_coverage", "novelty", "length")
+                     "bigrams", "rel_coverage", "novelty", "length", "local_coverage", "window_coverage")
 
 # Weights fitted by benchmarks/fit_ranker.py (listwise logistic regression on 2,500 SQuAD dev-half
-# questions; out-of-sample by article: hit@1 0.880 / 0.932, highlight 0.730 / 0.831 on the two
+# questions; out-of-sample by article: hit@1 0.881 / 0.933, highlight 0.743 / 0.851 on the two
 # folds). SQuAD has no "what did X say" questions, so the two speaker weights cannot be fitted
 # there; they are set by hand: in a passage, a statement by the person asked about outweighs a
 # non-statement somewhat closer in meaning (0.3 on the cosine scale); for the highlight, their
 # direct quote (credit 1.0, reported speech 0.5) is preferred to the reporter's paraphrase.
-PASSAGE_WEIGHTS = np.array([0.575, 0.152, 1.0, 0.492, 0.659, 0.055, 0.3, 0.199, 0.075, 0.682, 0.035, 0.002])
-SENTENCE_WEIGHTS = np.array([0.341, 0.44, 0.284, 0.8, 0.416, 0.08, 0.395, 0.301, -0.237, 1.0])
+PASSAGE_WEIGHTS = np.array([0.562, 0.193, 1.0, 0.292, 0.306, 0.075, 0.3, 0.272, 0.122, 0.542, 0.013, -0.044, 1.049])
+SENTENCE_WEIGHTS = np.array([0.346, -0.077, 0.276, 0.8, 0.423, 0.028, 0.173, -0.053, -0.14, 1.0, 0.62, 0.295])
 
 
 # A statement by the person asked about counts as being on the question's topic when it is at
@@ -217,8 +217,21 @@ def evidence(q: Query, cands: list[Candidate], index: Index) -> Evidence:
     length = np.log1p(index.sent_chars[rows]) / 6
     max_cos = segment_reduce(np.maximum, cos, off)
     max_cov = segment_reduce(np.maximum, cov, off)
+    # Within a passage, a question term found in many of its sentences (the story's subject) tells
+    # them apart less than one found in a single sentence: weight each term by idf / (number of
+    # the passage's sentences holding it).
+    holding = segment_reduce(np.add, t.present.astype(np.int32), off)
+    local = q.w_terms / np.maximum(holding, 1)                     # (n, cols)
+    local /= np.where(local.sum(1) > 0, local.sum(1), 1.0)[:, None]
+    local_cov = (t.present * local[owner]).sum(1)
+    # The answer often comes right after the sentence that sets the scene ("X was appointed in
+    # May. He replaced Y."): the question's terms in this sentence and the one before it.
+    with_previous = t.present.copy()
+    with_previous[1:] |= t.present[:-1]
+    with_previous[off[:-1]] = t.present[off[:-1]]  # a passage's first sentence has none before it
+    window = (with_previous * local[owner]).sum(1)
     sentences = np.stack([cos, cov, types, spoken, cos - max_cos[owner], neighbour, sbig / nbig,
-                          cov - max_cov[owner], novelty, length], axis=1)
+                          cov - max_cov[owner], novelty, length, local_cov, window], axis=1)
 
     own = segment_reduce(np.logical_or, t.present, off)
     present = own
@@ -236,6 +249,7 @@ def evidence(q: Query, cands: list[Candidate], index: Index) -> Evidence:
         [_rank_feature(c.dense_rank) for c in cands], [_rank_feature(c.bm25_rank) for c in cands],
         pbig / nbig, _proximity(q, t, cand_of_term, own, off, n),
         [titles[index.chunks[i].doc_id] for i in ids],
+        segment_reduce(np.maximum, window * cos, off),  # one place both close in meaning and holding the terms
     ]) if n else np.zeros((0, len(PASSAGE_FEATURES)))
     related = (cos >= STATEMENT_MIN_COS) | (topic_cov[owner] >= 0.3)
     statement = segment_reduce(np.logical_or, (spoken > 0) & related, off)
