@@ -11,8 +11,8 @@ import numpy as np
 
 from .features import PASSAGE_WEIGHTS, SENTENCE_WEIGHTS, analyse, evidence as features
 from .index import Index
+from .lexicon import segments
 from .retrieve import Candidate
-from .textutil import normalise
 from .types import Answer, Citation, Passage, Ranks
 
 # Share of the asked topic's (idf-weighted) terms a passage must contain, see `answers`.
@@ -151,25 +151,38 @@ def _citation(index: Index, doc_id: str, start: int, end: int) -> Citation:
     return Citation(doc_id, d.title, d.path, start, end, d.outlet, d.byline)
 
 
-def _shingles(text: str, n: int = 4) -> np.ndarray:
-    """The passage's distinct word n-grams, as 64-bit hashes (collisions are negligible here)."""
-    words = normalise(text).split()
-    return np.unique(np.array([hash(tuple(words[i:i + n])) for i in range(max(len(words) - n + 1, 1))],
-                              np.int64))
-
-
 def _same_words(index: Index, chunk_ids: list[int]) -> list[list[bool]]:
-    """Which pairs of passages carry the same words: the share of the smaller one's word 4-grams
-    found in the other (containment) is at least SAME_WORDS. All pairs at once: shared counts
-    come from an incidence matrix over just the n-grams that occur in more than one passage."""
-    grams = [index.memo(("shingles", i), lambda i=i: _shingles(index.chunks[i].text)) for i in chunk_ids]
-    sizes = np.array([len(g) for g in grams])
-    _, column, counts = np.unique(np.concatenate(grams), return_inverse=True, return_counts=True)
-    common = counts[column] >= 2
-    kept_columns, column = np.unique(column[common], return_inverse=True)
-    incidence = np.zeros((len(grams), len(kept_columns)), np.int32)
-    incidence[np.repeat(np.arange(len(grams)), sizes)[common], column] = 1
+    """Which pairs of passages carry the same words: the share of the smaller one's distinct
+    4-grams of content terms (the index's term ids, stopwords left out) found in the other
+    (containment) is at least SAME_WORDS. All pairs at once, from the stored term ids."""
+    ids = np.asarray(chunk_ids, np.int64)
+    rows, row_owner, _ = segments(index.sent_start[ids], index.sent_start[ids + 1])
+    pos, term_row, _ = segments(index.lexicon.start[rows], index.lexicon.start[rows + 1])
+    owner = row_owner[term_row]
+    bounds = np.zeros(len(ids) + 1, np.int64)  # passage i's terms are [bounds[i], bounds[i+1])
+    np.cumsum(np.bincount(owner, minlength=len(ids)), out=bounds[1:])
+    terms = np.concatenate([index.lexicon.ids[pos].astype(np.uint64) + np.uint64(1), np.zeros(3, np.uint64)])
+    end = bounds[1:][owner]
+    at = np.arange(len(owner))
+    # A 4-gram starts wherever 4 terms remain; a passage of 1-3 terms is one (zero-padded) gram.
+    starts = (at + 3 < end) | ((at == bounds[:-1][owner]) & (end - at < 4))
+    code = np.zeros(len(owner), np.uint64)
+    for k in range(4):  # a polynomial hash of the 4 ids; collisions are negligible at 64 bits
+        code = code * np.uint64(0x9E3779B97F4A7C15) + np.where(at + k < end, terms[at + k], np.uint64(0))
+    gram_owner, code = owner[starts], code[starts]
+    order = np.lexsort((code, gram_owner))
+    gram_owner, code = gram_owner[order], code[order]
+    distinct = np.ones(len(code), bool)
+    distinct[1:] = (code[1:] != code[:-1]) | (gram_owner[1:] != gram_owner[:-1])
+    gram_owner, code = gram_owner[distinct], code[distinct]
+    sizes = np.bincount(gram_owner, minlength=len(ids))
+    _, column, counts = np.unique(code, return_inverse=True, return_counts=True)
+    common = counts[column] >= 2  # only n-grams in two or more passages can be shared
+    kept, column = np.unique(column[common], return_inverse=True)
+    incidence = np.zeros((len(ids), len(kept)), np.int32)
+    incidence[gram_owner[common], column] = 1
     # Integer product: numpy's own loop. A float product would go to BLAS, whose threads can stall
     # for tens of milliseconds on a busy two-core machine.
     shared = incidence @ incidence.T
-    return (shared >= SAME_WORDS * np.minimum.outer(sizes, sizes)).tolist()
+    smaller = np.minimum.outer(sizes, sizes)
+    return ((shared >= SAME_WORDS * smaller) & (smaller > 0)).tolist()

@@ -380,6 +380,31 @@ def test_same_text_in_two_files_is_one_passage_also_in_the_other(bad_folder):
     _verbatim(bot, ans)
 
 
+WIRE = ("The port authority said on Monday that the new ferry route would cut the crossing time from "
+        "ninety minutes to forty, and that tickets would go on sale in April. \u201cThis changes daily life "
+        "on the islands,\u201d harbour master Ines Varga said, adding that two larger vessels had been leased.")
+
+
+def test_wire_paragraph_carried_by_two_outlets_is_one_passage_also_reported_by_the_other(tmp_path, model_cache):
+    """Syndicated text: each outlet adds its own lead, the wire paragraph is the same words."""
+    docs = _write(tmp_path / "docs", {
+        "coast-herald.txt": f"Ferry Route Approved\n\nBy Coast Herald staff\n\n{WIRE}\n\n"
+                            "Local traders welcomed the decision at a meeting in the town hall.\n",
+        "island-news.txt": f"Faster Crossing Planned\n\nIsland News\n\nGood news for commuters this week. {WIRE}\n\n"
+                           "The council will review timetables in the summer.\n",
+        "orchard.txt": ORCHARD,
+    })
+    with cached_export(model_cache):
+        bot = QA(docs, tmp_path / "index")
+    ans = bot.ask("How much will the new ferry route cut the crossing time?", k=5)
+    assert ans.answered
+    top = ans.passages[0]
+    outlets = {top.citation.doc_id} | {o.doc_id for o in top.also_in}
+    assert outlets == {"coast-herald.txt", "island-news.txt"}, (top.text, top.also_in)
+    assert sum("forty" in p.text for p in ans.passages) == 1  # the wire text is shown once
+    _verbatim(bot, ans)
+
+
 def test_terminal_escapes_in_articles_are_not_printed_raw(bad_folder, capsys):
     bot, docs, *_ = bad_folder
     ans = bot.ask("When did engineers repair the Kestrel Point signal tower?")
