@@ -21,8 +21,6 @@ from .lexicon import DATE, NUMBER, QUOTE, segment_reduce, segments
 from .retrieve import Candidate
 from .textutil import terms
 
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z'’\-]+(?:\s+[A-Z][a-z'’\-]+)*")
-
 _WH = (
     ("number", re.compile(r"\bhow (?:many|much|long|old|far|large|big|often|high|tall|fast)\b|\bwhat (?:percentage|number|amount|proportion)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\bwhat (?:year|century|decade|date|day|month|time)\b|\bin which year\b", re.I)),
@@ -116,19 +114,17 @@ def coverage(weights: dict[str, float], present: set[str]) -> float:
     return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
 
 
-def _names(index: Index, chunk_id: int) -> list[tuple[tuple[str, str], ...]]:
-    """Each sentence's capitalised names (not sentence-initial), as (name, first word), lower-cased."""
-    def compute():
-        c = index.chunks[chunk_id]
-        return [tuple((m.group(0).lower(), m.group(0).split()[0].lower())
-                      for m in _NAME.finditer(c.text[s - c.start:e - c.start])) for s, e in c.sentences]
-    return index.memo(("names", chunk_id), compute)
+def _new_names(index: Index, rows: np.ndarray, asked: frozenset[str]) -> np.ndarray:
+    """Per sentence row: does it name someone or something the question does not?
 
-
-def _new_names(index: Index, ids: np.ndarray, asked: frozenset[str]) -> np.ndarray:
-    """Per sentence: does it name someone or something the question does not?"""
-    return np.array([float(any(full not in asked and first not in asked for full, first in names))
-                     for i in ids.tolist() for names in _names(index, i)])
+    A name counts as given when its first word is one of the question's words (a name of several
+    words can only be given that way, the question's words being single words)."""
+    lex = index.lexicon
+    word_ids = index.memo("name ids", lambda: {w: i for i, w in enumerate(lex.name_words)})
+    given = np.array([word_ids[w] for w in asked if w in word_ids], np.int32)
+    pos, row, _ = segments(lex.name_start[rows], lex.name_start[rows + 1])
+    new = ~np.isin(lex.names[pos], given)
+    return (np.bincount(row[new], minlength=len(rows)) > 0).astype(float)
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,7 +189,7 @@ def evidence(q: Query, cands: list[Candidate], index: Index) -> Evidence:
     if q.answer_type in ("number", "date"):
         types = ((flags & (NUMBER if q.answer_type == "number" else DATE)) > 0).astype(float)
     elif q.answer_type in ("person", "place"):
-        types = _new_names(index, ids, q.words)
+        types = _new_names(index, rows, q.words)
     else:
         types = np.zeros(m)
     spoken = np.zeros(m)

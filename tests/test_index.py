@@ -111,7 +111,7 @@ def test_save_load_round_trip(small, tmp_path):
     loaded = Index.load(tmp_path / "copy")
     assert loaded.chunks == idx.chunks and loaded.docs == idx.docs
     assert np.array_equal(loaded.vectors, idx.vectors)
-    for name in ("ids", "start", "flags", "distinct"):
+    for name in ("ids", "start", "flags", "distinct", "names", "name_start", "name_words"):
         assert np.array_equal(getattr(loaded.lexicon, name), getattr(idx.lexicon, name))
     manifest = json.loads((tmp_path / "copy" / "manifest.json").read_text())
     assert manifest["format"] == FORMAT_VERSION and manifest["model"] == Settings().model
@@ -200,6 +200,8 @@ def test_sentence_flags_mark_numbers_dates_and_quotes():
     assert lex.flags.tolist() == [NUMBER, DATE, QUOTE, 0]
     assert lex.ids.tolist() == [0, 1] and lex.start.tolist() == [0, 2, 2, 2, 2]
     assert lex.distinct.tolist() == [2, 0, 0, 0]
+    # Names: capitalised words not opening the sentence (a quote's first word counts), by their first word.
+    assert lex.name_words == ("march", "we") and lex.name_start.tolist() == [0, 0, 1, 2, 2]
 
 
 def test_half_written_version_is_ignored_and_collected(small):
