@@ -5,7 +5,7 @@
 Positives: SQuAD questions asked over all articles (their answer is there). Negatives: the same
 questions asked with their own article excluded (the rest of the collection does not answer them).
 Prints the evidence distributions, the current rule's answered / abstention rates, and the best
-rule of the form `sentence >= a or (sentence >= b and coverage >= c)` keeping >= 98.5% of positives,
+rule of the form `sentence >= a or (sentence >= b and coverage >= c)` keeping >= KEEP (99%) of positives,
 and the best of the form `sentence + lam * coverage >= t` (the engine's, with a 0.25 sentence floor).
 """
 
@@ -22,6 +22,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import squad_arguments, squad_engine  # noqa: E402
+
+
+# Share of answerable questions a rule must answer: at most one in a hundred wrongly declined (the
+# issue asks for >= 98% answered; every declined answerable question is also a hit@5 miss).
+KEEP = 0.99
 
 
 def main() -> None:
@@ -54,7 +59,7 @@ def main() -> None:
     for a, b, c in itertools.product(np.arange(0.40, 0.80, 0.02), np.arange(0.10, 0.50, 0.02), np.arange(0.2, 0.9, 0.05)):
         ok = lambda m: (m[:, 0] >= a) | ((m[:, 0] >= b) & (m[:, 2] >= c))  # noqa: E731
         keep, reject = ok(pos).mean(), 1 - ok(neg).mean()
-        if keep >= 0.985 and (best is None or reject > best[0]):
+        if keep >= KEEP and (best is None or reject > best[0]):
             best = (reject, keep, a, b, c)
     if best:
         print(f"best rule: sentence >= {best[2]:.2f} or (sentence >= {best[3]:.2f} and coverage >= {best[4]:.2f}): "
@@ -63,7 +68,7 @@ def main() -> None:
     for lam, t in itertools.product(np.arange(0.0, 1.0, 0.05), np.arange(0.3, 1.0, 0.01)):
         ok = lambda m: (m[:, 0] >= 0.25) & (m[:, 0] + lam * m[:, 2] >= t)  # noqa: E731
         keep, reject = ok(pos).mean(), 1 - ok(neg).mean()
-        if keep >= 0.985 and (best is None or reject > best[0]):
+        if keep >= KEEP and (best is None or reject > best[0]):
             best = (reject, keep, lam, t)
     if best:
         print(f"best linear rule: sentence + {best[2]:.2f} * coverage >= {best[3]:.2f}: "
