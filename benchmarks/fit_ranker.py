@@ -108,6 +108,26 @@ def score(rows, pw: np.ndarray, sw: np.ndarray) -> dict:
     return {"hit@1": round(h1 / n, 3), "hit@5": round(h5 / n, 3), "highlight": round(hl / n, 3)}
 
 
+def ablation(folds, steps, passage: bool):
+    """Weights fitted on growing feature sets, each scored out of sample on both folds.
+
+    Yields (label, [scores of fold 0, fold 1]); the other model keeps the engine's weights.
+    """
+    from qa.features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_FEATURES, SENTENCE_WEIGHTS
+
+    features, data = (PASSAGE_FEATURES, passage_data) if passage else (SENTENCE_FEATURES, sentence_data)
+    used: list[str] = []
+    for label, names in steps:
+        used += names
+        mask = np.array([f in used for f in features])
+        res = []
+        for f in (0, 1):
+            w = np.zeros(len(features))
+            w[mask] = fit([(X[:, mask], y) for X, y in data(folds[1 - f])])
+            res.append(score(folds[f], w, SENTENCE_WEIGHTS) if passage else score(folds[f], PASSAGE_WEIGHTS, w))
+        yield label, res
+
+
 def main() -> None:
     from qa.features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_FEATURES, SENTENCE_WEIGHTS
 
@@ -128,16 +148,8 @@ def main() -> None:
              ("+ bigrams and proximity", ["bigrams", "proximity"]),
              ("+ ranks, answer type, title", ["dense_rank", "bm25_rank", "type_match", "title"]),
              ("+ best (sentence and previous) coverage x cosine", ["window_cos"])]
-    used: list[str] = []
     print("\n| passage evidence | hit@1 | hit@5 |\n|---|---|---|")
-    for label, names in steps:
-        used += names
-        mask = np.array([f in used for f in PASSAGE_FEATURES])
-        res = []
-        for f in (0, 1):
-            w = np.zeros(len(PASSAGE_FEATURES))
-            w[mask] = fit([(X[:, mask], y) for X, y in passage_data(folds[1 - f])])
-            res.append(score(folds[f], w, SENTENCE_WEIGHTS))
+    for label, res in ablation(folds, steps, passage=True):
         print(f"| {label} | {np.mean([r['hit@1'] for r in res]):.3f} | {np.mean([r['hit@5'] for r in res]):.3f} |")
     # The same for the highlight: sentence weights fitted on growing feature sets.
     sentence_steps = [("cosine (within the passage: absolute and relative)", ["cos", "rel_cos"]),
@@ -146,16 +158,8 @@ def main() -> None:
                       ("+ bigrams, answer type, novelty, length", ["bigrams", "type_match", "novelty", "length"]),
                       ("+ passage-local term weights", ["local_coverage"]),
                       ("+ coverage of the sentence with the one before it", ["window_coverage"])]
-    used = []
     print("\n| highlight evidence | highlight |\n|---|---|")
-    for label, names in sentence_steps:
-        used += names
-        mask = np.array([f in used for f in SENTENCE_FEATURES])
-        res = []
-        for f in (0, 1):
-            w = np.zeros(len(SENTENCE_FEATURES))
-            w[mask] = fit([(X[:, mask], y) for X, y in sentence_data(folds[1 - f])])
-            res.append(score(folds[f], PASSAGE_WEIGHTS, w))
+    for label, res in ablation(folds, sentence_steps, passage=False):
         print(f"| {label} | {np.mean([r['highlight'] for r in res]):.3f} |")
     pw, sw = fit(passage_data(rows)), fit(sentence_data(rows))
     scale = lambda w: np.round(w / np.abs(w).max(), 3)  # noqa: E731  (ranking is scale-free)

@@ -17,8 +17,6 @@ from .types import Answer, Citation, Passage, Ranks
 
 # Share of the asked topic's (idf-weighted) terms a passage must contain, see `answers`.
 TOPIC_COVERAGE = 0.3
-# Passages sharing this much of their word 4-grams carry "the same words".
-SAME_WORDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -153,37 +151,14 @@ def _citation(index: Index, doc_id: str, start: int, end: int) -> Citation:
 
 
 def _same_words(index: Index, chunk_ids: list[int]) -> list[list[bool]]:
-    """Which pairs of passages carry the same words: the share of the smaller one's distinct
-    4-grams of content terms (the index's term ids, stopwords left out) found in the other
-    (containment) is at least SAME_WORDS. All pairs at once, from the stored term ids."""
+    """Which pairs of these passages carry the same words (found when the index was built)."""
+    lex = index.lexicon
     ids = np.asarray(chunk_ids, np.int64)
-    rows, row_owner, _ = segments(index.sent_start[ids], index.sent_start[ids + 1])
-    pos, term_row, _ = segments(index.lexicon.start[rows], index.lexicon.start[rows + 1])
-    owner = row_owner[term_row]
-    bounds = np.zeros(len(ids) + 1, np.int64)  # passage i's terms are [bounds[i], bounds[i+1])
-    np.cumsum(np.bincount(owner, minlength=len(ids)), out=bounds[1:])
-    terms = np.concatenate([index.lexicon.ids[pos].astype(np.uint64) + np.uint64(1), np.zeros(3, np.uint64)])
-    end = bounds[1:][owner]
-    at = np.arange(len(owner))
-    # A 4-gram starts wherever 4 terms remain; a passage of 1-3 terms is one (zero-padded) gram.
-    starts = (at + 3 < end) | ((at == bounds[:-1][owner]) & (end - at < 4))
-    code = np.zeros(len(owner), np.uint64)
-    for k in range(4):  # a polynomial hash of the 4 ids; collisions are negligible at 64 bits
-        code = code * np.uint64(0x9E3779B97F4A7C15) + np.where(at + k < end, terms[at + k], np.uint64(0))
-    gram_owner, code = owner[starts], code[starts]
-    order = np.lexsort((code, gram_owner))
-    gram_owner, code = gram_owner[order], code[order]
-    distinct = np.ones(len(code), bool)
-    distinct[1:] = (code[1:] != code[:-1]) | (gram_owner[1:] != gram_owner[:-1])
-    gram_owner, code = gram_owner[distinct], code[distinct]
-    sizes = np.bincount(gram_owner, minlength=len(ids))
-    _, column, counts = np.unique(code, return_inverse=True, return_counts=True)
-    common = counts[column] >= 2  # only n-grams in two or more passages can be shared
-    kept, column = np.unique(column[common], return_inverse=True)
-    incidence = np.zeros((len(ids), len(kept)), np.int32)
-    incidence[gram_owner[common], column] = 1
-    # Integer product: numpy's own loop. A float product would go to BLAS, whose threads can stall
-    # for tens of milliseconds on a busy two-core machine.
-    shared = incidence @ incidence.T
-    smaller = np.minimum.outer(sizes, sizes)
-    return ((shared >= SAME_WORDS * smaller) & (smaller > 0)).tolist()
+    pos, owner, _ = segments(lex.same_start[ids], lex.same_start[ids + 1])
+    where = {c: i for i, c in enumerate(chunk_ids)}
+    same = [[False] * len(chunk_ids) for _ in chunk_ids]
+    for i, partner in zip(owner.tolist(), lex.same[pos].tolist()):
+        j = where.get(partner)
+        if j is not None:
+            same[i][j] = True
+    return same

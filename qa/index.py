@@ -171,7 +171,8 @@ class Index:
                     raise IndexCorruptError("FAISS index size disagrees with the passages")
             bm25 = SavedBM25(d / "bm25")
             _check_consistency(manifest, docs, chunks, vectors, sent_vectors, bm25)
-            lex = lexicon.Lexicon.load(d, len(sent_vectors), max(bm25.vocab_dict.values(), default=-1) + 1)
+            lex = lexicon.Lexicon.load(d, len(sent_vectors), max(bm25.vocab_dict.values(), default=-1) + 1,
+                                       len(chunks))
             return cls(settings, docs, chunks, vectors, sent_vectors, dense=dense, bm25=bm25, lex=lex)
         except IndexCorruptError:
             raise

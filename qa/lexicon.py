@@ -1,4 +1,5 @@
-"""Per-sentence lexical data, made when the index is built: term ids, answer-type flags, names.
+"""Lexical data made when the index is built: each sentence's term ids, answer-type flags and
+names, and which passages carry the same words as which others.
 
 Answering compares a question with a few hundred candidate sentences. Analysing their text at
 question time (tokenising, stemming, regexes) cost more than embedding the question, so it is done
@@ -32,7 +33,8 @@ _DATE = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b|\b(?:January|February|March|
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z'’\-]+(?:\s+[A-Z][a-z'’\-]+)*")
 
 FILES = {"ids": "sent_terms.npy", "start": "sent_term_start.npy", "flags": "sent_flags.npy",
-         "distinct": "sent_distinct.npy", "names": "sent_names.npy", "name_start": "sent_name_start.npy"}
+         "distinct": "sent_distinct.npy", "names": "sent_names.npy", "name_start": "sent_name_start.npy",
+         "same": "same_words.npy", "same_start": "same_words_start.npy"}
 NAME_WORDS = "name_words.json"
 
 
@@ -45,6 +47,8 @@ class Lexicon:
     names: np.ndarray   # int32: each name's first word (lower-cased), as an index into name_words
     name_start: np.ndarray  # int64: sentence i's names are names[name_start[i]:name_start[i+1]]
     name_words: tuple[str, ...]
+    same: np.ndarray        # int64: passages carrying the same words as passage i are
+    same_start: np.ndarray  # same[same_start[i]:same_start[i+1]] (see same_words)
 
     def save(self, directory: Path) -> None:
         for name, file in FILES.items():
@@ -52,11 +56,12 @@ class Lexicon:
         (directory / NAME_WORDS).write_text(json.dumps(list(self.name_words), ensure_ascii=False), "utf-8")
 
     @classmethod
-    def load(cls, directory: Path, sentences: int, vocab_size: int) -> "Lexicon":
+    def load(cls, directory: Path, sentences: int, vocab_size: int, passages: int) -> "Lexicon":
         """Read and check the arrays; raises IndexCorruptError if they do not fit the index."""
         arrays = {name: np.load(directory / file, allow_pickle=False) for name, file in FILES.items()}
         ids, start, flags, distinct = arrays["ids"], arrays["start"], arrays["flags"], arrays["distinct"]
         names, name_start = arrays["names"], arrays["name_start"]
+        same, same_start = arrays["same"], arrays["same_start"]
         words = json.loads((directory / NAME_WORDS).read_text("utf-8"))
         ok = (isinstance(words, list) and all(isinstance(w, str) for w in words)
               and names.ndim == name_start.ndim == 1 and names.dtype == np.int32 and name_start.dtype == np.int64
@@ -68,10 +73,13 @@ class Lexicon:
               and len(start) == sentences + 1 and len(flags) == len(distinct) == sentences
               and start[0] == 0 and start[-1] == len(ids) and not np.any(np.diff(start) < 0)
               and (not len(ids) or 0 <= int(ids.min()) <= int(ids.max()) < vocab_size)
-              and not np.any(distinct > np.diff(start)))
+              and not np.any(distinct > np.diff(start))
+              and same.ndim == same_start.ndim == 1 and same.dtype == same_start.dtype == np.int64
+              and len(same_start) == passages + 1 and same_start[0] == 0 and same_start[-1] == len(same)
+              and not np.any(np.diff(same_start) < 0) and (not len(same) or 0 <= same.min() <= same.max() < passages))
         if not ok:
             raise IndexCorruptError("the sentence term arrays disagree with the passages")
-        return cls(ids, start, flags, distinct, names, name_start, tuple(words))
+        return cls(ids, start, flags, distinct, names, name_start, tuple(words), same, same_start)
 
 
 def build(chunks: list[Chunk], vocab: dict[str, int]) -> Lexicon:
@@ -82,6 +90,7 @@ def build(chunks: list[Chunk], vocab: dict[str, int]) -> Lexicon:
     names: list[int] = []
     name_start = [0]
     words: dict[str, int] = {}
+    bounds = [0]  # passage i's terms are ids[bounds[i]:bounds[i+1]]
     for c in chunks:
         for s, e in c.sentences:
             text = c.text[s - c.start:e - c.start]
@@ -94,9 +103,72 @@ def build(chunks: list[Chunk], vocab: dict[str, int]) -> Lexicon:
             name_start.append(len(names))
             flags.append((NUMBER if _NUMBER.search(text) else 0) | (DATE if _DATE.search(text) else 0)
                          | (QUOTE if is_quote(text) else 0))
-    return Lexicon(np.array(ids, np.int32), np.array(start, np.int64), np.array(flags, np.uint8),
+        bounds.append(len(ids))
+    term_ids = np.array(ids, np.int32)
+    same, same_start = same_words(term_ids, np.array(bounds, np.int64))
+    return Lexicon(term_ids, np.array(start, np.int64), np.array(flags, np.uint8),
                    np.array(distinct, np.int32), np.array(names, np.int32), np.array(name_start, np.int64),
-                   tuple(words))
+                   tuple(words), same, same_start)
+
+
+# Passages sharing this much of their word 4-grams carry "the same words" (shown once, "also reported by").
+SAME_WORDS = 0.5
+# A 4-gram in more passages than this is a stock phrase, not a sign of copied text; skipping such
+# grams keeps the pair count near linear. Syndicated text has many rarer grams to go on.
+STOCK_PHRASE = 1000
+
+
+def same_words(ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which passages carry the same words: the share of the smaller one's distinct 4-grams of
+    content terms (term ids; stopwords are not terms) found in the other is at least SAME_WORDS.
+
+    Args:
+        ids: term ids of all passages, concatenated.
+        bounds: passage i's terms are ids[bounds[i]:bounds[i+1]].
+
+    Returns:
+        (same, same_start): passage i's partners are same[same_start[i]:same_start[i+1]], ascending.
+    """
+    n = len(bounds) - 1
+    owner, code = _grams(ids, bounds)
+    order = np.lexsort((owner, code))  # by gram, then passage
+    owner, code = owner[order], code[order]
+    distinct = np.ones(len(code), bool)
+    distinct[1:] = (code[1:] != code[:-1]) | (owner[1:] != owner[:-1])
+    owner, code = owner[distinct], code[distinct]
+    sizes = np.bincount(owner, minlength=n)
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if len(code) else np.zeros(0, np.int64)
+    counts = np.diff(np.r_[starts, len(code)])
+    lo_parts, hi_parts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for c in np.unique(counts[(counts >= 2) & (counts <= STOCK_PHRASE)]).tolist():
+        members = owner[starts[counts == c][:, None] + np.arange(c)]  # each row: the passages of one gram
+        i, j = np.triu_indices(c, 1)
+        lo_parts.append(members[:, i].ravel())
+        hi_parts.append(members[:, j].ravel())
+    lo, hi = np.concatenate(lo_parts), np.concatenate(hi_parts)  # lo < hi: owners ascend within a gram
+    pairs, shared = np.unique(lo * max(n, 1) + hi, return_counts=True)
+    lo, hi = pairs // max(n, 1), pairs % max(n, 1)
+    keep = shared >= SAME_WORDS * np.minimum(sizes[lo], sizes[hi])
+    src, dst = np.r_[lo[keep], hi[keep]], np.r_[hi[keep], lo[keep]]
+    order = np.lexsort((dst, src))
+    same_start = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=same_start[1:])
+    return dst[order].astype(np.int64), same_start
+
+
+def _grams(ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(passage, code) of every 4-gram of each passage's terms; a passage of 1-3 terms is one
+    (zero-padded) gram. Codes are a 64-bit polynomial hash of the four ids: collisions negligible."""
+    lengths = np.diff(bounds)
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    end, first = bounds[1:][owner], bounds[:-1][owner]
+    terms_ = np.concatenate([ids.astype(np.uint64) + np.uint64(1), np.zeros(3, np.uint64)])
+    at = np.arange(len(owner))
+    starts = (at + 3 < end) | ((at == first) & (end - at < 4))
+    code = np.zeros(len(owner), np.uint64)
+    for k in range(4):
+        code = code * np.uint64(0x9E3779B97F4A7C15) + np.where(at + k < end, terms_[at + k], np.uint64(0))
+    return owner[starts], code[starts]
 
 
 def segments(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -111,7 +111,7 @@ def test_save_load_round_trip(small, tmp_path):
     loaded = Index.load(tmp_path / "copy")
     assert loaded.chunks == idx.chunks and loaded.docs == idx.docs
     assert np.array_equal(loaded.vectors, idx.vectors)
-    for name in ("ids", "start", "flags", "distinct", "names", "name_start", "name_words"):
+    for name in ("ids", "start", "flags", "distinct", "names", "name_start", "name_words", "same", "same_start"):
         assert np.array_equal(getattr(loaded.lexicon, name), getattr(idx.lexicon, name))
     manifest = json.loads((tmp_path / "copy" / "manifest.json").read_text())
     assert manifest["format"] == FORMAT_VERSION and manifest["model"] == Settings().model
@@ -202,6 +202,31 @@ def test_sentence_flags_mark_numbers_dates_and_quotes():
     assert lex.distinct.tolist() == [2, 0, 0, 0]
     # Names: capitalised words not opening the sentence (a quote's first word counts), by their first word.
     assert lex.name_words == ("march", "we") and lex.name_start.tolist() == [0, 0, 1, 2, 2]
+
+
+def _containment_pairs(passages: list[list[int]]) -> set[tuple[int, int]]:
+    """Reference: passage pairs whose smaller 4-gram set is at least half inside the other's."""
+    grams = [{tuple(p[i:i + 4]) for i in range(max(len(p) - 3, 1))} if p else set() for p in passages]
+    return {(a, b) for a in range(len(passages)) for b in range(a + 1, len(passages))
+            if grams[a] and grams[b] and len(grams[a] & grams[b]) >= 0.5 * min(len(grams[a]), len(grams[b]))}
+
+
+def test_same_words_pairs_match_a_plain_set_computation():
+    from qa.lexicon import same_words
+
+    rng = np.random.default_rng(7)
+    wire = rng.integers(0, 50, 40).tolist()
+    passages = [rng.integers(0, 50, int(rng.integers(0, 60))).tolist() for _ in range(60)]
+    passages += [wire, rng.integers(0, 50, 5).tolist() + wire[3:30], wire[10:14], wire[:8] + [99] * 9,
+                 [], [1, 2], [1, 2]]
+    ids = np.array([t for p in passages for t in p], np.int32)
+    bounds = np.cumsum([0] + [len(p) for p in passages]).astype(np.int64)
+    same, start = same_words(ids, bounds)
+    found = {(a, int(b)) for a in range(len(passages)) for b in same[start[a]:start[a + 1]] if a < b}
+    symmetric = {(int(b), a) for a in range(len(passages)) for b in same[start[a]:start[a + 1]] if a > b}
+    expected = _containment_pairs(passages)
+    assert found == symmetric == expected
+    assert {(60, 61), (60, 62), (60, 63), (65, 66)} <= expected  # a copy, a quote, a partial copy, short twins
 
 
 def test_half_written_version_is_ignored_and_collected(small):

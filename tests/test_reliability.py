@@ -515,6 +515,8 @@ DAMAGE = {
         np.save(v / "sent_flags.npy", np.load(v / "sent_flags.npy")[:-1]), _rehash(v)),
     "sentence-terms-file-missing": lambda v: (v / "sent_term_start.npy").unlink(),
     "name-words-not-a-list-rehashed": lambda v: ((v / "name_words.json").write_text('{"a": 1}'), _rehash(v)),
+    "same-words-offsets-one-short-rehashed": lambda v: (
+        np.save(v / "same_words_start.npy", np.load(v / "same_words_start.npy")[:-1]), _rehash(v)),
     "chunk-unknown-document": lambda v: (_edit_chunk(v, doc_id="elsewhere.txt"), _rehash(v)),
     "manifest-files-not-a-map": lambda v: _edit_manifest(v, lambda m: m.update(files=["vectors.npy"])),
     "manifest-documents-not-a-map": lambda v: _edit_manifest(v, lambda m: m.update(documents=list(m["documents"]))),
