@@ -145,7 +145,7 @@ def main() -> None:
     steps = [("dense + BM25 (fitted blend)", ["dense", "bm25"]),
              ("+ best-sentence cosine", ["sentence"]),
              ("+ term coverage (passage, best sentence)", ["coverage", "sent_coverage"]),
-             ("+ bigrams and proximity", ["bigrams", "proximity"]),
+             ("+ question bigrams", ["bigrams"]),
              ("+ ranks, answer type, title", ["dense_rank", "bm25_rank", "type_match", "title"]),
              ("+ best (sentence and previous) coverage x cosine", ["window_cos"])]
     print("\n| passage evidence | hit@1 | hit@5 |\n|---|---|---|")

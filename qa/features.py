@@ -29,17 +29,17 @@ _WH = (
 )
 
 PASSAGE_FEATURES = ("dense", "bm25", "sentence", "coverage", "sent_coverage", "type_match",
-                    "speaker", "dense_rank", "bm25_rank", "bigrams", "proximity", "title", "window_cos")
+                    "speaker", "dense_rank", "bm25_rank", "bigrams", "title", "window_cos")
 SENTENCE_FEATURES = ("cos", "coverage", "type_match", "speaker", "rel_cos", "neighbour_coverage",
                      "bigrams", "rel_coverage", "novelty", "length", "local_coverage", "window_coverage")
 
 # Weights fitted by benchmarks/fit_ranker.py (listwise logistic regression on 2,500 SQuAD dev-half
-# questions; out-of-sample by article: hit@1 0.881 / 0.933, highlight 0.743 / 0.851 on the two
+# questions; out-of-sample by article: hit@1 0.880 / 0.933, highlight 0.743 / 0.851 on the two
 # folds). SQuAD has no "what did X say" questions, so the two speaker weights cannot be fitted
 # there; they are set by hand: in a passage, a statement by the person asked about outweighs a
 # non-statement somewhat closer in meaning (0.3 on the cosine scale); for the highlight, their
 # direct quote (credit 1.0, reported speech 0.5) is preferred to the reporter's paraphrase.
-PASSAGE_WEIGHTS = np.array([0.562, 0.193, 1.0, 0.292, 0.306, 0.075, 0.3, 0.272, 0.122, 0.542, 0.013, -0.044, 1.049])
+PASSAGE_WEIGHTS = np.array([0.561, 0.191, 1.0, 0.28, 0.313, 0.074, 0.3, 0.272, 0.121, 0.551, -0.045, 1.045])
 SENTENCE_WEIGHTS = np.array([0.346, -0.077, 0.276, 0.8, 0.423, 0.028, 0.173, -0.053, -0.14, 1.0, 0.62, 0.295])
 
 
@@ -183,7 +183,7 @@ def evidence(q: Query, cands: list[Candidate], index: Index) -> Evidence:
     m = len(rows)
     t = _match(q, index, rows)
     cand_of_term = owner[t.row]
-    cos = np.asarray(index.sent_vectors[rows] @ q.vector, np.float64) if m else np.zeros(0)
+    cos = np.concatenate([c.sentence_cos for c in cands]).astype(np.float64)
     cov = t.present @ q.w_terms
     flags = index.lexicon.flags[rows]
     if q.answer_type in ("number", "date"):
@@ -200,7 +200,8 @@ def evidence(q: Query, cands: list[Candidate], index: Index) -> Evidence:
         quote = (flags & QUOTE) > 0
         spoken = np.array([(1.0 if quote[r] else 0.5) if speaker_matches(s, q.person) else 0.0
                            for r, s in enumerate(speakers)])
-    before, after = np.r_[0.0, cov[:-1]], np.r_[cov[1:], 0.0]
+    before, after = np.zeros(m), np.zeros(m)
+    before[1:], after[:-1] = cov[:-1], cov[1:]
     before[off[:-1]], after[off[1:] - 1] = 0.0, 0.0  # neighbours within the passage only
     neighbour = np.maximum(before, after)
     nbig = max(len(q.bigrams), 1)
@@ -243,7 +244,7 @@ def evidence(q: Query, cands: list[Candidate], index: Index) -> Evidence:
         [c.dense for c in cands], [c.bm25 for c in cands], [c.sentence for c in cands], passage_cov,
         max_cov, segment_reduce(np.maximum, types, off), max_spoken,
         [_rank_feature(c.dense_rank) for c in cands], [_rank_feature(c.bm25_rank) for c in cands],
-        pbig / nbig, _proximity(q, t, cand_of_term, own, off, n),
+        pbig / nbig,
         [titles[index.chunks[i].doc_id] for i in ids],
         segment_reduce(np.maximum, window * cos, off),  # one place both close in meaning and holding the terms
     ]) if n else np.zeros((0, len(PASSAGE_FEATURES)))
@@ -282,25 +283,3 @@ def _rank_feature(rank: int | None) -> float:
     return 1.0 / math.log2(1 + rank) if rank else 0.0
 
 
-def _proximity(q: Query, t: _Terms, cand: np.ndarray, present: np.ndarray, off: np.ndarray, n: int) -> np.ndarray:
-    """How tightly the question's terms cluster in each passage: matched distinct terms divided by
-    the shortest run of the passage's terms holding all of them (1 or 0 when fewer than two match)."""
-    wanted = present & q.in_terms              # (n, cols): question terms each passage contains
-    count = wanted.sum(1).astype(float)
-    out = count.copy()
-    if not (count >= 2).any():
-        return out
-    hit = np.flatnonzero(t.hit & q.in_terms[t.col])
-    # For each matched position p: the last position at or before p of every column. A window
-    # ending at p holds all wanted terms when each of them last occurred inside this passage.
-    cols, where = t.col[hit], cand[hit]
-    last = np.full((len(hit), len(q.cols)), -1, np.int64)
-    last[np.arange(len(hit)), cols] = hit
-    last = np.maximum.accumulate(last, axis=0)
-    first_term = np.searchsorted(cand, np.arange(n))  # position of each passage's first term
-    need = wanted[where]
-    inside = np.all((last >= first_term[where][:, None]) | ~need, axis=1) & (count[where] >= 2)
-    left = np.where(need, last, np.iinfo(np.int64).max).min(1)
-    best = np.full(n, np.inf)
-    np.minimum.at(best, where[inside], (hit - left + 1)[inside])
-    return np.where(count >= 2, count / best, count)

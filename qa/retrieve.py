@@ -36,6 +36,7 @@ class Candidate(NamedTuple):
     sentence: float       # best cosine of question and one of the passage's sentences
     dense_rank: int | None
     bm25_rank: int | None
+    sentence_cos: np.ndarray  # cosine of the question and each of the passage's sentences
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -102,12 +103,15 @@ def retrieve(index: Index, qvec: np.ndarray, query: str, weights: Weights = Weig
     dense = np.asarray(index.vectors[ids] @ qvec, dtype=np.float32)
     bm25 = bm25_all[ids] / top_bm25 if top_bm25 > 0 else np.zeros(len(ids), np.float32)
     rows, _, offsets = segments(index.sent_start[ids], index.sent_start[ids + 1])
-    best = segment_reduce(np.maximum, np.asarray(index.sent_vectors[rows] @ qvec, np.float32), offsets)
+    cos = np.asarray(index.sent_vectors[rows] @ qvec, np.float32)
+    best = segment_reduce(np.maximum, cos, offsets)
     fused = blend(dense, bm25, best, weights)
     order = np.argsort(-fused, kind="stable")
-    columns = zip(ids[order].tolist(), fused[order].tolist(), dense[order].tolist(), bm25[order].tolist(),
-                  best[order].tolist())
-    return [Candidate(i, f, d, b, s, dense_rank.get(i), bm25_rank.get(i)) for i, f, d, b, s in columns]
+    bounds = offsets.tolist()
+    columns = zip(order.tolist(), ids[order].tolist(), fused[order].tolist(), dense[order].tolist(),
+                  bm25[order].tolist(), best[order].tolist())
+    return [Candidate(i, f, d, b, s, dense_rank.get(i), bm25_rank.get(i), cos[bounds[j]:bounds[j + 1]])
+            for j, i, f, d, b, s in columns]
 
 
 _CONNECTIVES = ("and ", "but ", "what about", "how about", "also", "then ", "so ", "and?")
