@@ -8,6 +8,7 @@ named speaker. Run once per document at index time; the result is one speaker (o
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 SPEECH_VERBS = (
     "said|says|say|stated|states|told|tells|added|adds|noted|notes|asserted|asserts|explained|"
@@ -90,6 +91,7 @@ def is_quote(sentence: str) -> bool:
     return bool(_QUOTE.search(sentence))
 
 
+@lru_cache(maxsize=4096)  # asked for every candidate sentence; few distinct speakers per question
 def speaker_matches(speaker: str | None, person: str) -> bool:
     """True if a sentence's speaker is the person asked about (surname match, case-insensitive)."""
     if not speaker or not person:
