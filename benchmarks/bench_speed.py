@@ -72,13 +72,11 @@ def app_memory(docs: Path, index: Path, env: dict) -> float:
     proc = subprocess.Popen([PY, str(ROOT / "app.py"), "--port", str(port), "--docs", str(docs), "--index", str(index)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
+        from qa.probe import wait_until_up
+
+        problem = wait_until_up(f"http://127.0.0.1:{port}/", proc, 180)
+        if problem:
+            sys.exit(problem)
         from gradio_client import Client
 
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)

@@ -34,12 +34,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qa.probe import wait_until_up  # noqa: E402
 DEV_QUESTIONS = ROOT.parent / "shared" / "data" / "seed_questions_dev.json"
 CHROMIUM = Path("/usr/bin/chromium")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -88,20 +89,10 @@ def _free_port() -> int:
 
 
 def _wait_up(url: str, proc: subprocess.Popen | None, timeout: float, log: Path | None) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None and proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log else ""
-            sys.exit(f"app.py exited with {proc.returncode}:\n{tail}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            sys.exit(f"{url} did not answer within {timeout:.0f} s")
-        time.sleep(0.5)
+    problem = wait_until_up(url, proc, timeout)
+    if problem:
+        tail = log.read_text(errors="replace")[-3000:] if log else ""
+        sys.exit(f"{problem}:\n{tail}" if tail else problem)
 
 
 def _questions() -> list[tuple[str, list[str]]]:

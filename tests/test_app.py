@@ -12,13 +12,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from qa.probe import wait_until_up
 
 pytestmark = pytest.mark.browser
 
@@ -76,20 +75,9 @@ def served(tmp_path_factory):
                                  "--index", str(index)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer on {url} within {START_TIMEOUT} s:\n"
-                            f"{log_path.read_text(errors='replace')[-4000:]}")
-            time.sleep(0.5)
+        problem = wait_until_up(url, proc, START_TIMEOUT)
+        if problem:
+            pytest.fail(f"{problem}:\n{log_path.read_text(errors='replace')[-4000:]}")
         yield url, docs
     finally:
         proc.terminate()

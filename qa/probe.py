@@ -1,0 +1,30 @@
+"""Wait until a local web app answers: shared by the browser tests and the load and speed benchmarks."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+
+def wait_until_up(url: str, proc: subprocess.Popen | None = None, timeout: float = 300) -> str | None:
+    """Poll `url` until it answers 200.
+
+    Returns:
+        None once it answers; otherwise why not (the process exited, or the time ran out), for
+        the caller to report in its own way.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            return f"the app exited with {proc.returncode}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return None
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            return f"{url} did not answer within {timeout:.0f} s"
+        time.sleep(0.5)
