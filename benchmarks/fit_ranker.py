@@ -147,7 +147,8 @@ def main() -> None:
              ("+ term coverage (passage, best sentence)", ["coverage", "sent_coverage"]),
              ("+ question bigrams", ["bigrams"]),
              ("+ ranks, answer type, title", ["dense_rank", "bm25_rank", "type_match", "title"]),
-             ("+ best (sentence and previous) coverage x cosine", ["window_cos"])]
+             ("+ best (sentence and previous) coverage x cosine", ["window_cos"]),
+             ("+ term coverage weighted across the candidates", ["pool_coverage"])]
     print("\n| passage evidence | hit@1 | hit@5 |\n|---|---|---|")
     for label, res in ablation(folds, steps, passage=True):
         print(f"| {label} | {np.mean([r['hit@1'] for r in res]):.3f} | {np.mean([r['hit@5'] for r in res]):.3f} |")

@@ -40,7 +40,7 @@ def _reference(q, index, chunk_id):
             "names": float(any(n.lower() not in q.words and n.split()[0].lower() not in q.words for n in names)),
         })
     whole = [t for x in seqs for t in x]
-    passage = {"coverage": _coverage(q.terms, set(whole)),
+    passage = {"coverage": _coverage(q.terms, set(whole)), "terms": set(whole),
                "bigrams": len(q.bigrams & set(zip(whole, whole[1:]))) / max(len(q.bigrams), 1)}
     return rows, passage
 
@@ -59,8 +59,12 @@ def test_batched_features_equal_a_per_passage_computation(seed_qa, question):
     col = {name: i for i, name in enumerate(SENTENCE_FEATURES)}
     pcol = {name: i for i, name in enumerate(PASSAGE_FEATURES)}
     assert ev.passages.shape == (len(cands), len(PASSAGE_FEATURES))
-    for i, cand in enumerate(cands):
-        rows, passage = _reference(q, index, cand.chunk_id)
+    refs = [_reference(q, index, cand.chunk_id) for cand in cands]
+    # Pool coverage: each question term weighted by idf / number of the candidates holding it.
+    holding = {t: sum(t in passage["terms"] for _, passage in refs) for t in q.terms}
+    pool = {t: w / max(holding[t], 1) for t, w in q.terms.items()}
+    assert sum(holding.values()) > 0
+    for i, (cand, (rows, passage)) in enumerate(zip(cands, refs)):
         got = ev.sentences[ev.offsets[i]:ev.offsets[i + 1]]
         assert len(got) == len(rows)
         for name in ("coverage", "local_coverage", "window_coverage", "bigrams", "novelty", "length"):
@@ -70,4 +74,5 @@ def test_batched_features_equal_a_per_passage_computation(seed_qa, question):
         assert np.isclose(ev.passages[i, pcol["coverage"]], passage["coverage"])
         assert np.isclose(ev.coverage[i], passage["coverage"])
         assert np.isclose(ev.passages[i, pcol["bigrams"]], passage["bigrams"])
+        assert np.isclose(ev.passages[i, pcol["pool_coverage"]], _coverage(pool, passage["terms"]))
         assert np.isclose(ev.passages[i, pcol["sentence"]], got[:, col["cos"]].max(), atol=1e-6)
