@@ -41,7 +41,8 @@ class Evidence:
 # collection-independent signals (cosines, shares of the question's terms) are used, so the model
 # carries over from SQuAD's 900 paragraphs to a folder of a few articles. The threshold is the one
 # that declines at most 1 in 200 of the questions the engine answers right (the issue puts
-# answering answerable questions first); at it, 77% of the unanswerable ones are declined.
+# answering answerable questions first); at it, 77% of the unanswerable ones are declined
+# (cross-fitted; BENCHMARKS.md has the trade-off against other thresholds).
 ABSTAIN_WEIGHTS = np.array([8.954, 3.504, 7.508, 2.908, 5.049, 1.811])
 ABSTAIN_BIAS = -12.624
 ABSTAIN_THRESHOLD = -2.786
