@@ -23,6 +23,7 @@ class Item:
     question: str
     gold: tuple[tuple[str, str], ...]   # (doc_id prefix or "", phrase); empty: unanswerable
     history: tuple[str, ...] = ()
+    kind: str = ""                      # the question file's kind (news: quote, fact, number)
 
 
 def load_questions(path: str | Path, docs_dir: Path | None, limit: int | None = None) -> tuple[list[Item], Path]:
@@ -31,15 +32,23 @@ def load_questions(path: str | Path, docs_dir: Path | None, limit: int | None = 
     if "data" in data:
         items, docs_dir = _squad(data, Path(path), docs_dir)
     else:
-        items = [Item(x["q"], tuple(tuple(g) for g in x["gold"])) for x in data.get("answerable", [])]
-        items += [Item(q, ()) for q in data.get("unanswerable", [])]
-        items += [Item(c["turns"][-1], tuple(tuple(g) for g in c["gold_last"]), tuple(c["turns"][:-1]))
+        items = [Item(x["q"], _gold(x["gold"]), (), x.get("kind", "")) for x in data.get("answerable", [])]
+        items += [Item(q if isinstance(q, str) else q["q"], ()) for q in data.get("unanswerable", [])]
+        items += [Item(c["turns"][-1], _gold(c["gold_last"]), tuple(c["turns"][:-1]), "follow-up")
                   for c in data.get("conversations", [])]
-        docs_dir = docs_dir or Path("seeds")
+        # A file naming its corpus (news: "bbc") is asked over that folder beside it.
+        corpus = data.get("corpus")
+        docs_dir = docs_dir or (Path(path).parent / corpus if corpus else Path("seeds"))
     if limit and len(items) > limit:
         step = len(items) / limit  # evenly spread over the file, not its first articles
         items = [items[int(i * step)] for i in range(limit)]
     return items, docs_dir
+
+
+def _gold(gold: list) -> tuple[tuple[str, str], ...]:
+    """Gold phrases as (doc prefix, phrase): seed files pair each phrase with its article; news files
+    list bare phrases, found in any article (the same story may be carried by several files)."""
+    return tuple(("", g) if isinstance(g, str) else tuple(g) for g in gold)
 
 
 def squad_documents(data: dict) -> dict[str, str]:
@@ -100,33 +109,43 @@ def evaluate(questions: str | Path, docs_dir: str | Path | None = None, index_di
         qa = QA(docs, index)
     answerable = [x for x in items if x.gold]
     unanswerable = [x for x in items if not x.gold]
-    hit1 = rec5 = rr = in_hl = answered = abstained = 0.0
-    lat = []
+    outcomes, lat = [], []
     for item in items:
         t = time.perf_counter()
         ans = qa.ask(item.question, k=k, history=list(item.history))
         lat.append((time.perf_counter() - t) * 1000)
-        if not item.gold:
-            abstained += not ans.answered
-            continue
-        answered += ans.answered
-        ranks = [i for i, p in enumerate(ans.passages[:10], 1) if _hit(p.citation.doc_id, p.text, item.gold)]
-        if ranks:
-            rr += 1 / ranks[0]
-            rec5 += ranks[0] <= 5
-            hit1 += ranks[0] == 1
-        if ans.passages and _hit(ans.passages[0].citation.doc_id, ans.passages[0].highlight, item.gold):
-            in_hl += 1
-    n = max(len(answerable), 1)
+        outcomes.append(_outcome(item, ans))
     lat.sort()
-    return {
-        "questions": len(items), "answerable": len(answerable), "unanswerable": len(unanswerable),
-        "hit@1": round(hit1 / n, 4), "recall@5": round(rec5 / n, 4), "mrr@10": round(rr / n, 4),
-        "answer_in_highlight": round(in_hl / n, 4), "answered": round(answered / n, 4),
-        "abstention": round(abstained / len(unanswerable), 4) if unanswerable else None,
-        "latency_ms_p50": round(_pct(lat, 50), 1), "latency_ms_p95": round(_pct(lat, 95), 1),
-        "passages_indexed": len(qa._state[0]),
-    }
+    report = {"questions": len(items), "answerable": len(answerable), "unanswerable": len(unanswerable),
+              **_figures([o for o in outcomes if o["gold"]]),
+              "abstention": (round(sum(not o["answered"] for o in outcomes if not o["gold"]) / len(unanswerable), 4)
+                             if unanswerable else None),
+              "latency_ms_p50": round(_pct(lat, 50), 1), "latency_ms_p95": round(_pct(lat, 95), 1),
+              "passages_indexed": len(qa._state[0])}
+    kinds = sorted({x.kind for x in answerable if x.kind})
+    if len(kinds) > 1:
+        report["by_kind"] = {kind: _figures([o for o, x in zip(outcomes, items) if x.gold and x.kind == kind])
+                             for kind in kinds}
+    return report
+
+
+def _outcome(item: Item, ans) -> dict:
+    """What one answer got right: the 1-based rank of the first passage holding the gold (None if
+    none of the first 10), and whether the first passage's highlight holds it."""
+    ranks = [i for i, p in enumerate(ans.passages[:10], 1) if _hit(p.citation.doc_id, p.text, item.gold)]
+    first = ans.passages[0] if ans.passages else None
+    return {"gold": bool(item.gold), "answered": ans.answered, "rank": ranks[0] if ranks else None,
+            "highlight": bool(first and item.gold and _hit(first.citation.doc_id, first.highlight, item.gold))}
+
+
+def _figures(outcomes: list[dict]) -> dict:
+    """hit@1, recall@5, MRR@10, answer in highlight and share answered over answerable outcomes."""
+    n = max(len(outcomes), 1)
+    ranks = [o["rank"] for o in outcomes if o["rank"]]
+    return {"hit@1": round(sum(r == 1 for r in ranks) / n, 4), "recall@5": round(sum(r <= 5 for r in ranks) / n, 4),
+            "mrr@10": round(sum(1 / r for r in ranks) / n, 4),
+            "answer_in_highlight": round(sum(o["highlight"] for o in outcomes) / n, 4),
+            "answered": round(sum(o["answered"] for o in outcomes) / n, 4), "n": len(outcomes)}
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -137,6 +156,7 @@ def _pct(values: list[float], p: float) -> float:
 
 def format_report(r: dict) -> str:
     """The figures as an aligned text table."""
-    rows = [(k, "-" if v is None else v) for k, v in r.items()]
+    rows = [(k, "-" if v is None else v) for k, v in r.items() if k != "by_kind"]
+    rows += [(f"{kind}: {name}", v) for kind, figs in r.get("by_kind", {}).items() for name, v in figs.items()]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
