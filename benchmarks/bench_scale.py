@@ -56,7 +56,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import faiss
 
-    from qa.index import Index
+    from qa.backends.local import LocalBackend
+    from qa.backends.snapshot import Snapshot as Index
     from qa.retrieve import retrieve
     from qa.types import Chunk, DocInfo, Settings
 
@@ -93,6 +94,7 @@ def main() -> None:
         index = Index.load(work / "v")
         load_s = time.perf_counter() - t
         rss_after = rss_mb()
+        backend = LocalBackend._bound(work, index, work / "v")
 
         qi = rng.integers(0, args.n, args.queries)
         q = vecs[qi] + 0.3 * rng.standard_normal((args.queries, 384)).astype(np.float32) / np.sqrt(384)
@@ -114,7 +116,7 @@ def main() -> None:
             recall.append(len(set(ids.tolist()) & set(truth.tolist())) / 10)
             text = " ".join(vocab[rng.integers(0, len(vocab), 4)])
             t = time.perf_counter()
-            retrieve(index, v, text)
+            retrieve(backend, v, text)
             hyb_t.append(time.perf_counter() - t)
         ms = lambda xs, p: 1000 * float(np.percentile(xs, p))  # noqa: E731
         print()

@@ -50,7 +50,7 @@ def timed(cmd: list[str], env: dict) -> float:
 
 
 def warm(bot, questions: list[str]) -> tuple[float, float, float]:
-    embedder = bot._state[1]
+    embedder = bot.engine.embedder
     for q in questions[:3]:
         bot.ask(q)
     ask_t, emb_t = [], []
@@ -98,14 +98,14 @@ def main() -> None:
     os.environ.update(HF_HUB_OFFLINE="1")
     print("command:", " ".join([Path(PY).name] + sys.argv))
     from qa import QA
-    from qa.store import IndexStore
+    from qa.backends.store import IndexStore
 
     work = Path(tempfile.mkdtemp(prefix="qa-speed-"))
     try:
         docs, index = work / "docs", work / "index"
         shutil.copytree(ROOT / "seeds", docs)
         bot = QA(docs, index)
-        vectors = IndexStore(index).current() / "vectors.npy"
+        vectors = IndexStore(index).current() / "vectors.npy"  # the local backend's file, for the baseline script
         qa_cmd = [PY, "-m", "qa", "ask", Q, "--docs", str(docs), "--index", str(index)]
         base_cmd = [PY, "-c", BASELINE, str(vectors), Q]
         timed(qa_cmd, env)  # warm the file cache for both

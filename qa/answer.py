@@ -10,9 +10,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS, analyse, evidence as features
-from .index import Index
+from .backends.base import Fetched
 from .lexicon import segments
-from .retrieve import Candidate
+from .retrieve import Candidate, Retrieved
 from .types import Answer, Citation, Passage, Ranks
 
 # Share of the asked topic's (idf-weighted) terms a passage must contain, see `answers`.
@@ -76,13 +76,13 @@ class Scored(NamedTuple):
 
 
 def rerank(question: str, query: str, history: list[str], candidates: list[Candidate],
-           index: Index, qvec: np.ndarray, depth: int = 20) -> list[Scored]:
+           index: Fetched, qvec: np.ndarray, depth: int = 20) -> list[Scored]:
     """Rescore the top candidates with the fitted passage model; pick each one's best sentence."""
     q = analyse(question, query, history, index, qvec)
     top = candidates[:depth]
     chosen = {c.chunk_id for c in top}
     # Keep the passage right after a chosen one (see retrieve: scene in one, quote in the next).
-    top += [c for c in candidates[depth:] if c.chunk_id - 1 in chosen]
+    top += [c for c in candidates[depth:] if int(index.previous[c.chunk_id]) in chosen]
     ev = features(q, top, index)
     scores = ev.passages @ PASSAGE_WEIGHTS
     best = _segment_argmax(ev.sentences @ SENTENCE_WEIGHTS, ev.offsets)
@@ -112,9 +112,10 @@ def evidence(scored: list[Scored]) -> Evidence:
                     best("sent_coverage"), best("window_cos"), best("bigrams"), topic)
 
 
-def compose(question: str, query: str, history: list[str], candidates: list[Candidate],
-            index: Index, qvec: np.ndarray, k: int) -> Answer:
+def compose(question: str, query: str, history: list[str], found: Retrieved, qvec: np.ndarray,
+            k: int) -> Answer:
     """Turn fused candidates into the final Answer (at most k passages, best first)."""
+    candidates, index = found
     if not candidates:
         return Answer(question, False, (), query, "nothing in the documents matches the question")
     scored = rerank(question, query, history, candidates, index, qvec, depth=max(3 * k, 20))
@@ -138,7 +139,7 @@ def compose(question: str, query: str, history: list[str], candidates: list[Cand
     return Answer(question, True, tuple(_passage(index, p) for p in kept), query, "")
 
 
-def _passage(index: Index, p: dict) -> Passage:
+def _passage(index: Fetched, p: dict) -> Passage:
     chunk, cand = p["chunk"], p["cand"]
     s, e = _highlight_span(chunk, p["best"])
     speaker = chunk.speakers[p["best"]] if p["best"] < len(chunk.speakers) else None
@@ -167,17 +168,17 @@ def _quote_open(text: str) -> bool:
     return curly or ("“" not in text and text.count('"') % 2 == 1 and text.lstrip().startswith('"'))
 
 
-def _citation(index: Index, doc_id: str, start: int, end: int) -> Citation:
+def _citation(index: Fetched, doc_id: str, start: int, end: int) -> Citation:
     d = index.docs[doc_id]
     return Citation(doc_id, d.title, d.path, start, end, d.outlet, d.byline)
 
 
-def _same_words(index: Index, chunk_ids: list[int]) -> list[list[bool]]:
+def _same_words(index: Fetched, chunk_ids: list[int]) -> list[list[bool]]:
     """Which pairs of these passages carry the same words (found when the index was built)."""
     lex = index.lexicon
     ids = np.asarray(chunk_ids, np.int64)
     pos, owner, _ = segments(lex.same_start[ids], lex.same_start[ids + 1])
-    where = {c: i for i, c in enumerate(chunk_ids)}
+    where = {int(index.ids[c]): i for i, c in enumerate(chunk_ids)}  # partners are backend ids
     same = [[False] * len(chunk_ids) for _ in chunk_ids]
     for i, partner in zip(owner.tolist(), lex.same[pos].tolist()):
         j = where.get(partner)

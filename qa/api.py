@@ -6,11 +6,13 @@ import logging
 import numbers
 import os
 import re
-import shutil
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+from .backends import EVERYTHING, Backend, Filter, open_backend
 from .errors import BadQuestionError, DocumentsError
+from .retrieve import Weights
 from .types import Answer, DocInfo, IndexUpdate, Settings
 
 log = logging.getLogger("qa")
@@ -22,6 +24,16 @@ UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # and lone surrogates
 
 
+@dataclass(frozen=True, eq=False)
+class Engine:
+    """The parts that answer questions, swapped whole so a question never sees half an update."""
+
+    embedder: object          # embed_query(text) -> unit vector; embed_passages(texts, progress)
+    backend: Backend
+    settings: Settings
+    weights: Weights = Weights()
+
+
 class QA:
     """Question answering over one folder of articles, with its index kept up to date.
 
@@ -30,23 +42,28 @@ class QA:
         index_dir: folder where the index is saved; created if missing.
         settings: index settings; a change triggers a rebuild.
         progress: show a progress bar while embedding (default: only when many passages).
+        embedder: embeds passages and questions (default: the settings' model, exported to ONNX
+            beside the index).
+        backend: where passages are stored and searched (default: the local folder `index_dir`).
+        full_scan: read every file at opening; by default only files whose size or modification
+            time changed since they were indexed are read.
 
     Raises:
         DocumentsError: the folder is missing or holds no readable article.
     """
 
     def __init__(self, docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLike = "embeddings",
-                 settings: Settings | None = None, progress: bool | None = None):
-        from .store import IndexStore
-
+                 settings: Settings | None = None, progress: bool | None = None, *,
+                 embedder=None, backend: Backend | None = None, full_scan: bool = False):
         self.docs_dir = Path(docs_dir)
+        self.index_dir = Path(index_dir)
         self.settings = settings or Settings()
         self.progress = progress
-        self._store = IndexStore(index_dir)
+        self._given_embedder = embedder
         self._lock = threading.Lock()
-        self._state = None  # (Index, Embedder), swapped whole so ask() never sees half an update
-        self._state_version: Path | None = None
-        self.last_update: IndexUpdate = self.refresh()
+        self._engine: Engine | None = None
+        self._backend = backend
+        self.last_update: IndexUpdate = self.refresh(full=full_scan)
 
     # -- asking ----------------------------------------------------------------------------------
     def ask(self, question: str, k: int = 5, history: list[str] | tuple[str, ...] | None = None,
@@ -74,29 +91,35 @@ class QA:
         k = int(k)
         history, sources = _text_list(history, "history"), _text_list(sources, "sources")
         past = [_clean_question(h) for h in history if h.strip()][-3:]
-        index, embedder = self._state
-        allowed = None
+        engine = self._engine  # one version for the whole question
+        where = EVERYTHING
         if sources:
-            unknown = set(sources) - set(index.docs)
+            unknown = set(sources) - set(engine.backend.documents())
             if unknown:
                 raise BadQuestionError(f"unknown sources: {', '.join(sorted(unknown))}")
-            import numpy as np
-
-            wanted = set(sources)
-            allowed = np.fromiter((c.doc_id in wanted for c in index.chunks), bool, len(index.chunks))
+            where = Filter(sources=frozenset(sources))
         query = formulate(question, past)
-        qvec = embedder.embed_query(query)
-        candidates = retrieve(index, qvec, query, allowed=allowed)
-        return compose(question, query, past, candidates, index, qvec, k)
+        qvec = engine.embedder.embed_query(query)
+        found = retrieve(engine.backend, qvec, query, engine.weights, where=where)
+        return compose(question, query, past, found, qvec, k)
+
+    @property
+    def engine(self) -> Engine:
+        """The parts answering questions now (read it once per question: it is swapped on updates)."""
+        return self._engine
 
     # -- the document set ----------------------------------------------------------------------
     def documents(self) -> list[DocInfo]:
         """The indexed documents, by doc_id."""
-        return sorted(self._state[0].docs.values(), key=lambda d: d.doc_id)
+        return sorted(self._engine.backend.documents().values(), key=lambda d: d.doc_id)
+
+    def passage_count(self) -> int:
+        """How many passages the index holds."""
+        return self._engine.backend.stats().passages
 
     def document_text(self, doc_id: str) -> str:
         """The full text of an indexed document, in the frame its citations' offsets use."""
-        info = self._state[0].docs.get(doc_id)
+        info = self._engine.backend.documents().get(doc_id)
         if info is None:
             raise DocumentsError(f"no document {doc_id!r} in the index")
         from .ingest import read_document
@@ -132,103 +155,91 @@ class QA:
 
     def remove_document(self, doc_id: str) -> IndexUpdate:
         """Delete a document file from the folder and update the index."""
-        info = self._state[0].docs.get(doc_id)
+        docs = self._engine.backend.documents()
+        info = docs.get(doc_id)
         if info is None:
             raise DocumentsError(f"no document {doc_id!r} in the index")
         path = Path(info.path).resolve()
         if self.docs_dir.resolve() not in path.parents:
             raise DocumentsError(f"{doc_id}: not inside the documents folder")
-        if len(self._state[0].docs) == 1:  # the index could not be updated to hold nothing
+        if len(docs) == 1:  # the index could not be updated to hold nothing
             raise DocumentsError(f"{doc_id} is the only document; add another before removing it")
         path.unlink(missing_ok=True)
         return self.refresh()
 
     # -- keeping the index current ---------------------------------------------------------------
-    def refresh(self) -> IndexUpdate:
-        """Bring the index in line with the folder (adds, changes, removals, settings)."""
-        from .embed import Embedder
-        from .ingest import read_folder
-        from .store import build, load_current, plan, unusable_reason
+    def refresh(self, full: bool = False) -> IndexUpdate:
+        """Bring the index in line with the folder (adds, changes, removals, settings).
 
-        with self._lock, self._store.lock():
-            folder = read_folder(self.docs_dir)
-            if not folder.documents:
-                raise DocumentsError(f"no readable articles in {self.docs_dir}")
-            hashes = {d.doc_id: d.content_hash for d in folder.documents}
-            skipped = tuple(s.path for s in folder.skipped)
-            if self._state is not None and self._store.current() == self._state_version:
-                loaded = (self._state[0], self._state_version)  # already in memory: skip re-reading
-            else:
-                loaded = load_current(self._store)
-            version = loaded[1] if loaded else None
-            update = plan(hashes, version, self.settings)
-            if loaded is None and (self._store.root / "CURRENT").exists():
-                update = _with(update, reason=unusable_reason(self._store))
-            model_ok = True
-            if loaded and not update.changed_anything:
-                index = loaded[0]
-                if self._state is not None and self._state[0] is index:
-                    return _with(update, skipped=skipped, passages=len(index))
-                embedder = self._query_embedder(version)
-                if embedder is not None:
-                    self._state = (index, embedder)
-                    self._state_version = version
-                    return _with(update, skipped=skipped, passages=len(index))
-                # The saved query model is damaged: write a new version (vectors reused, model exported).
-                model_ok = False
-                update = _with(update, rebuilt=True, reason="the saved query model was damaged")
-            previous = loaded[0] if loaded else None
-            tmp = self._store.new_version()
-            # Passages are embedded by the same exported model that embeds questions (ONNX Runtime,
-            # length-sorted batches: faster than sentence-transformers, see BENCHMARKS.md).
-            builder = self._export_model(version if model_ok else None, tmp) or Embedder(self.settings.model)
-            index = build(folder.documents, previous, self.settings, builder, self._show_progress(folder))
-            index.save(tmp)
-            final = self._store.commit(tmp)
-            self._state = (index, self._query_embedder(final) or Embedder(self.settings.model))
-            self._state_version = final
-            log.info("index updated: %s", update)
-            return _with(update, skipped=skipped, passages=len(index))
+        Args:
+            full: read every file; by default a file whose size and modification time are those
+                it had when indexed is taken as unchanged without reading it.
+        """
+        from .indexer import apply, plan
+        from .ingest import read_folder
+
+        with self._lock:
+            backend = self._backend if self._backend is not None else self._open_backend()
+            with backend.lock():
+                if not backend.is_current():  # another process wrote a version meanwhile
+                    backend = self._open_backend()
+                stored = backend.documents()
+                known = None if full else {d: (i.size, i.mtime_ns) for d, i in stored.items()}
+                folder = read_folder(self.docs_dir, known=known)
+                update = plan(_hashes(folder, stored), backend, self.settings)
+                if update.rebuilt and folder.unchanged:  # everything is cut again: read it all
+                    folder = read_folder(self.docs_dir)
+                    update = plan(_hashes(folder, stored), backend, self.settings)
+                if not folder.documents and not folder.unchanged:
+                    raise DocumentsError(f"no readable articles in {self.docs_dir}")
+                skipped = tuple(s.path for s in folder.skipped)
+                query_embedder, model_note = self._query_embedder()
+                if update.changed_anything:
+                    backend = apply(update, folder.documents, backend, self.settings,
+                                    lambda: query_embedder, self._show_progress(folder), folder.facts)
+                    log.info("index updated: %s", update)
+                elif model_note:
+                    update = _with(update, reason=model_note)
+                self._backend = backend
+                self._engine = Engine(query_embedder, backend, self.settings)
+                return _with(update, skipped=skipped, passages=backend.stats().passages)
+
+    def _open_backend(self) -> Backend:
+        return open_backend(self.index_dir)
 
     def _show_progress(self, folder) -> bool:
         if self.progress is not None:
             return self.progress
         return sum(len(d.text) for d in folder.documents) > 200_000
 
-    def _export_model(self, old_version: Path | None, new_version: Path):
-        """Put the fast query model beside the index: copied from the old version, else exported.
-
-        Returns an Embedder on it once it has been seen to load and run (None if it does not). A
-        copy that does not load is replaced by a fresh export, so damage is not carried forward.
-        """
+    def _query_embedder(self):
+        """(embedder, note): the given embedder, or the fast exported model kept beside the index
+        (exported now if missing or damaged; note says why it was exported again)."""
+        if self._given_embedder is not None:
+            return self._given_embedder, ""
+        if self._engine is not None:
+            return self._engine.embedder, ""
         from . import embed
 
-        if not hasattr(embed, "export_onnx"):
-            return None
-        old = old_version / "model" if old_version else None
-        target = new_version / "model"
+        target = self.index_dir / "model"
         wanted = "int8" if self.settings.int8 else "fp32"
-        if (old is not None and old.is_dir() and (old / "embed_config.json").exists()
-                and _precision(old) == wanted):
-            shutil.copytree(old, target)
+        note = ""
+        if (target / "embed_config.json").exists() and _precision(target) == wanted:
             embedder = _model_works(target, self.settings)
             if embedder is not None:
-                return embedder
-            log.warning("index at %s is damaged: its query model does not load; exporting it again", old_version)
-            shutil.rmtree(target, ignore_errors=True)
+                return embedder, ""
+            log.warning("index at %s is damaged: its query model does not load; exporting it again", self.index_dir)
+            note = "the saved query model was damaged; exported again"
+        if not hasattr(embed, "export_onnx"):
+            return embed.Embedder(self.settings.model), note
         embed.export_onnx(self.settings.model, target, quantize=self.settings.int8)
-        return _model_works(target, self.settings)
+        return _model_works(target, self.settings) or embed.Embedder(self.settings.model), note
 
-    def _query_embedder(self, version: Path):
-        from .embed import Embedder
 
-        model_dir = version / "model"
-        if (model_dir / "embed_config.json").exists():
-            embedder = _model_works(model_dir, self.settings)
-            if embedder is None:
-                log.warning("index at %s is damaged, rebuilding: its query model does not load", version)
-            return embedder
-        return Embedder(self.settings.model)
+def _hashes(folder, stored: dict[str, DocInfo]) -> dict[str, str]:
+    """Content hash of every document of the folder: read now, or stored for files not re-read."""
+    return {**{d: stored[d].content_hash for d in folder.unchanged},
+            **{d.doc_id: d.content_hash for d in folder.documents}}
 
 
 def _model_works(model_dir: Path, settings: Settings):

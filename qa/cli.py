@@ -121,7 +121,7 @@ def _index(args) -> int:
 
     from .api import QA
 
-    update = QA(args.docs, args.index, progress=sys.stderr.isatty()).last_update
+    update = QA(args.docs, args.index, progress=sys.stderr.isatty(), full_scan=True).last_update
     if args.json:
         print(json.dumps(asdict(update), indent=2))
         return 0

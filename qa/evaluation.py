@@ -121,7 +121,7 @@ def evaluate(questions: str | Path, docs_dir: str | Path | None = None, index_di
               "abstention": (round(sum(not o["answered"] for o in outcomes if not o["gold"]) / len(unanswerable), 4)
                              if unanswerable else None),
               "latency_ms_p50": round(_pct(lat, 50), 1), "latency_ms_p95": round(_pct(lat, 95), 1),
-              "passages_indexed": len(qa._state[0])}
+              "passages_indexed": qa.passage_count()}
     kinds = sorted({x.kind for x in answerable if x.kind})
     if len(kinds) > 1:
         report["by_kind"] = {kind: _figures([o for o, x in zip(outcomes, items) if x.gold and x.kind == kind])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .attribution import lexical_query, speaker_matches, speaker_question
-from .index import Index
+from .backends.base import Fetched
 from .lexicon import DATE, NUMBER, QUOTE, segment_reduce, segments
 from .retrieve import Candidate
 from .textutil import terms
@@ -66,7 +66,7 @@ class Query:
     bigram_codes: np.ndarray      # sorted codes a * vocab_size + b of the indexed question bigrams
 
 
-def analyse(question: str, query: str, history: list[str], index: Index, vector: np.ndarray) -> Query:
+def analyse(question: str, query: str, history: list[str], index: Fetched, vector: np.ndarray) -> Query:
     """Parse a question once: term weights, expected answer type, asked speaker."""
     person, topic = speaker_question(question)
     if person is None and history and query != question:
@@ -94,11 +94,11 @@ def analyse(question: str, query: str, history: list[str], index: Index, vector:
                  cols, in_terms, w_terms, w_topic, np.array(sorted(codes), np.int64))
 
 
-def _idf(index: Index, query: str, keep_unseen: bool = False) -> dict[str, float]:
+def _idf(index: Fetched, query: str, keep_unseen: bool = False) -> dict[str, float]:
     """Idf of the query's terms. Terms found nowhere in the collection are left out unless
     `keep_unseen`: in a question they are mostly wording no article uses ("happened"), while in
     the topic of "what did X say about Y" they mean no article speaks of Y."""
-    n = max(len(index.chunks), 1)
+    n = max(index.passages, 1)
     out = {}
     for t in set(terms(query)):
         df = index.doc_freq(t)
@@ -114,7 +114,7 @@ def coverage(weights: dict[str, float], present: set[str]) -> float:
     return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
 
 
-def _new_names(index: Index, rows: np.ndarray, asked: frozenset[str]) -> np.ndarray:
+def _new_names(index: Fetched, rows: np.ndarray, asked: frozenset[str]) -> np.ndarray:
     """Per sentence row: does it name someone or something the question does not?
 
     A name counts as given when its first word is one of the question's words (a name of several
@@ -150,7 +150,7 @@ class _Terms:
     present: np.ndarray   # (rows, cols) bool
 
 
-def _match(q: Query, index: Index, rows: np.ndarray) -> _Terms:
+def _match(q: Query, index: Fetched, rows: np.ndarray) -> _Terms:
     lex = index.lexicon
     pos, row, _ = segments(lex.start[rows], lex.start[rows + 1])
     ids = lex.ids[pos].astype(np.int64)
@@ -175,7 +175,7 @@ def _distinct_count(keys: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(key[first] // base, minlength=n)
 
 
-def evidence(q: Query, cands: list[Candidate], index: Index) -> Evidence:
+def evidence(q: Query, cands: list[Candidate], index: Fetched) -> Evidence:
     """Features of every candidate passage and of its sentences, computed together."""
     n = len(cands)
     ids = np.fromiter((c.chunk_id for c in cands), np.int64, n)
@@ -273,11 +273,11 @@ def _bigrams(q: Query, vocab_size: int, ids: np.ndarray, row: np.ndarray, cand: 
             _distinct_count(j[in_passage], cand[:-1][in_passage], n).astype(float))
 
 
-def _previous_present(q: Query, index: Index, ids: np.ndarray, which: np.ndarray) -> np.ndarray:
+def _previous_present(q: Query, index: Fetched, ids: np.ndarray, which: np.ndarray) -> np.ndarray:
     """Question terms present in the passage before each chosen candidate (same document only)."""
     out = np.zeros((len(ids), len(q.cols)), bool)
-    prev = [(k, i - 1) for k, i in enumerate(ids.tolist()) if which[k] and i > 0
-            and index.chunks[i - 1].doc_id == index.chunks[i].doc_id]
+    prev = [(k, int(index.previous[i])) for k, i in enumerate(ids.tolist())
+            if which[k] and index.previous[i] >= 0]
     if prev:
         ks, pids = (np.array(x, np.int64) for x in zip(*prev))
         rows, _, off = segments(index.sent_start[pids], index.sent_start[pids + 1])

@@ -15,7 +15,7 @@ import re
 import stat
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DocumentsError
@@ -42,6 +42,10 @@ class Folder:
 
     documents: tuple[Document, ...]
     skipped: tuple[Skipped, ...]
+    # (size, mtime_ns) of every file listed, read or not, by doc_id.
+    facts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # doc_ids not read because their facts equal the known ones (see read_folder's `known`).
+    unchanged: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -576,8 +580,14 @@ def _walk(folder: Path, real_root: Path, skip, ancestors: frozenset[Path]) -> It
             skip(path, f"cannot inspect ({exc})")
 
 
-def read_folder(folder: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Folder:
-    """Read every supported file under `folder`; unusable files are logged and listed as skipped."""
+def read_folder(folder: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
+                known: dict[str, tuple[int, int]] | None = None) -> Folder:
+    """Read every supported file under `folder`; unusable files are logged and listed as skipped.
+
+    `known` maps doc_ids to the (size, mtime_ns) they had when last read: a file whose facts are
+    the same is listed as unchanged without being read (opening a large archive costs one stat per
+    file). Without it every file is read.
+    """
     root = Path(os.path.abspath(folder))
     if not root.exists():
         raise DocumentsError(f"documents folder {str(folder)!r} does not exist")
@@ -586,6 +596,8 @@ def read_folder(folder: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -
     real_root = root.resolve()
     documents: list[Document] = []
     skipped: list[Skipped] = []
+    facts: dict[str, tuple[int, int]] = {}
+    unchanged: list[str] = []
 
     def skip(path: Path, reason: str) -> None:
         log.warning("skipping %s: %s", path, reason)
@@ -593,10 +605,15 @@ def read_folder(folder: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -
 
     for path in _walk(root, real_root, skip, frozenset({real_root})):
         try:
+            doc_id, st = _doc_id(path, root), path.stat()  # stat before reading: a later change shows
+            facts[doc_id] = (st.st_size, st.st_mtime_ns)
+            if known and known.get(doc_id) == facts[doc_id]:
+                unchanged.append(doc_id)
+                continue
             documents.append(read_document(path, root, max_bytes))
         except UnreadableDocumentError as exc:
             skip(path, exc.reason)
         except Exception as exc:  # one bad file must never stop the whole read
             skip(path, f"cannot read ({type(exc).__name__}: {exc})")
     documents.sort(key=lambda d: d.doc_id)
-    return Folder(tuple(documents), tuple(skipped))
+    return Folder(tuple(documents), tuple(skipped), facts, tuple(sorted(unchanged)))

@@ -8,9 +8,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .attribution import lexical_query
-from .index import Index
-from .lexicon import segment_reduce, segments
-from .textutil import is_stopword
+from .backends.base import EVERYTHING, Backend, Fetched, Filter
+from .lexicon import segment_reduce
+from .textutil import is_stopword, terms
 
 # Candidates taken from each method before fusion; deep enough that the fused top 10 rarely
 # needs a passage neither method ranked this high.
@@ -29,7 +29,7 @@ class Weights:
 class Candidate(NamedTuple):
     """A passage in the fused ranking (a NamedTuple: cheap to make by the hundred per question)."""
 
-    chunk_id: int
+    chunk_id: int         # the passage's number in the Fetched set of its question
     score: float
     dense: float          # cosine of question and passage
     bm25: float           # BM25 divided by the best BM25 score for this question
@@ -37,14 +37,6 @@ class Candidate(NamedTuple):
     dense_rank: int | None
     bm25_rank: int | None
     sentence_cos: np.ndarray  # cosine of the question and each of the passage's sentences
-
-
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores, best first (partial sort: O(n) on a million passages)."""
-    if len(scores) > k:
-        part = np.argpartition(-scores, k - 1)[:k]
-        return part[np.argsort(-scores[part], kind="stable")]
-    return np.argsort(-scores, kind="stable")
 
 
 def rrf(rankings: list[list[int]], k: int = 60) -> dict[int, float]:
@@ -67,51 +59,54 @@ def blend(dense: np.ndarray, bm25: np.ndarray, sentence: np.ndarray, w: Weights)
             + w.sentence * np.clip(sentence, 0, 1))
 
 
-def retrieve(index: Index, qvec: np.ndarray, query: str, weights: Weights = Weights(),
-             pool: int = POOL, allowed: np.ndarray | None = None) -> list[Candidate]:
+class Retrieved(NamedTuple):
+    """The fused candidates of a question and the stored data they refer to."""
+
+    candidates: list[Candidate]   # best first; chunk_id numbers a passage of `fetched`
+    fetched: Fetched
+
+
+def retrieve(backend: Backend, qvec: np.ndarray, query: str, weights: Weights = Weights(),
+             pool: int = POOL, where: Filter = EVERYTHING) -> Retrieved:
     """Candidates for a question, best first.
 
     Args:
-        index: the loaded index.
+        backend: where the passages are stored.
         qvec: the question's unit vector.
         query: the question text (for BM25).
         weights: fusion weights.
         pool: how many candidates each method contributes.
-        allowed: if given, a boolean mask over passages; only those may be returned.
+        where: which passages may be returned (applied inside both searches).
     """
-    bm25_all = index.bm25_scores(lexical_query(query))
-    if allowed is None:
-        dense_ids, _ = index.search_dense(qvec, pool)
-    else:
-        # Restricted to some sources: score just those exactly, so none is crowded out.
-        subset = np.flatnonzero(allowed)
-        dense_ids = subset[_top(index.vectors[subset] @ qvec, pool)]
-        bm25_all = np.where(allowed, bm25_all, 0.0).astype(np.float32)
-    top_bm25 = float(bm25_all.max()) if len(bm25_all) else 0.0
-    bm25_ids = _top(bm25_all, pool)
-    bm25_ids = bm25_ids[bm25_all[bm25_ids] > 0]
-    dense_rank = {c: r for r, c in enumerate(dense_ids.tolist(), start=1)}
-    bm25_rank = {c: r for r, c in enumerate(bm25_ids.tolist(), start=1)}
+    dense_hits = backend.search_dense(qvec, pool, where)
+    lexical_hits = backend.search_lexical(terms(lexical_query(query)), pool, where)
+    dense_rank = {h.passage: r for r, h in enumerate(dense_hits, start=1)}
+    bm25_rank = {h.passage: r for r, h in enumerate(lexical_hits, start=1)}
+    bm25_score = {h.passage: h.score for h in lexical_hits}
+    top_bm25 = lexical_hits[0].score if lexical_hits else 0.0
     # The passage after a strong match joins the pool: news often names the occasion in one
-    # paragraph and gives the quote in the next.
-    follow = {i + 1 for i in dense_ids[:10].tolist() + bm25_ids[:10].tolist()
-              if i + 1 < len(index.chunks) and index.chunks[i + 1].doc_id == index.chunks[i].doc_id
-              and (allowed is None or allowed[i + 1])}
+    # paragraph and gives the quote in the next. (Filters select whole documents, so it passes.)
+    strong = list(dict.fromkeys([h.passage for h in dense_hits[:10]] + [h.passage for h in lexical_hits[:10]]))
+    _, following = backend.neighbours(strong) if strong else (None, np.zeros(0, np.int64))
+    follow = {int(i) for i in following.tolist() if i >= 0}
     ids = np.array(sorted(set(dense_rank) | set(bm25_rank) | follow), dtype=np.int64)
+    fetched = backend.fetch(ids)
     if len(ids) == 0:
-        return []
-    dense = np.asarray(index.vectors[ids] @ qvec, dtype=np.float32)
-    bm25 = bm25_all[ids] / top_bm25 if top_bm25 > 0 else np.zeros(len(ids), np.float32)
-    rows, _, offsets = segments(index.sent_start[ids], index.sent_start[ids + 1])
-    cos = np.asarray(index.sent_vectors[rows] @ qvec, np.float32)
+        return Retrieved([], fetched)
+    n = len(ids)
+    dense = np.asarray(fetched.vectors[:n] @ qvec, dtype=np.float32)
+    bm25 = (np.array([bm25_score.get(i, 0.0) for i in ids.tolist()], np.float32) / top_bm25
+            if top_bm25 > 0 else np.zeros(n, np.float32))
+    offsets = fetched.sent_start[:n + 1]
+    cos = np.asarray(fetched.sent_vectors[:int(offsets[-1])] @ qvec, np.float32)
     best = segment_reduce(np.maximum, cos, offsets)
     fused = blend(dense, bm25, best, weights)
     order = np.argsort(-fused, kind="stable")
     bounds = offsets.tolist()
-    columns = zip(order.tolist(), ids[order].tolist(), fused[order].tolist(), dense[order].tolist(),
-                  bm25[order].tolist(), best[order].tolist())
-    return [Candidate(i, f, d, b, s, dense_rank.get(i), bm25_rank.get(i), cos[bounds[j]:bounds[j + 1]])
-            for j, i, f, d, b, s in columns]
+    gids = ids.tolist()
+    return Retrieved([Candidate(j, float(fused[j]), float(dense[j]), float(bm25[j]), float(best[j]),
+                                dense_rank.get(gids[j]), bm25_rank.get(gids[j]), cos[bounds[j]:bounds[j + 1]])
+                      for j in order.tolist()], fetched)
 
 
 _CONNECTIVES = ("and ", "but ", "what about", "how about", "also", "then ", "so ", "and?")

@@ -45,6 +45,10 @@ class DocInfo:
     outlet: str | None
     content_hash: str
     chars: int
+    # The file's size and modification time when it was read: opening an index compares these
+    # cheap facts and reads only files whose facts differ (their content hash then decides).
+    size: int = 0
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,11 @@ class Settings:
     # probing this many of its inverted lists per question.
     ann_threshold: int = 200_000
     ann_nprobe: int = 48
+
+    def indexed_text(self, passage_text: str, title: str) -> str:
+        """What is embedded and matched for a passage: its text, prefixed by the article title
+        when configured (a paragraph often leaves the story's subject to the headline)."""
+        return f"{title}\n{passage_text}" if self.title_in_embedding and title else passage_text
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ from pathlib import Path
 import pytest
 
 from qa import QA
-from qa.index import Index, read_manifest
+from qa.backends.snapshot import Snapshot, read_manifest
 from qa.ingest import read_folder
-from qa.store import IndexStore
+from qa.backends.store import IndexStore
 
 pytestmark = pytest.mark.slow
 
@@ -47,13 +47,13 @@ FORK_SERVER = r"""
 import os, sys, time
 os.environ["HF_HUB_OFFLINE"] = "1"
 import faiss, bm25s, numpy  # noqa: F401
-import qa.api, qa.store, qa.index, qa.ingest, qa.chunk, qa.attribution, qa.answer, qa.retrieve, qa.cli
+import qa.api, qa.backends.store, qa.backends.local, qa.indexer, qa.ingest, qa.chunk, qa.attribution, qa.answer, qa.retrieve, qa.cli
 MARKS = sys.argv[1]
-_new_version = qa.store.IndexStore.new_version
+_new_version = qa.backends.store.IndexStore.new_version
 def _marked(self):
     open(os.path.join(MARKS, str(os.getpid())), "w").close()
     return _new_version(self)
-qa.store.IndexStore.new_version = _marked
+qa.backends.store.IndexStore.new_version = _marked
 from qa.textutil import _segmenter
 _segmenter()
 for name in ("onnxruntime", "tokenizers", "trafilatura"):  # what indexing imports lazily (no threads started)
@@ -189,7 +189,7 @@ def _saved_documents(index: Path) -> dict[str, str]:
     """The live version's documents and hashes, after checking it loads cleanly."""
     version = IndexStore(index).current()
     assert version is not None, f"no live version: {sorted(p.name for p in index.iterdir())}"
-    Index.load(version)  # raises IndexCorruptError on any damage
+    Snapshot.load(version)  # raises IndexCorruptError on any damage
     return read_manifest(version)["documents"]
 
 
@@ -228,7 +228,7 @@ def crash_dirs(tmp_path, seed_qa):
     docs.mkdir()
     for name, text in {**BASE, "news.txt": _news(100000)}.items():
         (docs / name).write_text(text, encoding="utf-8")
-    model = seed_qa._store.current() / "model"
+    model = seed_qa.index_dir / "model"
     with pytest.MonkeyPatch.context() as mp:
         if (model / "embed_config.json").exists() and hasattr(embed, "export_onnx"):
             mp.setattr(embed, "export_onnx", lambda name, out, quantize=False: shutil.copytree(model, out))

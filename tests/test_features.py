@@ -51,9 +51,10 @@ def _reference(q, index, chunk_id):
     "How many troops are blocked near Pokrovsk?",
 ])
 def test_batched_features_equal_a_per_passage_computation(seed_qa, question):
-    index, embedder = seed_qa._state
-    qvec = embedder.embed_query(question)
-    cands = retrieve(index, qvec, question)[:20]
+    engine = seed_qa.engine
+    qvec = engine.embedder.embed_query(question)
+    cands, index = retrieve(engine.backend, qvec, question)
+    cands = cands[:20]
     q = analyse(question, question, [], index, qvec)
     ev = evidence(q, cands, index)
     col = {name: i for i, name in enumerate(SENTENCE_FEATURES)}

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from qa import QA, DocumentsError, Settings
-from qa.index import FORMAT_VERSION, Index
-from qa.store import IndexStore
+from qa.backends.snapshot import FORMAT_VERSION, Snapshot
+from qa.backends.store import IndexStore
 
 ARTICLE_A = """Harbour Council Approves New Ferry Route
 
@@ -81,34 +81,37 @@ def test_settings_change_rebuilds(small):
 
 
 def test_unchanged_documents_are_not_embedded_again(small):
-    from qa import store
-    from qa.embed import Embedder
-
     docs, index = small
     bot = QA(docs, index)
-    previous = bot._state[0]
+    previous = bot.engine.backend.passages_of("a.txt")
     embedded = []
 
-    class Counting(Embedder):
+    class Counting:
+        """The session's embedder, counting what it is asked to embed (passed in, not patched)."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
         def embed_passages(self, texts, progress=False):
             embedded.extend(texts)
-            return super().embed_passages(texts, progress)
+            return self.inner.embed_passages(texts, progress)
+
+        def embed_query(self, text):
+            return self.inner.embed_query(text)
 
     (docs / "c.txt").write_text(ARTICLE_C, encoding="utf-8")
-    from qa.ingest import read_folder
-
-    new = store.build(read_folder(docs).documents, previous, Settings(), Counting(), False)
+    bot = QA(docs, index, embedder=Counting(bot.engine.embedder))
+    assert bot.last_update.added == ("c.txt",)
     assert embedded and all("library" in t.lower() or "Library" in t for t in embedded)
-    old_rows = [i for i, c in enumerate(new.chunks) if c.doc_id == "a.txt"]
-    prev_rows = [i for i, c in enumerate(previous.chunks) if c.doc_id == "a.txt"]
-    assert np.array_equal(new.vectors[old_rows], previous.vectors[prev_rows])
+    kept = bot.engine.backend.passages_of("a.txt")
+    assert kept.chunks == previous.chunks and np.array_equal(kept.vectors, previous.vectors)
 
 
 def test_save_load_round_trip(small, tmp_path):
     docs, index = small
-    idx = QA(docs, index)._state[0]
+    idx = QA(docs, index).engine.backend.snapshot
     idx.save(tmp_path / "copy")
-    loaded = Index.load(tmp_path / "copy")
+    loaded = Snapshot.load(tmp_path / "copy")
     assert loaded.chunks == idx.chunks and loaded.docs == idx.docs
     assert np.array_equal(loaded.vectors, idx.vectors)
     for name in ("ids", "start", "flags", "distinct", "names", "name_start", "name_words", "same", "same_start"):
@@ -171,7 +174,7 @@ def test_sentence_terms_are_the_vocabulary_ids_of_each_sentence(small):
     from qa.textutil import terms
 
     docs, index = small
-    idx = QA(docs, index)._state[0]
+    idx = QA(docs, index).engine.backend.snapshot
     vocab = idx.bm25.vocab_dict
     row = 0
     for chunk in idx.chunks:

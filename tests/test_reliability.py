@@ -23,8 +23,9 @@ import pytest
 
 from qa import QA, Answer, BadQuestionError, DocumentsError, IndexCorruptError, QAError
 from qa.cli import main as cli_main
-from qa.index import Index, _file_hash
-from qa.store import IndexStore, load_current
+from qa.backends.local import LocalBackend
+from qa.backends.snapshot import Snapshot, _file_hash
+from qa.backends.store import IndexStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,7 @@ def _verbatim(bot: QA, ans: Answer) -> None:
 @pytest.fixture(scope="session")
 def model_cache(seed_qa, tmp_path_factory):
     """A copy of the session's exported query model (None if this version exports none)."""
-    src = seed_qa._store.current() / "model"
+    src = seed_qa.index_dir / "model"
     if not (src / "embed_config.json").exists():
         return None
     dst = tmp_path_factory.mktemp("onnx-cache") / "model"
@@ -340,7 +341,7 @@ def test_the_rest_is_indexed_and_answers(bad_folder):
 
 def test_nothing_outside_the_folder_is_read(bad_folder):
     bot, docs, _, outside = bad_folder
-    index = bot._state[0]
+    index = bot.engine.backend.snapshot
     assert all(SECRET not in c.text for c in index.chunks)
     assert all(Path(d.path).resolve().is_relative_to(docs.resolve()) for d in index.docs.values())
     for q in ("What is the vault code of the Farrow bank?", f"Who knows the vault code {SECRET}?",
@@ -411,7 +412,7 @@ def test_terminal_escapes_in_articles_are_not_printed_raw(bad_folder, capsys):
     assert ans.answered and ans.passages[0].citation.doc_id == "tower.txt"
     assert "\x1b" in ans.passages[0].text  # verbatim in the API...
     assert cli_main(["ask", "When did engineers repair the Kestrel Point signal tower?", "-k", "1",
-                     "--docs", str(docs), "--index", str(bot._store.root)]) == 0
+                     "--docs", str(docs), "--index", str(bot.index_dir)]) == 0
     out = capsys.readouterr().out
     assert "Kestrel Point" in out and "\x1b" not in out and "\x07" not in out  # ...but not to the terminal
 
@@ -535,9 +536,9 @@ def test_damaged_index_is_detected_at_load_with_a_warning(small_copy, damage, ca
     current = IndexStore(index).current()
     if current is not None:  # detected by the loader itself, whatever opens the index
         with pytest.raises(IndexCorruptError):
-            Index.load(current)
+            Snapshot.load(current)
     with caplog.at_level(logging.WARNING, logger="qa"):
-        assert load_current(IndexStore(index)) is None  # so QA rebuilds (below, for a sample)
+        assert LocalBackend(index).settings is None  # so QA rebuilds (below, for a sample)
     assert any("damaged" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
 
 
@@ -560,13 +561,13 @@ def test_damaged_index_is_rebuilt_and_answers_right(small_copy, damage, caplog, 
         ans = bot.ask(question)
         assert ans.answered and ans.passages[0].citation.doc_id == doc_id, (question, ans.reason)
         _verbatim(bot, ans)
-    Index.load(IndexStore(index).current())  # the rebuilt version is sound
+    Snapshot.load(IndexStore(index).current())  # the rebuilt version is sound
     assert QA(docs, index).last_update.changed_anything is False
 
 
 def test_damaged_query_model_is_detected_and_exported_again(small_copy, caplog, model_cache):
     docs, index = small_copy
-    model = IndexStore(index).current() / "model"
+    model = index / "model"
     if not (model / "embed_config.json").exists():
         pytest.skip("this version saves no query model beside the index")
     onnx = next(model.glob("*.onnx"))
@@ -575,7 +576,7 @@ def test_damaged_query_model_is_detected_and_exported_again(small_copy, caplog, 
     onnx.write_bytes(data[:4096])
     with caplog.at_level(logging.WARNING, logger="qa"), cached_export(model_cache):
         bot = QA(docs, index)
-    assert bot.last_update.rebuilt and "model" in bot.last_update.reason
+    assert "model" in bot.last_update.reason  # exported again; the stored vectors stay valid
     assert any("damaged" in r.getMessage() for r in caplog.records)
     ans = bot.ask("When did the Brackwater city library reopen?")
     assert ans.answered and ans.passages[0].citation.doc_id == "library.txt"

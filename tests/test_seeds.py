@@ -85,7 +85,7 @@ def _four_grams(text: str) -> set[tuple[str, ...]]:
 
 def test_no_indexed_passage_is_page_junk(seed_qa):
     """Structural, not a list of these pages' strings: every passage is prose of some length."""
-    index = seed_qa._state[0]
+    index = seed_qa.engine.backend.snapshot
     assert len(index) > 10
     for chunk in index.chunks:
         words = chunk.text.split()

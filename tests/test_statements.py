@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from qa.textutil import terms
 from qa.attribution import attribute, lexical_query, speaker_matches, speaker_question
 
 # Made-up articles in which several people speak about the same topics; the passage that mentions
@@ -86,14 +87,14 @@ def test_engine_ranks_the_asked_persons_statement_first(statements_qa):
 
 def test_plain_retrieval_does_worse_on_statement_questions(statements_qa):
     """BM25 alone and dense alone (same index, same model) against the engine on the same questions."""
-    index, embedder = statements_qa._state
+    backend, embedder = statements_qa.engine.backend, statements_qa.engine.embedder
     plain = {"bm25": 0, "dense": 0}
     engine = 0
     for question, _, phrase in QUESTIONS:
-        bm25_top = int(np.argmax(index.bm25_scores(question)))
-        dense_top = int(index.search_dense(embedder.embed_query(question), 1)[0][0])
-        plain["bm25"] += phrase in index.chunks[bm25_top].text
-        plain["dense"] += phrase in index.chunks[dense_top].text
+        bm25_top = backend.search_lexical(terms(question), 1)[0].passage
+        dense_top = backend.search_dense(embedder.embed_query(question), 1)[0].passage
+        plain["bm25"] += phrase in backend.fetch([bm25_top]).chunks[0].text
+        plain["dense"] += phrase in backend.fetch([dense_top]).chunks[0].text
         engine += phrase in statements_qa.ask(question, k=1).passages[0].text
     assert engine == len(QUESTIONS)
     assert max(plain.values()) < engine, plain

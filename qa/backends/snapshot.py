@@ -1,6 +1,6 @@
-"""Index stage: dense vectors in FAISS plus BM25, saved as a directory of plain files.
+"""The local backend's saved version: dense vectors in FAISS plus BM25, as a directory of plain files.
 
-Layout of a saved index (no pickle anywhere):
+A `Snapshot` is one immutable, loaded version. Layout of a saved version (no pickle anywhere):
     manifest.json    format version, model, settings, per-document content hashes, file hashes
     documents.json   one DocInfo per document
     chunks.jsonl     one passage per line: doc_id, offsets, text, sentence spans, speakers
@@ -22,16 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import lexicon
-from .errors import IndexCorruptError, IndexFormatError
-from .textutil import terms
-from .types import Chunk, DocInfo, Settings
+from .. import lexicon
+from . import lexicon_files
+from ..errors import IndexCorruptError, IndexFormatError
+from ..textutil import terms
+from ..types import Chunk, DocInfo, Settings
 
 FORMAT_VERSION = 2  # 2: sentence term arrays (lexicon)
 
 
-class Index:
-    """An immutable, searchable set of passages with their vectors."""
+class Snapshot:
+    """An immutable, searchable set of passages with their vectors (one saved version)."""
 
     def __init__(self, settings: Settings, docs: dict[str, DocInfo], chunks: list[Chunk],
                  vectors: np.ndarray, sent_vectors: np.ndarray, dense=None, bm25=None,
@@ -59,36 +60,38 @@ class Index:
         self.lexicon = lex if lex is not None else lexicon.build(chunks, vocab)
         self.sent_chars = np.fromiter((e - s for c in chunks for s, e in c.sentences), np.int64,
                                       int(self.sent_start[-1]))
-        self._memo: dict = {}
 
     def __len__(self) -> int:
         return len(self.chunks)
 
     # -- search -------------------------------------------------------------------------------
-    def search_dense(self, qvec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k passage ids and cosine scores for a unit query vector."""
-        k = min(k, len(self.chunks))
+    def search_dense(self, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k passage ids and cosine scores for a unit query vector.
+
+        `allowed` (sorted passage ids) restricts the search inside FAISS, so no allowed passage is
+        crowded out of the top k by others.
+        """
+        k = min(k, len(self.chunks) if allowed is None else len(allowed))
         if k == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        scores, ids = self.dense.search(qvec.reshape(1, -1).astype(np.float32), k)
+        params = None
+        if allowed is not None:
+            import faiss
+
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, np.int64))
+            params = (faiss.SearchParametersIVF(sel=selector, nprobe=self.settings.ann_nprobe)
+                      if _is_approximate(len(self.chunks), self.settings) else faiss.SearchParameters(sel=selector))
+        scores, ids = self.dense.search(qvec.reshape(1, -1).astype(np.float32), k, params=params)
         keep = ids[0] >= 0
         return ids[0][keep].astype(np.int64), scores[0][keep]
 
-    def bm25_scores(self, query: str) -> np.ndarray:
-        """BM25 score of every passage for the query (zeros if no query term is indexed)."""
-        tokens = terms(query)
+    def bm25_scores_of_terms(self, tokens: list[str]) -> np.ndarray:
+        """BM25 score of every passage for analysed query terms (zeros if none is indexed)."""
         ids = self.bm25.get_tokens_ids(tokens) if tokens else []
         if not ids:
             return np.zeros(len(self.chunks), dtype=np.float32)
         return np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32)
-
-    def memo(self, key, compute):
-        """Derived per-passage data (terms, shingles), computed once and kept: the index is immutable."""
-        try:
-            return self._memo[key]
-        except KeyError:
-            value = self._memo[key] = compute()
-            return value
 
     def term_id(self, term: str) -> int | None:
         """The vocabulary number of an (analysed) term; None if no passage contains it."""
@@ -123,7 +126,7 @@ class Index:
 
             faiss.write_index(self.dense, str(d / "dense.faiss"))
         self.bm25.save(str(d / "bm25"), show_progress=False)
-        self.lexicon.save(d)
+        lexicon_files.save(self.lexicon, d)
         files = {p.relative_to(d).as_posix(): _file_hash(p)
                  for p in sorted(d.rglob("*")) if p.is_file() and p.name != "manifest.json"
                  and not p.relative_to(d).as_posix().startswith("model/")}
@@ -139,7 +142,7 @@ class Index:
         _write_json(d / "manifest.json", manifest)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "Index":
+    def load(cls, directory: str | os.PathLike) -> "Snapshot":
         """Load and verify a saved index; raises IndexCorruptError on any mismatch or damage."""
         d = Path(directory)
         manifest = read_manifest(d)
@@ -171,7 +174,7 @@ class Index:
                     raise IndexCorruptError("FAISS index size disagrees with the passages")
             bm25 = SavedBM25(d / "bm25")
             _check_consistency(manifest, docs, chunks, vectors, sent_vectors, bm25)
-            lex = lexicon.Lexicon.load(d, len(sent_vectors), max(bm25.vocab_dict.values(), default=-1) + 1,
+            lex = lexicon_files.load(d, len(sent_vectors), max(bm25.vocab_dict.values(), default=-1) + 1,
                                        len(chunks))
             return cls(settings, docs, chunks, vectors, sent_vectors, dense=dense, bm25=bm25, lex=lex)
         except IndexCorruptError:
@@ -265,11 +268,6 @@ def read_manifest(directory: Path) -> dict:
         raise IndexCorruptError(f"cannot read index manifest in {directory}: {exc}") from exc
 
 
-def embedding_input(chunk_text: str, title: str, settings: Settings) -> str:
-    """What is embedded for a passage: its text, prefixed by the article title when configured."""
-    return f"{title}\n{chunk_text}" if settings.title_in_embedding and title else chunk_text
-
-
 def _is_approximate(n: int, settings: Settings) -> bool:
     return n > settings.ann_threshold
 
@@ -299,7 +297,7 @@ def _dense_index(vectors: np.ndarray, settings: Settings):
 def _bm25_index(chunks: list[Chunk], docs: dict[str, DocInfo], settings: Settings):
     import bm25s
 
-    corpus = [terms(embedding_input(c.text, docs[c.doc_id].title, settings)) for c in chunks]
+    corpus = [terms(settings.indexed_text(c.text, docs[c.doc_id].title)) for c in chunks]
     # bm25s cannot index an empty token list; a placeholder keeps row numbers aligned.
     corpus = [toks or ["\u2400"] for toks in corpus]
     bm25 = bm25s.BM25()

@@ -1,0 +1,189 @@
+"""The search seam: what the engine needs from a place that stores passages, and nothing more.
+
+The engine (retrieve, features, answer) talks to a `Backend` in the engine's own types. A backend
+stores passages (verbatim spans of documents with their sentence spans and speakers), their vectors
+and their sentences' vectors, the per-sentence lexical arrays made at index time (lexicon.py), and
+per-document facts. It answers dense and lexical searches, both restricted by a `Filter` inside the
+search (before top-k), and hands back the stored data of the candidates a question needs.
+
+Passage ids are the backend's own integers: stable within one opened version of the collection,
+never interpreted by the engine except as keys to `fetch` and `neighbours`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ContextManager, Iterable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from ..lexicon import Lexicon
+from ..types import Chunk, DocInfo, Settings
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which passages a search may return; applied inside the search, before top-k.
+
+    Args:
+        sources: only passages of these doc_ids (None: any document).
+    """
+
+    sources: frozenset[str] | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the filter lets every passage through."""
+        return self.sources is None
+
+    def allows(self, doc: DocInfo) -> bool:
+        """Does the filter let this document's passages through?"""
+        return self.sources is None or doc.doc_id in self.sources
+
+
+EVERYTHING = Filter()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a backend passage id and the method's score (higher is better)."""
+
+    passage: int
+    score: float
+
+
+@dataclass(frozen=True, eq=False)
+class Fetched:
+    """The stored data of some passages, numbered 0..n-1 in the order they were asked for.
+
+    The answer stage works on these local numbers; `ids` maps them back to the backend's ids.
+    Sentence rows are local too: passage i owns rows sent_start[i]:sent_start[i+1] of
+    `sent_vectors`, `sent_chars` and the lexicon's per-sentence arrays.
+    """
+
+    ids: np.ndarray                # (n,) backend passage ids
+    chunks: tuple[Chunk, ...]      # the passages
+    docs: dict[str, DocInfo]       # every document of these passages
+    vectors: np.ndarray            # (n, dim) unit passage vectors
+    sent_vectors: np.ndarray       # (sentences, dim) unit sentence vectors
+    sent_start: np.ndarray         # (n + 1,) first sentence row of each passage
+    sent_chars: np.ndarray         # (sentences,) characters of each sentence
+    lexicon: Lexicon               # per-sentence term ids, flags, names; `same` holds backend ids
+    stats: "Stats"                 # collection statistics (document frequencies, vocabulary)
+    previous: np.ndarray           # (n,) local number of the passage before it in its document, or -1
+    # Derived data (e.g. a title's terms) computed once; a backend may share one dict across
+    # questions for as long as its collection version is unchanged.
+    cache: dict = field(default_factory=dict)
+
+    def memo(self, key, compute):
+        """cache[key], computed by compute() the first time."""
+        try:
+            return self.cache[key]
+        except KeyError:
+            value = self.cache[key] = compute()
+            return value
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def sentence_rows(self, i: int) -> slice:
+        return slice(int(self.sent_start[i]), int(self.sent_start[i + 1]))
+
+    # The statistics the features ask for, under the names they use.
+    def term_id(self, term: str) -> int | None:
+        return self.stats.term_id(term)
+
+    def doc_freq(self, term: str) -> int | None:
+        return self.stats.doc_freq(term)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.stats.vocab_size
+
+    @property
+    def passages(self) -> int:
+        """Passages in the whole collection (for idf)."""
+        return self.stats.passages
+
+
+@runtime_checkable
+class Stats(Protocol):
+    """Collection statistics the features need."""
+
+    passages: int      # how many passages the collection holds
+    vocab_size: int    # term ids run from 0 below this
+
+    def term_id(self, term: str) -> int | None:
+        """The id of an analysed term; None if no passage holds it."""
+
+    def doc_freq(self, term: str) -> int | None:
+        """How many passages hold an analysed term; None if none does."""
+
+
+@dataclass(frozen=True, eq=False)
+class PassageBatch:
+    """One document's passages as the indexer hands them to a backend."""
+
+    doc: DocInfo
+    chunks: tuple[Chunk, ...]
+    vectors: np.ndarray        # (passages, dim)
+    sent_vectors: np.ndarray   # (sentences of all passages, dim), in passage order
+
+
+@runtime_checkable
+class Writer(Protocol):
+    """Changes to a collection, seen by readers only after `commit` (all or nothing)."""
+
+    def upsert(self, batch: PassageBatch) -> None:
+        """Add a document's passages, replacing any it had."""
+
+    def delete(self, doc_id: str) -> None:
+        """Remove a document and all its passages."""
+
+    def commit(self) -> "Backend":
+        """Make the changes visible at once; returns a backend serving the new version."""
+
+    def abort(self) -> None:
+        """Drop the changes."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A store of passages that the engine searches. Every implementation passes
+    tests/backend_contract.py."""
+
+    settings: Settings | None   # the settings the stored passages were made with (None: empty)
+    problem: str                # why a stored collection could not be used ("" if it could or none existed)
+
+    def documents(self) -> dict[str, DocInfo]:
+        """Every stored document by doc_id (with its content hash)."""
+
+    def stats(self) -> Stats:
+        """Collection statistics."""
+
+    def search_dense(self, vector: np.ndarray, k: int, where: Filter = EVERYTHING) -> list[Hit]:
+        """The k passages closest to a unit vector (cosine), best first."""
+
+    def search_lexical(self, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> list[Hit]:
+        """The k best BM25 matches of analysed terms (score > 0), best first."""
+
+    def fetch(self, ids: Iterable[int]) -> Fetched:
+        """The stored data of these passages (and of the passage before each, for context)."""
+
+    def neighbours(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(previous, next) passage id of each in its document; -1 where there is none."""
+
+    def passages_of(self, doc_id: str) -> PassageBatch:
+        """All of a document's stored passages with their vectors, in document order."""
+
+    def writer(self, settings: Settings, fresh: bool = False) -> Writer:
+        """Start changes; `fresh` starts from an empty collection (a rebuild)."""
+
+    def lock(self) -> ContextManager:
+        """Hold while planning and writing changes: serialises writers of one collection."""
+
+    def is_current(self) -> bool:
+        """Is the version this backend serves still the collection's live one?"""
+
+    def close(self) -> None:
+        """Release files and connections."""

@@ -1,0 +1,247 @@
+"""The default backend: a folder of plain files on this machine (see snapshot.py for the layout).
+
+The folder holds crash-safe versions (store.py). A LocalBackend serves one version for its whole
+life, so a question never mixes two. A writer collects changes and, at commit, writes a complete
+new version that reuses the stored passages and vectors of every document it did not touch,
+switches the folder to it atomically, and returns a backend serving it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..errors import DocumentsError, IndexCorruptError, IndexFormatError
+from ..lexicon import Lexicon, segments
+from .store import IndexStore
+from ..types import DocInfo, Settings
+from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
+from .snapshot import Snapshot
+
+log = logging.getLogger("qa")
+
+
+class LocalBackend:
+    """Passages in a versioned folder, searched with FAISS and BM25 in this process.
+
+    Args:
+        root: the index folder (created when first written).
+        load: read the live version now (False: start empty, e.g. for a rebuild).
+    """
+
+    def __init__(self, root: str | os.PathLike, load: bool = True):
+        self.root = Path(root)
+        self.store = IndexStore(root)
+        self.problem = ""  # why the saved version could not be used (empty: it could, or there was none)
+        self._snap: Snapshot | None = None
+        self.version: Path | None = None
+        self._ranges: dict[str, tuple[int, int]] = {}
+        self._cache: dict = {}
+        if load:
+            self._open_current()
+
+    # -- state ------------------------------------------------------------------------------------
+    def _open_current(self) -> None:
+        version = self.store.current()
+        if version is None:
+            if (self.store.root / "CURRENT").exists():  # a pointer to nothing usable is damage
+                self.problem = "the saved index was damaged"
+                log.warning("index at %s is damaged, rebuilding: CURRENT does not name a saved version",
+                            self.store.root)
+            return
+        try:
+            self._use(Snapshot.load(version), version)
+        except IndexFormatError as exc:
+            self.problem = str(exc)
+            log.warning("index at %s is rebuilt: %s", version, exc)
+        except IndexCorruptError as exc:
+            self.problem = "the saved index was damaged"
+            log.warning("index at %s is damaged, rebuilding: %s", version, exc)
+
+    def _use(self, snap: Snapshot, version: Path | None) -> None:
+        ranges: dict[str, tuple[int, int]] = {}
+        for i, c in enumerate(snap.chunks):  # a document's passages are stored together
+            lo, _ = ranges.get(c.doc_id, (i, i))
+            ranges[c.doc_id] = (lo, i + 1)
+        self._snap, self.version, self._ranges, self._cache = snap, version, ranges, {}
+
+    def is_current(self) -> bool:
+        """Is the version this backend serves still the live one on disk?"""
+        return self.store.current() == self.version
+
+    def lock(self):
+        """Serialise writers of this folder (processes and threads)."""
+        return self.store.lock()
+
+    @classmethod
+    def _bound(cls, root: Path, snap: Snapshot, version: Path) -> "LocalBackend":
+        backend = cls(root, load=False)
+        backend._use(snap, version)
+        return backend
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The loaded version's files, for tests and benchmarks of this backend."""
+        return self._snap
+
+    @property
+    def settings(self) -> Settings | None:
+        return self._snap.settings if self._snap else None
+
+    def documents(self) -> dict[str, DocInfo]:
+        return dict(self._snap.docs) if self._snap else {}
+
+    def __len__(self) -> int:
+        return len(self._snap) if self._snap else 0
+
+    # -- statistics ---------------------------------------------------------------------------------
+    def stats(self) -> "LocalBackend":
+        return self
+
+    @property
+    def passages(self) -> int:
+        return len(self)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._snap.vocab_size if self._snap else 0
+
+    def term_id(self, term: str) -> int | None:
+        return self._snap.term_id(term) if self._snap else None
+
+    def doc_freq(self, term: str) -> int | None:
+        return self._snap.doc_freq(term) if self._snap else None
+
+    # -- search ---------------------------------------------------------------------------------------
+    def _allowed(self, where: Filter) -> np.ndarray | None:
+        """Sorted passage ids the filter lets through (None: all)."""
+        if where.is_empty:
+            return None
+        docs = self._snap.docs
+        spans = [self._ranges[d] for d in sorted(self._ranges, key=lambda d: self._ranges[d])
+                 if where.allows(docs[d])]
+        if not spans:
+            return np.zeros(0, np.int64)
+        return np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in spans])
+
+    def search_dense(self, vector: np.ndarray, k: int, where: Filter = EVERYTHING) -> list[Hit]:
+        if self._snap is None:
+            return []
+        ids, scores = self._snap.search_dense(vector, k, self._allowed(where))
+        return [Hit(i, s) for i, s in zip(ids.tolist(), scores.tolist())]
+
+    def search_lexical(self, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> list[Hit]:
+        if self._snap is None:
+            return []
+        scores = self._snap.bm25_scores_of_terms(list(terms))
+        allowed = self._allowed(where)
+        if allowed is not None:
+            kept = np.zeros_like(scores)
+            kept[allowed] = scores[allowed]
+            scores = kept
+        top = _top(scores, k)
+        return [Hit(i, s) for i, s in zip(top.tolist(), scores[top].tolist()) if s > 0]
+
+    def neighbours(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.asarray(list(ids), np.int64)
+        chunks, n = self._snap.chunks, len(self._snap.chunks)
+        prev = np.array([i - 1 if i > 0 and chunks[i - 1].doc_id == chunks[i].doc_id else -1
+                         for i in ids.tolist()], np.int64)
+        nxt = np.array([i + 1 if i + 1 < n and chunks[i + 1].doc_id == chunks[i].doc_id else -1
+                        for i in ids.tolist()], np.int64)
+        return prev, nxt
+
+    def fetch(self, ids: Iterable[int]) -> Fetched:
+        snap = self._snap
+        asked = np.asarray(list(ids), np.int64)
+        prev, _ = self.neighbours(asked)
+        # The passage before each asked one comes along (features read the scene-setting paragraph).
+        extra = [p for p in dict.fromkeys(prev.tolist()) if p >= 0 and p not in set(asked.tolist())]
+        all_ids = np.concatenate([asked, np.array(extra, np.int64)])
+        local = {g: i for i, g in enumerate(all_ids.tolist())}
+        previous = np.array([local.get(p, -1) if p >= 0 else -1 for p in prev.tolist()]
+                            + [-1] * len(extra), np.int64)
+        rows, _, offsets = segments(snap.sent_start[all_ids], snap.sent_start[all_ids + 1])
+        chunks = tuple(snap.chunks[i] for i in all_ids.tolist())
+        return Fetched(
+            ids=all_ids, chunks=chunks, docs={c.doc_id: snap.docs[c.doc_id] for c in chunks},
+            vectors=np.asarray(snap.vectors[all_ids]), sent_vectors=np.asarray(snap.sent_vectors[rows]),
+            sent_start=offsets, sent_chars=snap.sent_chars[rows], lexicon=_slice(snap.lexicon, rows, all_ids),
+            stats=self, previous=previous, cache=self._cache)
+
+    def passages_of(self, doc_id: str) -> PassageBatch:
+        if self._snap is None or doc_id not in self._ranges:
+            raise DocumentsError(f"no document {doc_id!r} in the index")
+        lo, hi = self._ranges[doc_id]
+        snap = self._snap
+        return PassageBatch(snap.docs[doc_id], tuple(snap.chunks[lo:hi]), np.asarray(snap.vectors[lo:hi]),
+                            np.asarray(snap.sent_vectors[int(snap.sent_start[lo]):int(snap.sent_start[hi])]))
+
+    # -- writing ----------------------------------------------------------------------------------------
+    def writer(self, settings: Settings, fresh: bool = False) -> "LocalWriter":
+        return LocalWriter(self, settings, fresh)
+
+    def _commit(self, snap: Snapshot) -> "LocalBackend":
+        tmp = self.store.new_version()
+        snap.save(tmp)
+        final = self.store.commit(tmp)
+        return LocalBackend._bound(self.root, snap, final)
+
+    def close(self) -> None:
+        self._snap, self._ranges, self._cache = None, {}, {}
+
+
+class LocalWriter:
+    """Changes to a LocalBackend, written as one new version at commit."""
+
+    def __init__(self, backend: LocalBackend, settings: Settings, fresh: bool):
+        self.backend, self.settings = backend, settings
+        old = backend.documents() if not fresh else {}
+        self._kept: dict[str, None] = dict.fromkeys(old)  # stored documents not (yet) replaced or deleted
+        self._new: dict[str, PassageBatch] = {}
+
+    def upsert(self, batch: PassageBatch) -> None:
+        self._kept.pop(batch.doc.doc_id, None)
+        self._new[batch.doc.doc_id] = batch
+
+    def delete(self, doc_id: str) -> None:
+        self._kept.pop(doc_id, None)
+        self._new.pop(doc_id, None)
+
+    def abort(self) -> None:
+        self._kept, self._new = {}, {}
+
+    def commit(self) -> LocalBackend:
+        """Write the new version and make it the live one; returns a backend serving it (this
+        writer's backend keeps serving the old version to questions already under way)."""
+        batches = [self.backend.passages_of(d) for d in self._kept] + list(self._new.values())
+        batches = [b for b in batches if b.chunks]
+        if not batches:
+            raise DocumentsError("no passages to index: the documents have no article text")
+        dim = batches[0].vectors.shape[1]
+        snap = Snapshot(self.settings, {b.doc.doc_id: b.doc for b in batches},
+                        [c for b in batches for c in b.chunks],
+                        np.ascontiguousarray(np.concatenate([b.vectors for b in batches]), np.float32).reshape(-1, dim),
+                        np.ascontiguousarray(np.concatenate([b.sent_vectors for b in batches]), np.float32).reshape(-1, dim))
+        return self.backend._commit(snap)
+
+
+def _slice(lex: Lexicon, rows: np.ndarray, ids: np.ndarray) -> Lexicon:
+    """The lexicon arrays of some sentence rows (and passages), renumbered from 0."""
+    tpos, _, tstart = segments(lex.start[rows], lex.start[rows + 1])
+    npos, _, nstart = segments(lex.name_start[rows], lex.name_start[rows + 1])
+    spos, _, sstart = segments(lex.same_start[ids], lex.same_start[ids + 1])
+    return Lexicon(lex.ids[tpos], tstart, lex.flags[rows], lex.distinct[rows], lex.names[npos], nstart,
+                   lex.name_words, lex.same[spos], sstart)
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first (partial sort: O(n) on a million passages)."""
+    if len(scores) > k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        return part[np.argsort(-scores[part], kind="stable")]
+    return np.argsort(-scores, kind="stable")

@@ -1,0 +1,138 @@
+"""Indexing pipeline: ingested documents -> chunk -> attribute speakers -> embed -> backend upsert.
+
+Only documents that are new or changed are cut and embedded; a stored document whose content hash
+and passage settings are unchanged keeps its passages and vectors in the backend.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .backends.base import Backend, PassageBatch
+from .types import Chunk, DocInfo, Document, IndexUpdate, Settings
+
+# Passages embedded together: large enough to batch the model well, small enough that memory stays
+# flat on a large archive.
+EMBED_BATCH = 256
+
+
+def plan(folder_hashes: dict[str, str], backend: Backend, settings: Settings) -> IndexUpdate:
+    """What an update must do, from the folder's content hashes and what the backend stores."""
+    if backend.settings is None:
+        return IndexUpdate(added=tuple(sorted(folder_hashes)), rebuilt=True,
+                           reason=backend.problem or "no index yet")
+    if backend.settings != settings:
+        return IndexUpdate(added=tuple(sorted(folder_hashes)), rebuilt=True, reason="model or settings changed")
+    old = {d: info.content_hash for d, info in backend.documents().items()}
+    return IndexUpdate(
+        added=tuple(sorted(set(folder_hashes) - set(old))),
+        changed=tuple(sorted(d for d in folder_hashes if d in old and old[d] != folder_hashes[d])),
+        removed=tuple(sorted(set(old) - set(folder_hashes))),
+        unchanged=tuple(sorted(d for d in folder_hashes if old.get(d) == folder_hashes[d])),
+    )
+
+
+def same_passages(a: Settings | None, b: Settings) -> bool:
+    """Would both settings cut and embed passages identically (lexical data is always rebuilt)?"""
+    fields = ("model", "int8", "max_passage_chars", "min_passage_chars", "joined_max_chars", "title_in_embedding")
+    return a is not None and all(getattr(a, f) == getattr(b, f) for f in fields)
+
+
+def apply(update: IndexUpdate, documents: Sequence[Document], backend: Backend, settings: Settings,
+          embedder_for: Callable[[], object], progress: bool = False,
+          facts: dict[str, tuple[int, int]] | None = None) -> Backend:
+    """Carry out a planned update; returns the backend serving the new version.
+
+    Args:
+        update: from `plan`.
+        documents: every document of the folder (only added and changed ones are embedded).
+        backend: the backend to write to.
+        settings: index settings.
+        embedder_for: gives the passage embedder; called only if something must be embedded.
+        progress: show a progress bar while embedding.
+        facts: (size, mtime_ns) of each file when read, kept to make the next opening cheap.
+    """
+    keep_old = not update.rebuilt or same_passages(backend.settings, settings)
+    stored = backend.documents() if keep_old else {}
+    todo = [d for d in documents
+            if d.doc_id not in stored or stored[d.doc_id].content_hash != d.content_hash]
+    writer = backend.writer(settings, fresh=not keep_old)
+    for doc_id in update.removed:
+        writer.delete(doc_id)
+    try:
+        if todo:
+            embedder = embedder_for()
+            for batch in _batches(todo, settings, embedder, progress, facts or {}):
+                writer.upsert(batch)
+        return writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def passages(doc: Document, settings: Settings) -> tuple[Chunk, ...]:
+    """A document's passages with each sentence's speaker."""
+    from .attribution import attribute
+    from .chunk import chunk_document
+
+    chunks = chunk_document(doc, settings.max_passage_chars, settings.min_passage_chars, settings.joined_max_chars)
+    sentences = [doc.text[s:e] for c in chunks for s, e in c.sentences]
+    starts = [b.start for b in doc.blocks]
+    paragraph_ids = [bisect.bisect_right(starts, s) - 1 for c in chunks for s, _ in c.sentences]
+    speakers = attribute(sentences, paragraph_ids)
+    out, pos = [], 0
+    for c in chunks:
+        n = len(c.sentences)
+        out.append(dataclasses.replace(c, speakers=tuple(speakers[pos:pos + n])))
+        pos += n
+    return tuple(out)
+
+
+def doc_info(doc: Document, facts: tuple[int, int] = (0, 0)) -> DocInfo:
+    """What the backend keeps about a document besides its passages."""
+    return DocInfo(doc.doc_id, doc.path, doc.title, doc.byline, doc.outlet, doc.content_hash, len(doc.text),
+                   *facts)
+
+
+def _batches(documents: Sequence[Document], settings: Settings, embedder, progress: bool,
+             facts: dict[str, tuple[int, int]]):
+    """PassageBatch of each document, embedding about EMBED_BATCH passages at a time."""
+    group: list[tuple[DocInfo, tuple[Chunk, ...]]] = []
+    size = 0
+    bar = _progress(sum(len(d.text) for d in documents)) if progress else None
+    for doc in documents:
+        chunks = passages(doc, settings)
+        group.append((doc_info(doc, facts.get(doc.doc_id, (0, 0))), chunks))
+        size += len(chunks)
+        if size >= EMBED_BATCH:
+            yield from _embed(group, settings, embedder)
+            if bar is not None:
+                bar.update(sum(info.chars for info, _ in group))
+            group, size = [], 0
+    if group:
+        yield from _embed(group, settings, embedder)
+        if bar is not None:
+            bar.update(sum(info.chars for info, _ in group))
+            bar.close()
+
+
+def _embed(group, settings: Settings, embedder):
+    texts = [settings.indexed_text(c.text, info.title) for info, chunks in group for c in chunks]
+    sent_texts = [c.text[s - c.start:e - c.start] for _, chunks in group for c in chunks for s, e in c.sentences]
+    vecs = embedder.embed_passages(texts + sent_texts, progress=False)
+    pvecs, svecs = np.asarray(vecs[:len(texts)], np.float32), np.asarray(vecs[len(texts):], np.float32)
+    p = s = 0
+    for info, chunks in group:
+        n_sent = sum(len(c.sentences) for c in chunks)
+        yield PassageBatch(info, chunks, pvecs[p:p + len(chunks)], svecs[s:s + n_sent])
+        p, s = p + len(chunks), s + n_sent
+
+
+def _progress(total_chars: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total_chars, unit="char", unit_scale=True, desc="indexing", leave=False)

@@ -1,0 +1,37 @@
+"""The local backend passes the backend contract, and damage to its files is caught at open."""
+
+import pytest
+
+from backend_contract import SETTINGS, BackendContract
+from qa.backends.local import LocalBackend
+from qa.backends.store import IndexStore
+
+
+class TestLocalBackend(BackendContract):
+    @pytest.fixture
+    def backend_factory(self):
+        return LocalBackend
+
+
+@pytest.mark.parametrize("damage", ["manifest", "vectors", "current"])
+def test_damaged_files_are_reported_at_open_not_served(damage, tmp_path):
+    from backend_contract import ARTICLES, batch_of
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    writer = LocalBackend(tmp_path / "index").writer(SETTINGS)
+    for name in ARTICLES:
+        writer.upsert(batch_of(docs, name))
+    writer.commit()
+    version = IndexStore(tmp_path / "index").current()
+    if damage == "manifest":
+        (version / "manifest.json").write_text("{not json", encoding="utf-8")
+    elif damage == "vectors":  # caught by the manifest's file hashes
+        data = bytearray((version / "vectors.npy").read_bytes())
+        data[-5] ^= 0xFF
+        (version / "vectors.npy").write_bytes(bytes(data))
+    else:
+        (tmp_path / "index" / "CURRENT").write_text("v-nothing\n", encoding="utf-8")
+    reopened = LocalBackend(tmp_path / "index")
+    assert reopened.settings is None and reopened.documents() == {}
+    assert "damaged" in reopened.problem
