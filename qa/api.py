@@ -10,9 +10,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends import EVERYTHING, Backend, Filter, open_backend
+from .backends import Backend, Filter, open_backend
 from .errors import BadQuestionError, DocumentsError
 from .retrieve import Weights
+from .textutil import quoted_phrases
 from .types import Answer, DocInfo, IndexUpdate, Settings
 
 log = logging.getLogger("qa")
@@ -92,15 +93,18 @@ class QA:
         history, sources = _text_list(history, "history"), _text_list(sources, "sources")
         past = [_clean_question(h) for h in history if h.strip()][-3:]
         engine = self._engine  # one version for the whole question
-        where = EVERYTHING
         if sources:
             unknown = set(sources) - set(engine.backend.documents())
             if unknown:
                 raise BadQuestionError(f"unknown sources: {', '.join(sorted(unknown))}")
-            where = Filter(sources=frozenset(sources))
+        # A phrase in double quotes must stand in the answer as written.
+        where = Filter(sources=frozenset(sources) if sources else None, phrases=quoted_phrases(question))
         query = formulate(question, past)
         qvec = engine.embedder.embed_query(query)
         found = retrieve(engine.backend, qvec, query, engine.weights, where=where)
+        if not found.candidates and where.phrases:
+            wanted = " and ".join(f"“{p}”" for p in where.phrases)
+            return Answer(question, False, (), query, f"no passage contains the exact phrase {wanted}")
         return compose(question, query, past, found, qvec, k)
 
     @property

@@ -85,10 +85,12 @@ def retrieve(backend: Backend, qvec: np.ndarray, query: str, weights: Weights = 
     bm25_score = {h.passage: h.score for h in lexical_hits}
     top_bm25 = lexical_hits[0].score if lexical_hits else 0.0
     # The passage after a strong match joins the pool: news often names the occasion in one
-    # paragraph and gives the quote in the next. (Filters select whole documents, so it passes.)
+    # paragraph and gives the quote in the next. (It is of the same document, so a document filter
+    # lets it through; an exact phrase need not be in it, so then it stays out.)
     strong = list(dict.fromkeys([h.passage for h in dense_hits[:10]] + [h.passage for h in lexical_hits[:10]]))
-    _, following = backend.neighbours(strong) if strong else (None, np.zeros(0, np.int64))
-    follow = {int(i) for i in following.tolist() if i >= 0}
+    follow = set()
+    if strong and not where.phrases:
+        follow = {int(i) for i in backend.neighbours(strong)[1].tolist() if i >= 0}
     ids = np.array(sorted(set(dense_rank) | set(bm25_rank) | follow), dtype=np.int64)
     fetched = backend.fetch(ids)
     if len(ids) == 0:

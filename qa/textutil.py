@@ -39,6 +39,16 @@ def sentence_spans(text: str, start: int = 0) -> list[tuple[int, int]]:
     return spans
 
 
+# A phrase in double quotes (straight, curly or guillemets) inside a question.
+_QUOTED = re.compile(r'["“”„«»]([^"“”„«»]+)["“”„«»]')
+
+
+def quoted_phrases(question: str) -> tuple[str, ...]:
+    """The phrases a question puts in double quotes: each must appear verbatim (normalised) in an
+    answering passage. Single quotes are left alone: they are also apostrophes."""
+    return tuple(dict.fromkeys(p for p in (normalise(m.group(1)) for m in _QUOTED.finditer(question)) if p))
+
+
 def normalise(text: str) -> str:
     """Casefold, straighten quotes and collapse whitespace, for comparing texts."""
     return " ".join(text.translate(_QUOTES).casefold().split())

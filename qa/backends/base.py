@@ -18,6 +18,7 @@ from typing import ContextManager, Iterable, Protocol, Sequence, runtime_checkab
 import numpy as np
 
 from ..lexicon import Lexicon
+from ..textutil import normalise
 from ..types import Chunk, DocInfo, Settings
 
 
@@ -27,21 +28,32 @@ class Filter:
 
     Args:
         sources: only passages of these doc_ids (None: any document).
+        phrases: only passages containing each of these exact phrases (compared after
+            textutil.normalise: case, spacing and quote style do not matter).
     """
 
     sources: frozenset[str] | None = None
+    phrases: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
         """True when the filter lets every passage through."""
-        return self.sources is None
+        return self.sources is None and not self.phrases
 
     def allows(self, doc: DocInfo) -> bool:
-        """Does the filter let this document's passages through?"""
+        """Does the filter let this document's passages through (before any phrase test)?"""
         return self.sources is None or doc.doc_id in self.sources
 
 
 EVERYTHING = Filter()
+
+
+def contains_phrases(text: str, phrases: tuple[str, ...]) -> bool:
+    """Does a passage's text hold every (normalised) phrase?"""
+    if not phrases:
+        return True
+    flat = normalise(text)
+    return all(p in flat for p in phrases)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from ..errors import DocumentsError, IndexCorruptError, IndexFormatError
 from ..lexicon import Lexicon, segments
 from .store import IndexStore
 from ..types import DocInfo, Settings
-from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
+from ..textutil import terms
+from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch, contains_phrases
 from .snapshot import Snapshot
 
 log = logging.getLogger("qa")
@@ -124,9 +125,22 @@ class LocalBackend:
         docs = self._snap.docs
         spans = [self._ranges[d] for d in sorted(self._ranges, key=lambda d: self._ranges[d])
                  if where.allows(docs[d])]
-        if not spans:
-            return np.zeros(0, np.int64)
-        return np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in spans])
+        ids = (np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in spans]) if spans
+               else np.zeros(0, np.int64))
+        if where.phrases:
+            ids = self._with_phrases(ids, where.phrases)
+        return ids
+
+    def _with_phrases(self, ids: np.ndarray, phrases: tuple[str, ...]) -> np.ndarray:
+        """Those of `ids` whose text holds every phrase. The lexical postings of the phrases' terms
+        narrow the passages to read; the text itself decides."""
+        snap = self._snap
+        for phrase in phrases:
+            words = terms(phrase)
+            for w in words:
+                postings = snap.postings(w)
+                ids = np.intersect1d(ids, postings, assume_unique=True) if postings is not None else ids[:0]
+        return np.array([i for i in ids.tolist() if contains_phrases(snap.chunks[i].text, phrases)], np.int64)
 
     def search_dense(self, vector: np.ndarray, k: int, where: Filter = EVERYTHING) -> list[Hit]:
         if self._snap is None:

@@ -105,6 +105,14 @@ class Snapshot:
         indptr = self.bm25.scores["indptr"]
         return int(indptr[tid + 1] - indptr[tid])
 
+    def postings(self, term: str) -> np.ndarray | None:
+        """Sorted ids of the passages holding an (analysed) term; None if none does."""
+        tid = self.bm25.vocab_dict.get(term)
+        if tid is None:
+            return None
+        indptr, indices = self.bm25.scores["indptr"], self.bm25.scores["indices"]
+        return np.sort(np.asarray(indices[int(indptr[tid]):int(indptr[tid + 1])], np.int64))
+
     def sentence_rows(self, chunk_id: int) -> slice:
         return slice(int(self.sent_start[chunk_id]), int(self.sent_start[chunk_id + 1]))
 
