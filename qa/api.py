@@ -6,6 +6,7 @@ import logging
 import numbers
 import os
 import re
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,11 +199,12 @@ class QA:
                     raise DocumentsError(f"no readable articles in {self.docs_dir}")
                 skipped = tuple(s.path for s in folder.skipped)
                 query_embedder, model_note = self._query_embedder()
-                if update.changed_anything:
+                relabel = {} if update.rebuilt else _moved_or_touched(folder, stored, self.docs_dir)
+                if update.changed_anything or relabel:
                     backend = apply(update, folder.documents, backend, self.settings,
-                                    lambda: query_embedder, self._show_progress(folder), folder.facts)
+                                    lambda: query_embedder, self._show_progress(folder), folder.facts, relabel)
                     log.info("index updated: %s", update)
-                elif model_note:
+                if model_note and not update.reason:
                     update = _with(update, reason=model_note)
                 self._backend = backend
                 self._engine = Engine(query_embedder, backend, self.settings)
@@ -236,6 +238,7 @@ class QA:
             note = "the saved query model was damaged; exported again"
         if not hasattr(embed, "export_onnx"):
             return embed.Embedder(self.settings.model), note
+        shutil.rmtree(target, ignore_errors=True)  # a damaged or other-precision copy
         embed.export_onnx(self.settings.model, target, quantize=self.settings.int8)
         return _model_works(target, self.settings) or embed.Embedder(self.settings.model), note
 
@@ -244,6 +247,30 @@ def _hashes(folder, stored: dict[str, DocInfo]) -> dict[str, str]:
     """Content hash of every document of the folder: read now, or stored for files not re-read."""
     return {**{d: stored[d].content_hash for d in folder.unchanged},
             **{d.doc_id: d.content_hash for d in folder.documents}}
+
+
+def _moved_or_touched(folder, stored: dict[str, DocInfo], docs_dir: Path) -> dict[str, DocInfo]:
+    """Stored documents whose content is unchanged but whose path or file facts are not (the folder
+    was moved, or a file touched): their record is updated, their passages and vectors kept."""
+    from dataclasses import replace
+
+    read = {d.doc_id: d for d in folder.documents}
+    out = {}
+    for doc_id, info in stored.items():
+        facts = folder.facts.get(doc_id)
+        if facts is None:
+            continue
+        if doc_id in read:
+            if read[doc_id].content_hash != info.content_hash:
+                continue  # changed: cut and embedded again anyway
+            path = read[doc_id].path
+        elif doc_id in folder.unchanged:
+            path = str((docs_dir / doc_id).resolve())
+        else:
+            continue
+        if (path, facts) != (info.path, (info.size, info.mtime_ns)):
+            out[doc_id] = replace(info, path=path, size=facts[0], mtime_ns=facts[1])
+    return out
 
 
 def _model_works(model_dir: Path, settings: Settings):

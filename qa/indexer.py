@@ -44,7 +44,7 @@ def same_passages(a: Settings | None, b: Settings) -> bool:
 
 def apply(update: IndexUpdate, documents: Sequence[Document], backend: Backend, settings: Settings,
           embedder_for: Callable[[], object], progress: bool = False,
-          facts: dict[str, tuple[int, int]] | None = None) -> Backend:
+          facts: dict[str, tuple[int, int]] | None = None, relabel: dict[str, DocInfo] | None = None) -> Backend:
     """Carry out a planned update; returns the backend serving the new version.
 
     Args:
@@ -55,6 +55,8 @@ def apply(update: IndexUpdate, documents: Sequence[Document], backend: Backend, 
         embedder_for: gives the passage embedder; called only if something must be embedded.
         progress: show a progress bar while embedding.
         facts: (size, mtime_ns) of each file when read, kept to make the next opening cheap.
+        relabel: new records for stored documents whose text is unchanged (moved or touched
+            files): their stored passages and vectors are kept.
     """
     keep_old = not update.rebuilt or same_passages(backend.settings, settings)
     stored = backend.documents() if keep_old else {}
@@ -64,6 +66,9 @@ def apply(update: IndexUpdate, documents: Sequence[Document], backend: Backend, 
     for doc_id in update.removed:
         writer.delete(doc_id)
     try:
+        for doc_id, info in (relabel or {}).items():
+            if doc_id in stored and doc_id not in {d.doc_id for d in todo}:
+                writer.upsert(dataclasses.replace(backend.passages_of(doc_id), doc=info))
         if todo:
             embedder = embedder_for()
             for batch in _batches(todo, settings, embedder, progress, facts or {}):

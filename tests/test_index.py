@@ -251,3 +251,51 @@ def test_empty_and_missing_folders_fail_clearly(tmp_path):
         QA(tmp_path / "empty", tmp_path / "index")
     with pytest.raises(DocumentsError):
         QA(tmp_path / "missing", tmp_path / "index")
+
+
+def test_folder_read_skips_files_whose_size_and_mtime_are_known(tmp_path):
+    from qa.ingest import read_folder
+
+    docs = _write(tmp_path / "docs", {"a.txt": ARTICLE_A, "b.txt": ARTICLE_B})
+    (docs / "junk.txt").write_bytes(b"\x00\x01binary")
+    first = read_folder(docs)
+    assert {d.doc_id for d in first.documents} == {"a.txt", "b.txt"} and set(first.facts) == {"a.txt", "b.txt", "junk.txt"}
+    again = read_folder(docs, known={"a.txt": first.facts["a.txt"], "junk.txt": first.facts["junk.txt"]})
+    assert again.unchanged == ("a.txt", "junk.txt")  # not read: the binary file is not even looked at
+    assert {d.doc_id for d in again.documents} == {"b.txt"} and not again.skipped
+    (docs / "a.txt").write_text(ARTICLE_A + "\nA late paragraph about the ferry timetable.\n", encoding="utf-8")
+    changed = read_folder(docs, known={"a.txt": first.facts["a.txt"]})
+    assert "a.txt" in {d.doc_id for d in changed.documents} and not changed.unchanged
+
+
+def test_opening_reads_only_changed_files_and_qa_index_reads_all(small):
+    import os
+
+    docs, index = small
+    QA(docs, index)
+    path = docs / "b.txt"
+    st = path.stat()
+    edited = ARTICLE_B.replace("record apple", "modest pears")  # same length
+    assert len(edited) == len(ARTICLE_B)
+    path.write_text(edited, encoding="utf-8")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # size and mtime as before: looks unchanged
+    assert QA(docs, index).last_update.changed == ()
+    assert QA(docs, index, full_scan=True).last_update.changed == ("b.txt",)
+    path.write_text(ARTICLE_B + "\nMore apples.\n", encoding="utf-8")  # a real change shows on opening
+    assert QA(docs, index).last_update.changed == ("b.txt",)
+
+
+def test_a_moved_folder_keeps_its_vectors_and_cites_the_new_paths(small, tmp_path_factory):
+    import shutil
+
+    docs, index = small
+    bot = QA(docs, index)
+    vectors = bot.engine.backend.passages_of("a.txt").vectors
+    moved = tmp_path_factory.mktemp("moved")
+    shutil.copytree(docs, moved / "docs")
+    shutil.copytree(index, moved / "index")
+    bot2 = QA(moved / "docs", moved / "index")
+    assert not bot2.last_update.changed_anything
+    assert np.array_equal(bot2.engine.backend.passages_of("a.txt").vectors, vectors)
+    ans = bot2.ask("What did the harbour council approve?")
+    assert ans.passages and Path(ans.passages[0].citation.path).is_relative_to(moved.resolve())
