@@ -436,9 +436,10 @@ def _common_words(text: str) -> Callable[[str], bool]:
 
 def _title_case(sentence: str) -> bool:
     """Headlines capitalise every word but short function words, so capitalisation says nothing
-    about names there; running text has lowercase words of four letters or more."""
+    about names there; running text has lowercase words of four letters or more, or ends in a stop."""
     words = sentence.split()
-    return len(words) >= 3 and not any(w[0].islower() and len(w) >= 4 for w in words)
+    return (len(words) >= 3 and not sentence.rstrip().endswith((".", "!", "?", "”", '"'))
+            and not any(w[0].islower() and len(w) >= 4 for w in words))
 
 
 def _cast(sentences: list[str], common: Callable[[str], bool]) -> list[Known]:
