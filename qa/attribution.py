@@ -97,7 +97,7 @@ _NOT_NAMES = frozenset(
     "whom how also still even only just now then later earlier today yesterday tomorrow last next "
     "instead indeed thus therefore nevertheless nonetheless overall finally eventually recently "
     "currently previously separately elsewhere perhaps maybe already asked according is was are "
-    "were has have had will would can could should may might must do does did not yes "
+    "were has have had will would can could should may might must do does did not yes me "
     "monday tuesday wednesday thursday friday saturday sunday january february march april june "
     "july august september october november december".split())
 # Titles before a name. Honorifics only ever precede a name; offices are also role nouns.
@@ -138,7 +138,9 @@ _ORG_WORDS = frozenset(
     "road avenue city state states republic kingdom county province region island islands "
     "democrats republicans dems conservatives tories greens socialists liberals nations church "
     "festival awards cup championship olympics games stadium centre center airport station "
-    "watch international society alliance coalition movement front brigade network".split())
+    "watch international society alliance coalition movement front brigade network industry "
+    "research partnership consortium charity unit units societies programme program index code "
+    "survey commentary".split())
 
 
 @dataclass(frozen=True)
@@ -191,9 +193,13 @@ def _is_possessive(word: str) -> bool:
 
 @lru_cache(maxsize=65536)
 def _is_acronym(word: str) -> bool:
-    core = word.replace("-", "").replace("'", "").replace("’", "").replace(".", "")
-    core = core[:-1] if core.endswith("s") else core
-    return len(core) >= 2 and core.isupper()
+    """"NATO", "MPs", "US-China": a part written in capitals only."""
+    for part in word.split("-"):
+        core = part.replace("'", "").replace("’", "").replace(".", "")
+        core = core[:-1] if core.endswith("s") else core
+        if len(core) >= 2 and core.isupper():
+            return True
+    return False
 
 
 @lru_cache(maxsize=65536)
@@ -233,8 +239,12 @@ def same_person(a: str, b: str) -> bool:
     if _name_key(pa[-1]) != _name_key(pb[-1]):
         return False
     if len(pa) > 1 and len(pb) > 1:
+        # Given names agree if the first ones do (or one is the other's initial or short form),
+        # or a full given name recurs: "George W Bush"/"George Bush", "Singer Sam Endicott"/"Sam Endicott".
         fa, fb = _name_key(pa[0]), _name_key(pb[0])
-        return fa.startswith(fb) or fb.startswith(fa)
+        ga = {_name_key(w) for w in pa[:-1] if len(w.rstrip(".")) > 1}
+        gb = {_name_key(w) for w in pb[:-1] if len(w.rstrip(".")) > 1}
+        return fa.startswith(fb) or fb.startswith(fa) or bool(ga & gb)
     return True
 
 
@@ -252,6 +262,9 @@ def _demonym_like(word: str) -> bool:
 def _parse_span(span: tuple[str, ...]) -> Mention | None:
     """Classify a run of capitalised words in subject position (None: not a person)."""
     words = list(span)
+    described = [i for i, w in enumerate(words) if re.search(r"-[a-z]", w)]
+    if described:  # "Film-maker Spike Lee", "Paris-based Acme": descriptors, not name words
+        words = words[described[-1] + 1:]
     while words and _plain(words[0]) in _NOT_NAMES:
         words = words[1:]
     possessive = [i for i, w in enumerate(words) if _is_possessive(w)]
@@ -308,7 +321,8 @@ def _role_after_determiner(tokens: list[str]) -> tuple[Mention | None, int]:
     return None, len(tokens)
 
 
-def _subject_before(tokens: list[str], common: Callable[[str], bool]) -> tuple[Mention | None, int]:
+def _subject_before(tokens: list[str], common: Callable[[tuple[str, ...]], bool]
+                    ) -> tuple[Mention | None, int]:
     """The subject ending right before a speech verb ("Ana Ruiz has said", "he said"), and the
     index of the token it starts at."""
     toks = list(tokens)
@@ -329,7 +343,7 @@ def _subject_before(tokens: list[str], common: Callable[[str], bool]) -> tuple[M
             i -= 1
         if _is_possessive(last):
             return None, i  # "the West's continued backing": a possessive is never a subject
-        if i < n - 1 and not any(t[:1].isalnum() for t in toks[:i]) and common(toks[i]):
+        if i < n - 1 and not any(t[:1].isalnum() for t in toks[:i]) and common(tuple(toks[i:])):
             i += 1  # "Singer Sam Endicott said": a common noun capitalised at the sentence start
         return _parse_span(tuple(toks[i:])), i
     if last == ",":  # "Ana Ruiz, the port's harbour master, said"
@@ -381,7 +395,7 @@ def _after_closing(tokens: list[str]) -> bool:
     return False
 
 
-def _mentions(sentence: str, common: Callable[[str], bool]) -> list[Mention]:
+def _mentions(sentence: str, common: Callable[[tuple[str, ...]], bool]) -> list[Mention]:
     """Subjects of the sentence's statements, best first: an attribution set off by a comma or a
     closing quote ("..., the minister added.") is the sentence's own; the others in text order
     ("He accused Zelensky of ..., which Moscow rejects")."""
@@ -414,19 +428,31 @@ def _inside_quote(sentence: str, pos: int) -> bool:
     return head.count("“") > head.count("”") or head.count('"') % 2 == 1 or head.count("«") > head.count("»")
 
 
-def _never(_: str) -> bool:
+def _never(_: tuple[str, ...]) -> bool:
     return False
 
 
-def _common_words(text: str) -> Callable[[str], bool]:
-    """Is a capitalised word used in lowercase elsewhere in the document (a common word)?"""
-    memo: dict[str, bool] = {}
+def _common_words(text: str) -> Callable[[tuple[str, ...]], bool]:
+    """Is the first word of a name span that starts a sentence a capitalised common word, not a
+    name ("Singer Sam Endicott said")? Yes if the document uses it in lowercase, or names the
+    rest of a three-word span on its own elsewhere."""
+    memo: dict[tuple[str, ...], bool] = {}
 
-    def common(word: str) -> bool:
-        if word not in memo:
-            low = word.lower()
-            memo[word] = low != word and re.search(rf"\b{re.escape(low)}\b", text) is not None
-        return memo[word]
+    def used_lowercase(low: str) -> bool:
+        i = text.find(low)
+        while i != -1:
+            end = i + len(low)
+            if (i == 0 or not text[i - 1].isalpha()) and (end == len(text) or not text[end].isalpha()):
+                return True
+            i = text.find(low, end)
+        return False
+
+    def common(span: tuple[str, ...]) -> bool:
+        if span not in memo:
+            low = span[0].lower()
+            memo[span] = (low != span[0] and used_lowercase(low)) or (
+                len(span) >= 3 and text.count(" ".join(span[1:])) > text.count(" ".join(span)))
+        return memo[span]
     return common
 
 
@@ -442,27 +468,34 @@ def _title_case(sentence: str) -> bool:
             and not any(w[0].islower() and len(w) >= 4 for w in words))
 
 
-def _cast(sentences: list[str], common: Callable[[str], bool]) -> list[Known]:
+_APPOSITIVE = re.compile(r",\s+((?:the|his|her|[A-Z][\w\-]*['’]s)\s+(?:[\w\-]+\s+){0,3}?)(\w+)")
+
+
+def _cast(sentences: list[str], common: Callable[[tuple[str, ...]], bool]) -> list[Known]:
     """Every person the document names with full evidence (two name words, or a title)."""
     cast: list[Known] = []
     for i, sent in enumerate(sentences):
-        spans = list(_CAPS.finditer(sent))
-        if not spans or _title_case(sent):
-            continue
-        for m in spans:
-            words = _TOKEN.findall(m.group())
-            if not sent[:m.start()].strip(" “\"‘'([") and common(words[0]):
-                words = words[1:]  # "Singer Sam Endicott": a common noun starting the sentence
-            mention = _parse_span(tuple(words))
+        headline = None
+        for m in _CAPS.finditer(sent):
+            words = tuple(_TOKEN.findall(m.group()))
+            mention = _parse_span(words)
             if mention is None or mention.kind != "person":
                 continue
+            if (m.start() < 3 and not sent[:m.start()].strip(" “\"‘'([") and not _is_title(words[0])
+                    and common(words)):  # "Singer Sam Endicott": a common noun starts the sentence
+                mention = _parse_span(words[1:])
+                if mention is None or mention.kind != "person":
+                    continue
+            if headline is None:
+                headline = _title_case(sent)
+            if headline:
+                break
             roles = {mention.role} if mention.role else set()
             before = sent[max(0, m.start() - 40):m.start()].split()
             if before and before[-1].islower() and _office(before[-1]):  # "party leader Jo Weller"
                 roles.add((_office(before[-1]), frozenset(_plain(w) for w in before[-3:-1]
                                                           if w.islower())))
-            after = re.match(r",\s+((?:the|his|her|[A-Z][\w\-]*['’]s)\s+(?:[\w\-]+\s+){0,3}?)(\w+)",
-                             sent[m.end():])
+            after = _APPOSITIVE.match(sent, m.end())
             if after and _office(after.group(2)):  # "Ana Ruiz, the port's manager"
                 quals = [_plain(w) for w in after.group(1).split()[1:]]
                 roles.add((_office(after.group(2)), frozenset(quals)))
