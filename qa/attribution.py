@@ -70,7 +70,8 @@ _VERB = re.compile(rf"\b{_trie(_verb_forms(SPEECH_VERBS))}\b")
 _INVERTED = frozenset(
     "said says added adds continued explained noted notes wrote writes replied answered insisted "
     "stated warned argued claimed recalled remarked declared stressed acknowledged admitted "
-    "suggested commented asserted".split())
+    "suggested commented asserted explains warns argues insists claims stresses thinks believes "
+    "continues replies answers asserts".split())
 _ACCORDING = re.compile(r"\b[Aa]ccording to\s+")
 _QUOTE = re.compile(r"[“\"«][^“”\"«»]{12,}[”\"»]|[“\"«][^“”\"«»]{12,}$|^[^“”\"«»]{12,}[”\"»]")
 _TOKEN = re.compile(r"[^\W\d_][\w'’\-]*\.?|\S")
@@ -424,8 +425,11 @@ def _mentions(sentence: str, common: Callable[[tuple[str, ...]], bool]) -> list[
 
 
 def _inside_quote(sentence: str, pos: int) -> bool:
+    """Is `pos` inside quoted words? Curly quotes open unambiguously; a straight quote may be a
+    stray closing one left by sentence splitting, so it counts only with a closing one after."""
     head = sentence[:pos]
-    return head.count("“") > head.count("”") or head.count('"') % 2 == 1 or head.count("«") > head.count("»")
+    return (head.count("“") > head.count("”") or head.count("«") > head.count("»")
+            or (head.count('"') % 2 == 1 and '"' in sentence[pos:]))
 
 
 def _never(_: tuple[str, ...]) -> bool:

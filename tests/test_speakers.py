@@ -117,3 +117,12 @@ def test_speaker_matches_uses_name_variants_and_ignores_titles():
     assert not speaker_matches("Foreign Minister Ilse Varga", "Foreign Minister Tomas Krell")
     assert not speaker_matches("Ilse Varga", "Veldonia")
     assert not speaker_matches(None, "Ilse Varga")
+
+
+def test_quoted_words_and_inverted_present_tense():
+    story = ["Dock union leader Tomas Krell met harbour pilot Zara Quill on Friday.",
+             "Krell went further, saying: “Quill said no to everything.",
+             "The port will not wait for her, thinks Ms Quill."]
+    who = attribute(story, [0, 1, 2])
+    assert who[1] != "Zara Quill"  # "Quill said" inside the quoted words is not who speaks
+    assert who[2] == "Zara Quill"
