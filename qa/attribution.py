@@ -165,6 +165,7 @@ class Known:
     sentence: int
     name: str
     roles: frozenset[tuple[str, frozenset[str]]]
+    gender: str = ""  # from an honorific ("Mrs Ruiz")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,6 +292,8 @@ def _parse_span(span: tuple[str, ...]) -> Mention | None:
             return Mention("role", role=(head, frozenset(before)))
         # otherwise the title word is a surname ("John Major said")
     name = [w.rstrip(".") for w in words]
+    while len(name) > 2 and _is_acronym(name[-1]):
+        name.pop()  # post-nominal letters: "Ian MacDonald QC"
     if any(_is_acronym(w) and len(w) > 1 for w in name) or any(w.lower() in _ORG_WORDS for w in name):
         return None
     if any(w.lower() in _NOT_NAMES or not w[:1].isupper() and w.lower() not in _PARTICLES for w in name):
@@ -337,7 +340,7 @@ def _subject_before(tokens: list[str], common: Callable[[tuple[str, ...]], bool]
         return None, n
     last = toks[-1]
     if last.lower() in ("he", "she"):  # not "they": a group, not the last named person
-        return Mention("pronoun"), n - 1
+        return Mention("pronoun", gender="m" if last.lower() == "he" else "f"), n - 1
     if _is_cap(last):
         i = n - 1
         while i > 0 and (_is_cap(toks[i - 1]) or toks[i - 1] in _PARTICLES):
@@ -503,7 +506,7 @@ def _cast(sentences: list[str], common: Callable[[tuple[str, ...]], bool]) -> li
             if after and _office(after.group(2)):  # "Ana Ruiz, the port's manager"
                 quals = [_plain(w) for w in after.group(1).split()[1:]]
                 roles.add((_office(after.group(2)), frozenset(quals)))
-            cast.append(Known(i, " ".join(mention.words), frozenset(roles)))
+            cast.append(Known(i, " ".join(mention.words), frozenset(roles), mention.gender))
     return cast
 
 
@@ -528,9 +531,27 @@ def _role_fits(role: tuple[str, frozenset[str]], roles: frozenset) -> bool:
     return any(h == head and (quals <= q or not q) for h, q in roles)
 
 
-def _resolve(m: Mention, cast: list[Known], at: int, last: str | None) -> str | None:
-    if m.kind == "pronoun":
+def _pronoun(m: Mention, cast: list[Known], at: int, sentence: str, history: list[str | None],
+             genders: dict[str, str]) -> str | None:
+    """"he said"/"she said": the last speaker, unless known to be of the other sex; then a person
+    the same sentence names ("Arnold, from Kent, ... she said" after a man spoke), then the last
+    speaker known to be of the pronoun's sex, else nobody."""
+    last = next((h for h in reversed(history) if h), None)
+    if last is not None and genders.get(last, m.gender) == m.gender:
         return last
+    for tok in _TOKEN.findall(sentence):
+        if _is_cap(tok) and _plain(tok) not in _NOT_NAMES:
+            for k in cast:
+                if same_person(k.name, tok) and genders.get(_full_name((tok,), cast, at), m.gender) == m.gender:
+                    return _full_name((tok,), cast, at)
+    return next((h for h in reversed(history) if h and genders.get(h) == m.gender), None)
+
+
+def _resolve(m: Mention, cast: list[Known], at: int, sentence: str, history: list[str | None],
+             genders: dict[str, str]) -> str | None:
+    last = next((h for h in reversed(history) if h), None)
+    if m.kind == "pronoun":
+        return _pronoun(m, cast, at, sentence, history, genders)
     if m.kind == "person":
         return _full_name(m.words, cast, at) if len(m.words) == 1 else " ".join(m.words)
     if m.kind == "surname":
@@ -558,16 +579,16 @@ def attribute(sentences: list[str], paragraph_ids: list[int]) -> list[str | None
     """
     common = _common_words("\n".join(sentences))
     cast = _cast(sentences, common)
+    genders = {k.name: k.gender for k in cast if k.gender}  # who is known as he or she
     speakers: list[str | None] = []
-    last: str | None = None
     for i, sent in enumerate(sentences):
         name = None
         for mention in _mentions(sent, common):
-            name = _resolve(mention, cast, i, last)
+            name = _resolve(mention, cast, i, sent, speakers, genders)
             if name:
+                if mention.kind == "pronoun":
+                    genders.setdefault(name, mention.gender)
                 break
-        if name:
-            last = name
         speakers.append(name)
     # Spread a speaker to the other quoted sentences of its paragraph.
     by_paragraph: dict[int, list[int]] = {}

@@ -126,3 +126,15 @@ def test_quoted_words_and_inverted_present_tense():
     who = attribute(story, [0, 1, 2])
     assert who[1] != "Zara Quill"  # "Quill said" inside the quoted words is not who speaks
     assert who[2] == "Zara Quill"
+
+
+def test_she_after_a_man_spoke_is_not_him():
+    story = ["Film-maker Nora Vell won the jury prize at the Marsk festival.",
+             "“We are proud,” said festival director Piet Amsel.",
+             "“It pays off,” he added.",
+             "Vell, from the coast, called it “overwhelming,” she said after the ceremony.",
+             "“The festival will grow,” he said.",
+             "“A quiet triumph,” she said."]
+    who = attribute(story, [0, 1, 2, 3, 4, 5])
+    # "he" after a woman spoke is the last man who spoke, and "she" then the last woman
+    assert who == [None, "Piet Amsel", "Piet Amsel", "Nora Vell", "Piet Amsel", "Nora Vell"]
