@@ -260,11 +260,14 @@ def _demonym_like(word: str) -> bool:
         ("ian", "ean", "ese", "ish", "can", "man")))
 
 
+_DESCRIPTOR = re.compile(r"-[a-z]")
+
+
 @lru_cache(maxsize=65536)  # names recur across sentences and documents
 def _parse_span(span: tuple[str, ...]) -> Mention | None:
     """Classify a run of capitalised words in subject position (None: not a person)."""
     words = list(span)
-    described = [i for i, w in enumerate(words) if re.search(r"-[a-z]", w)]
+    described = [i for i, w in enumerate(words) if _DESCRIPTOR.search(w)]
     if described:  # "Film-maker Spike Lee", "Paris-based Acme": descriptors, not name words
         words = words[described[-1] + 1:]
     while words and _plain(words[0]) in _NOT_NAMES:
@@ -478,14 +481,19 @@ def _title_case(sentence: str) -> bool:
 _APPOSITIVE = re.compile(r",\s+((?:the|his|her|[A-Z][\w\-]*['’]s)\s+(?:[\w\-]+\s+){0,3}?)(\w+)")
 
 
+@lru_cache(maxsize=65536)
+def _span_of(text: str) -> tuple[tuple[str, ...], Mention | None]:
+    words = tuple(_TOKEN.findall(text))
+    return words, _parse_span(words)
+
+
 def _cast(sentences: list[str], common: Callable[[tuple[str, ...]], bool]) -> list[Known]:
     """Every person the document names with full evidence (two name words, or a title)."""
     cast: list[Known] = []
     for i, sent in enumerate(sentences):
         headline = None
         for m in _CAPS.finditer(sent):
-            words = tuple(_TOKEN.findall(m.group()))
-            mention = _parse_span(words)
+            words, mention = _span_of(m.group())
             if mention is None or mention.kind != "person":
                 continue
             if (m.start() < 3 and not sent[:m.start()].strip(" “\"‘'([") and not _is_title(words[0])
