@@ -2,9 +2,11 @@
 
 English news conventions only: reported speech ("X said", "said X" after a quote or comma,
 "according to X"), direct quotes spanning sentences of a paragraph, pronouns ("he said") that point
-back to the last named speaker, and role references ("the foreign minister added", "Russia's foreign
-minister said") that point back to a named person known to hold that role. Run once per document at
-index time; the result is one speaker (or None) per sentence.
+back to the last speaker of that sex, and role references ("the foreign minister added", "Russia's
+foreign minister said") that point back to a named person known to hold that role. An attribution
+set off by a comma or closing quote ("..., the minister added.") is the sentence's own and wins over
+a "said" inside the reported words; a "said" inside quotation marks is never the speaker. Run once
+per document at index time; the result is one speaker (or None) per sentence.
 
 A speaker is a person. The evidence is the shape of the name and what the same document says about
 it, never a list of particular people or places:
@@ -25,6 +27,10 @@ the last named person.
 
 Speaker strings are names without titles, completed to the document's full form where it has one
 ("Mr Weller said" -> "Jonas Weller"). `same_person` merges spelling variants across documents.
+Known limits: a two-word organisation without a generic word ("Goldman Sachs") passes as a person,
+a one-word name never given in full ("Mr Dean" is kept, a bare "Jamelia" is not) and a capitalised
+role noun opening a sentence may stay in the name ("Singer Sam Endicott"; `same_person` still
+matches it to "Sam Endicott").
 """
 
 from __future__ import annotations
