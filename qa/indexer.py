@@ -100,7 +100,7 @@ def passages(doc: Document, settings: Settings) -> tuple[Chunk, ...]:
 def doc_info(doc: Document, facts: tuple[int, int] = (0, 0)) -> DocInfo:
     """What the backend keeps about a document besides its passages."""
     return DocInfo(doc.doc_id, doc.path, doc.title, doc.byline, doc.outlet, doc.content_hash, len(doc.text),
-                   *facts)
+                   size=facts[0], mtime_ns=facts[1])
 
 
 def _batches(documents: Sequence[Document], settings: Settings, embedder, progress: bool,
