@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -53,6 +54,8 @@ def arguments() -> argparse.Namespace:
     ap.add_argument("--squad-work", default=str(ROOT / ".qa-eval" / "bench"))
     ap.add_argument("--txtai-cache", default=str(ROOT / ".qa-eval" / "txtai"))
     ap.add_argument("--no-txtai", action="store_true")
+    ap.add_argument("--prepare-txtai", action="store_true",
+                    help="only build txtai's cached index over the folder's passages (no engine index needed)")
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--json", help="also write every figure to this file")
     return ap.parse_args()
@@ -202,6 +205,17 @@ def cold_ask(question: str, docs: Path, index: Path, runs: int) -> dict:
     return {"cold qa ask median s": statistics.median(times), "cold runs": runs}
 
 
+def folder_passages(docs: Path) -> list[str]:
+    """The passages the engine's index holds for a folder, in index order, without embedding them."""
+    from qa.chunk import chunk_document
+    from qa.ingest import read_folder
+    from qa.types import Settings
+
+    st = Settings()
+    return [c.text for d in read_folder(docs).documents
+            for c in chunk_document(d, st.max_passage_chars, st.min_passage_chars, st.joined_max_chars)]
+
+
 # -- output --------------------------------------------------------------------------------------
 
 def table(rows: dict[str, dict]) -> str:
@@ -222,12 +236,21 @@ def table(rows: dict[str, dict]) -> str:
 def main() -> None:
     args = arguments()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    quiet = logging.StreamHandler()
+    quiet.setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG
+    logging.basicConfig(level=logging.WARNING, handlers=[quiet])
     print("command:", " ".join([Path(sys.executable).name] + sys.argv))
     from qa import QA
     from qa.evaluation import load_questions
 
     questions = Path(args.questions)
     items, docs = load_questions(questions, Path(args.docs))
+    if args.prepare_txtai:
+        t = time.perf_counter()
+        passages = folder_passages(docs)
+        txtai_rankings(passages, [items[0].question], Path(args.txtai_cache))
+        print(f"txtai index over {len(passages)} passages ready in {time.perf_counter() - t:.0f} s")
+        return
     t = time.perf_counter()
     bot = QA(docs, args.index)
     report: dict = {"open index s": time.perf_counter() - t, "passages": len(bot._state[0].chunks),
