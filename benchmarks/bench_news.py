@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import (gold_rank, near_duplicates, peer_rankings, squad_engine,  # noqa: E402
+from common import (gold_rank, near_duplicates, peer_rankings, shared_data, squad_engine,  # noqa: E402
                     squad_questions, txtai_rankings)
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = shared_data()
 ENGINE = "engine (QA.ask)"
 TXTAI = "txtai hybrid"
 

@@ -10,6 +10,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def shared_data() -> Path:
+    """The shared data folder (shared/data beside the checkout, or beside a folder holding it)."""
+    return next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+                ROOT.parent / "shared" / "data")
+
+
 def squad_arguments(description: str, n: int) -> argparse.Namespace:
     """--squad FILE, --n QUESTIONS, --work DIR (documents and index, reused between runs)."""
     ap = argparse.ArgumentParser(description=description)
