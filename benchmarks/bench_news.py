@@ -56,6 +56,7 @@ def arguments() -> argparse.Namespace:
     ap.add_argument("--no-txtai", action="store_true")
     ap.add_argument("--prepare-txtai", action="store_true",
                     help="only build txtai's cached index over the folder's passages (no engine index needed)")
+    ap.add_argument("--squad-only", action="store_true", help="only the made-unanswerable SQuAD questions")
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--json", help="also write every figure to this file")
     return ap.parse_args()
@@ -111,7 +112,7 @@ def peer_outcomes(index, items, ranked: list[list[int]]) -> list[dict]:
     return out
 
 
-def news_quality(bot, items, txtai_cache: Path | None) -> tuple[dict[str, dict], list[dict], dict]:
+def news_quality(bot, items, txtai_cache: Path | None) -> tuple[dict[str, dict], dict]:
     index, embedder = bot._state
     engine = engine_outcomes(bot, items)
     queries = [peer_query(x) for x in items]
@@ -129,7 +130,7 @@ def news_quality(bot, items, txtai_cache: Path | None) -> tuple[dict[str, dict],
     rows = {ENGINE: by_kind(items, engine)}
     for name, ids in ranked.items():
         rows[name] = by_kind(items, peer_outcomes(index, items, ids))
-    return rows, engine, notes
+    return rows, notes
 
 
 # -- 2. made-unanswerable questions ------------------------------------------------------------
@@ -233,6 +234,21 @@ def table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def print_unanswerable(unans: dict[str, dict]) -> None:
+    cols = ["n", "right@5 normally", "right answers lost", "declined without own article",
+            "gold still in first 5 without own article"]
+    print("\n| made unanswerable | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
+    for name, r in unans.items():
+        print(f"| {name} | " + " | ".join(str(r[c]) if c == "n" else f"{r[c]:.3f}" for c in cols) + " |")
+
+
+def squad_part(args, report: dict) -> dict:
+    squad_bot, asks = squad_asks(Path(args.squad_work), Path(args.squad), args.squad_n)
+    squad_copies = document_copies(squad_bot._state[0])
+    report["squad copies"] = {"documents with a copy": len(squad_copies)}
+    return made_unanswerable(squad_bot, asks, squad_copies)
+
+
 def main() -> None:
     args = arguments()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -245,20 +261,31 @@ def main() -> None:
 
     questions = Path(args.questions)
     items, docs = load_questions(questions, Path(args.docs))
+    report: dict = {}
     if args.prepare_txtai:
         t = time.perf_counter()
         passages = folder_passages(docs)
         txtai_rankings(passages, [items[0].question], Path(args.txtai_cache))
         print(f"txtai index over {len(passages)} passages ready in {time.perf_counter() - t:.0f} s")
         return
+    if args.squad_only:
+        unans = {"SQuAD dev half": squad_part(args, report)}
+        report["made unanswerable"] = unans
+        print_unanswerable(unans)
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
+        return
+    if not (Path(args.index) / "CURRENT").exists():
+        # Embedding the whole archive takes long: build it on purpose (qa index), not by accident here.
+        raise SystemExit(f"no index at {args.index}: build it with `qa index --docs {docs} --index {args.index}`")
     t = time.perf_counter()
     bot = QA(docs, args.index)
-    report: dict = {"open index s": time.perf_counter() - t, "passages": len(bot._state[0].chunks),
-                    "documents": len(bot._state[0].docs)}
+    report.update({"open index s": time.perf_counter() - t, "passages": len(bot._state[0].chunks),
+                   "documents": len(bot._state[0].docs)})
     print(f"{len(items)} questions; {report['documents']} documents, {report['passages']} passages "
           f"(index opened in {report['open index s']:.1f} s)")
 
-    rows, _, notes = news_quality(bot, items, None if args.no_txtai else Path(args.txtai_cache))
+    rows, notes = news_quality(bot, items, None if args.no_txtai else Path(args.txtai_cache))
     report["news quality"], report["notes"] = rows, notes
     print("\n" + table(rows))
     print("\nhighlight@1: the peers return passages only, no highlighted sentence (n/a); they never decline.")
@@ -271,16 +298,9 @@ def main() -> None:
     print(f"\nnear-duplicate copies in the archive: {len(copies)} documents have at least one, {pairs} pairs")
     unans = {"news dev": made_unanswerable(bot, news_asks(questions, items), copies)}
     if args.squad_n:
-        squad_bot, asks = squad_asks(Path(args.squad_work), Path(args.squad), args.squad_n)
-        squad_copies = document_copies(squad_bot._state[0])
-        report["squad copies"] = {"documents with a copy": len(squad_copies)}
-        unans["SQuAD dev half"] = made_unanswerable(squad_bot, asks, squad_copies)
+        unans["SQuAD dev half"] = squad_part(args, report)
     report["made unanswerable"] = unans
-    cols = ["n", "right@5 normally", "right answers lost", "declined without own article",
-            "gold still in first 5 without own article"]
-    print("\n| made unanswerable | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
-    for name, r in unans.items():
-        print(f"| {name} | " + " | ".join(str(r[c]) if c == "n" else f"{r[c]:.3f}" for c in cols) + " |")
+    print_unanswerable(unans)
 
     speed = warm_latency(bot, items)
     speed.update(cold_ask(items[0].question, docs, Path(args.index), args.cold_runs))
