@@ -296,7 +296,11 @@ def main() -> None:
     pairs = sum(len(s) for s in copies.values()) // 2
     report["news copies"] = {"documents with a copy": len(copies), "copy pairs": pairs}
     print(f"\nnear-duplicate copies in the archive: {len(copies)} documents have at least one, {pairs} pairs")
-    unans = {"news dev": made_unanswerable(bot, news_asks(questions, items), copies)}
+    asks = news_asks(questions, items)
+    with_copies = sum(own in copies for _, _, own in asks)
+    report["news copies"]["questions whose article has a copy"] = with_copies
+    print(f"{with_copies} of the {len(asks)} answerable single-turn questions come from an article with a copy")
+    unans = {"news dev": made_unanswerable(bot, asks, copies)}
     if args.squad_n:
         unans["SQuAD dev half"] = squad_part(args, report)
     report["made unanswerable"] = unans
