@@ -22,53 +22,28 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from common import gold_rank, peer_rankings  # noqa: E402
 from qa.evaluation import Item, load_questions  # noqa: E402
 from qa.textutil import normalise  # noqa: E402
 
 
 def _hits(ranked_texts: list[list[str]], items: list[Item]) -> dict:
-    h1 = h5 = rr = 0.0
-    for texts, item in zip(ranked_texts, items):
-        golds = [normalise(p) for _, p in item.gold]
-        rank = next((i for i, t in enumerate(texts[:10], 1) if any(g in normalise(t) for g in golds)), None)
-        if rank:
-            h1 += rank == 1
-            h5 += rank <= 5
-            rr += 1 / rank
+    ranks = [gold_rank(texts, [p for _, p in item.gold]) for texts, item in zip(ranked_texts, items)]
     n = len(items)
-    return {"hit@1": h1 / n, "hit@5": h5 / n, "mrr@10": rr / n}
+    return {"hit@1": sum(r == 1 for r in ranks if r) / n, "hit@5": sum(r <= 5 for r in ranks if r) / n,
+            "mrr@10": sum(1 / r for r in ranks if r) / n}
 
 
 def baselines(data: dict, items: list[Item]) -> dict[str, dict]:
-    import bm25s
-    import faiss
-
     from qa.embed import Embedder
-    from qa.retrieve import rrf
 
     paras = [p["context"] for a in data["data"] for p in a["paragraphs"]]
-    out = {}
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(paras, stopwords="en", show_progress=False), show_progress=False)
-    qtok = bm25s.tokenize([x.question for x in items], stopwords="en", show_progress=False)
-    bm_ids, _ = retriever.retrieve(qtok, k=50, show_progress=False)
-    out["BM25 alone"] = _hits([[paras[i] for i in row] for row in bm_ids], items)
-
     emb = Embedder()
-    pv = emb.embed_passages(paras)
-    qv = emb.embed_passages([x.question for x in items])
-    index = faiss.IndexFlatIP(pv.shape[1])
-    index.add(pv)
-    _, dn_ids = index.search(qv, 50)
-    out["dense alone (FAISS flat)"] = _hits([[paras[i] for i in row] for row in dn_ids], items)
-
-    fused = []
-    for b, d in zip(bm_ids, dn_ids):
-        s = rrf([list(map(int, b)), list(map(int, d))])
-        fused.append([paras[i] for i in sorted(s, key=lambda i: -s[i])])
-    out["RRF of both (k=60)"] = _hits(fused, items)
-    return out
+    questions = [x.question for x in items]
+    ranked = peer_rankings(paras, emb.embed_passages(paras), questions, emb.embed_passages(questions))
+    return {name: _hits([[paras[i] for i in row] for row in rows], items) for name, rows in ranked.items()}
 
 
 def engine(items: list[Item], docs: Path, index_dir: Path, int8: bool = True) -> dict:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import squad_arguments, squad_engine  # noqa: E402
+from common import gold_rank, squad_arguments, squad_engine, squad_questions  # noqa: E402
 
 # The criterion: decline at most this share of the questions the engine answers right. The issue
 # puts answering answerable questions first (answered >= 0.98, and every declined answerable
@@ -54,15 +54,11 @@ def collect(n: int, work: Path, squad: Path):
     first 5 passages over all articles hold a gold answer."""
     from qa.answer import evidence, rerank
     from qa.retrieve import formulate, retrieve
-    from qa.textutil import normalise
 
     bot, data, names = squad_engine(work, squad)
     index, embedder = bot._state
     owner = np.array([c.doc_id for c in index.chunks])
-    qs = [(qa["question"], [normalise(a["text"]) for a in qa["answers"]], i)
-          for i, a in enumerate(data["data"]) for p in a["paragraphs"] for qa in p["qas"]]
-    step = len(qs) / min(n, len(qs))
-    qs = [qs[int(i * step)] for i in range(min(n, len(qs)))]
+    qs = squad_questions(data, n)
     queries = [formulate(q, []) for q, _, _ in qs]
     qvecs = embedder.embed_passages(queries)  # one batch: much faster than one call per question
     pos, neg, right, article = [], [], [], []
@@ -72,8 +68,7 @@ def collect(n: int, work: Path, squad: Path):
             ev = evidence(scored)
             out.append(ev.vector())
             if allowed is None:
-                right.append(any(any(g in normalise(index.chunks[s.cand.chunk_id].text) for g in golds)
-                                 for s in scored[:5]))
+                right.append(gold_rank([index.chunks[s.cand.chunk_id].text for s in scored], golds, 5) is not None)
         article.append(art)
     return np.array(pos), np.array(neg), np.array(right), np.array(article)
 
