@@ -113,7 +113,7 @@ def peer_outcomes(index, items, ranked: list[list[int]]) -> list[dict]:
 
 
 def news_quality(bot, items, txtai_cache: Path | None) -> tuple[dict[str, dict], dict]:
-    index, embedder = bot._state
+    index, embedder = bot.engine.backend.snapshot, bot.engine.embedder
     engine = engine_outcomes(bot, items)
     queries = [peer_query(x) for x in items]
     qvecs = np.stack([embedder.embed_query(q) for q in queries])
@@ -145,7 +145,7 @@ def document_copies(index) -> dict[str, set[str]]:
 
 def made_unanswerable(bot, asks: list[tuple[str, tuple, str]], copies: dict[str, set[str]]) -> dict:
     """Each (question, gold phrases, own doc_id) asked normally and without its article and copies."""
-    everything = sorted(bot._state[0].docs)
+    everything = sorted(bot.engine.backend.snapshot.docs)
     right, lost, declined, still_found = [], [], [], []
     for question, golds, own in asks:
         normal = bot.ask(question, k=5)
@@ -173,7 +173,7 @@ def news_asks(questions: Path, items) -> list[tuple[str, tuple, str]]:
 
 def squad_asks(work: Path, squad: Path, n: int):
     bot, data, names = squad_engine(work, squad)
-    missing = set(names) - set(bot._state[0].docs)
+    missing = set(names) - set(bot.engine.backend.snapshot.docs)
     if missing:
         raise SystemExit(f"SQuAD documents not found in the index under their names: {sorted(missing)[:3]}")
     return bot, [(q, golds, names[art]) for q, golds, art in squad_questions(data, n)]
@@ -244,7 +244,7 @@ def print_unanswerable(unans: dict[str, dict]) -> None:
 
 def squad_part(args, report: dict) -> dict:
     squad_bot, asks = squad_asks(Path(args.squad_work), Path(args.squad), args.squad_n)
-    squad_copies = document_copies(squad_bot._state[0])
+    squad_copies = document_copies(squad_bot.engine.backend.snapshot)
     report["squad copies"] = {"documents with a copy": len(squad_copies)}
     return made_unanswerable(squad_bot, asks, squad_copies)
 
@@ -280,8 +280,8 @@ def main() -> None:
         raise SystemExit(f"no index at {args.index}: build it with `qa index --docs {docs} --index {args.index}`")
     t = time.perf_counter()
     bot = QA(docs, args.index)
-    report.update({"open index s": time.perf_counter() - t, "passages": len(bot._state[0].chunks),
-                   "documents": len(bot._state[0].docs)})
+    report.update({"open index s": time.perf_counter() - t, "passages": len(bot.engine.backend.snapshot.chunks),
+                   "documents": len(bot.engine.backend.snapshot.docs)})
     print(f"{len(items)} questions; {report['documents']} documents, {report['passages']} passages "
           f"(index opened in {report['open index s']:.1f} s)")
 
@@ -292,7 +292,7 @@ def main() -> None:
     for k, v in notes.items():
         print(f"{k}: {v:.1f}" if isinstance(v, float) else f"{k}: {v}")
 
-    copies = document_copies(bot._state[0])
+    copies = document_copies(bot.engine.backend.snapshot)
     pairs = sum(len(s) for s in copies.values()) // 2
     report["news copies"] = {"documents with a copy": len(copies), "copy pairs": pairs}
     print(f"\nnear-duplicate copies in the archive: {len(copies)} documents have at least one, {pairs} pairs")
