@@ -195,7 +195,8 @@ def build(documents, previous: Index | None, settings: Settings, embedder, progr
     new_chunks: list[Chunk] = []
     for doc in documents:
         docs[doc.doc_id] = DocInfo(doc.doc_id, doc.path, doc.title, doc.byline, doc.outlet,
-                                   doc.content_hash, len(doc.text))
+                                   doc.content_hash, len(doc.text), doc.encoding, doc.pages, doc.language,
+                                   doc.file_sha256)
         if doc.doc_id in reuse:
             ids = reuse[doc.doc_id]
             chunks.extend(previous.chunks[i] for i in ids)
