@@ -192,64 +192,118 @@ def extract(kind: str, data: bytes, limits: Limits = Limits()) -> Extracted:
 # ---------------------------------------------------------------------------------------------
 # The worker process
 # ---------------------------------------------------------------------------------------------
+# A fresh interpreter (subprocess), not multiprocessing: forking a threaded server can deadlock,
+# and multiprocessing's spawn and forkserver re-import the caller's main script. Requests and
+# replies are one JSON header line each (plus the file's bytes): no pickle from a process that has
+# just parsed a hostile file.
 
 
-def _serve(conn, memory_bytes: int) -> None:
-    """Worker loop: read (kind, data, limits), answer ("ok", Extracted) or ("skip", reason)."""
+def _out_of_memory(exc: BaseException | None) -> bool:
+    """A MemoryError, or an error raised while handling one (a lazy import that could not load)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, MemoryError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _reply(kind: str, memory_bytes: int, data: bytes, limits: Limits) -> dict:
+    try:
+        got = extract(kind, data, limits)
+    except FormatError as exc:
+        return {"skip": exc.reason}
+    except Exception as exc:  # whatever else a hostile file provokes in the parser
+        if _out_of_memory(exc):
+            return {"skip": f"{_KIND_NAMES[kind]} needs more than {memory_bytes / 1e6:,.0f} MB to parse"}
+        return {"skip": f"corrupt {_KIND_NAMES[kind]} ({type(exc).__name__})"}
+    return {"text": got.text, "pages": list(got.pages), "title": got.title, "author": got.author,
+            "date": got.date}
+
+
+def _serve(memory_bytes: int) -> None:
+    """Worker loop on stdin/stdout, under an address-space limit."""
+    import json
+    import logging
     import resource
+    import sys
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # warnings about sloppy files are not errors
+    # Imported before the limit (pypdf.filters is otherwise imported on the first page), so that
+    # the limit bounds parsing alone.
+    import docx  # noqa: F401
+    import pypdf.filters  # noqa: F401
 
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    src, out = sys.stdin.buffer, sys.stdout.buffer
     while True:
-        try:
-            kind, data, limits = conn.recv()
-        except (EOFError, OSError):
+        line = src.readline()
+        if not line:
             return
-        try:
-            reply = ("ok", extract(kind, data, limits))
-        except FormatError as exc:
-            reply = ("skip", exc.reason)
-        except MemoryError:
-            reply = ("skip", f"{_KIND_NAMES[kind]} needs more than {memory_bytes / 1e6:,.0f} MB to parse")
-        except Exception as exc:  # whatever else a hostile file provokes in the parser
-            reply = ("skip", f"corrupt {_KIND_NAMES[kind]} ({type(exc).__name__})")
+        head = json.loads(line)
+        data = src.read(head["size"])
+        reply = _reply(head["kind"], memory_bytes, data, Limits(**head["limits"]))
         del data
-        conn.send(reply)
+        out.write(json.dumps(reply, ensure_ascii=True).encode() + b"\n")
+        out.flush()
 
 
 class _Worker:
     """One parsing process, reused across files until it is killed or dies."""
 
     def __init__(self, memory_bytes: int):
-        import multiprocessing
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
 
-        # forkserver, not fork: the caller may be a threaded server, and a forked copy of it could
-        # deadlock on a lock some other thread held at the fork.
-        ctx = multiprocessing.get_context("forkserver")
         self.memory_bytes = memory_bytes
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, memory_bytes), daemon=True,
-                                name="qa-format-reader")
-        self.proc.start()
-        child.close()
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", f"from qa.formats import _serve; _serve({int(memory_bytes)})"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
 
-    def run(self, kind: str, data: bytes, limits: Limits) -> tuple[str, object]:
+    def run(self, kind: str, data: bytes, limits: Limits) -> dict:
+        import json
+        import os
+        import select
+        import time
+        from dataclasses import asdict
+
+        name = _KIND_NAMES[kind]
         try:
-            self.conn.send((kind, data, limits))
-            if not self.conn.poll(limits.seconds):
-                self.stop()
-                return "skip", f"{_KIND_NAMES[kind]} took longer than {limits.seconds:g} s to parse"
-            return self.conn.recv()
-        except (EOFError, OSError, BrokenPipeError):
+            head = {"kind": kind, "size": len(data), "limits": asdict(limits)}
+            self.proc.stdin.write(json.dumps(head).encode() + b"\n")
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+            deadline = time.monotonic() + limits.seconds
+            fd, chunks = self.proc.stdout.fileno(), []
+            while not chunks or not chunks[-1].endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    self.stop()
+                    return {"skip": f"{name} took longer than {limits.seconds:g} s to parse"}
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise EOFError
+                chunks.append(chunk)
+            return json.loads(b"".join(chunks))
+        except (EOFError, OSError, ValueError):
             self.stop()
-            return "skip", f"{_KIND_NAMES[kind]} parser crashed (corrupt or hostile file)"
+            return {"skip": f"{name} parser crashed (corrupt or hostile file)"}
 
     def alive(self) -> bool:
-        return self.proc.is_alive()
+        return self.proc.poll() is None
 
     def stop(self) -> None:
         self.proc.kill()
-        self.proc.join()
-        self.conn.close()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
 
 
 _worker: _Worker | None = None
@@ -264,7 +318,7 @@ def extract_isolated(kind: str, data: bytes, limits: Limits = Limits()) -> Extra
             if _worker is not None:
                 _worker.stop()
             _worker = _Worker(limits.memory_bytes)
-        status, value = _worker.run(kind, data, limits)
-    if status == "ok":
-        return value
-    raise FormatError(value)
+        reply = _worker.run(kind, data, limits)
+    if "skip" in reply:
+        raise FormatError(reply["skip"])
+    return Extracted(reply["text"], tuple(reply["pages"]), reply["title"], reply["author"], reply["date"])
