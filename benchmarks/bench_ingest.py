@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_ingest.py [--docs 200] [--runs 3] [--baseline-root ../main]
 
 Writes its own folders: the same articles as UTF-8 .txt, Windows-1252 .txt, .html, multi-page
-.pdf (fpdf2) and .docx (python-docx). The article texts are the first --docs BBC articles of
-../shared/data/bbc (real prose of realistic length; made-up text if that folder is missing).
+.pdf (fpdf2) and .docx (python-docx). The article texts are the first --docs BBC articles of --bbc
+(default ../shared/data/bbc; real prose of realistic length; made-up text if it is missing).
 Each timing runs read_folder in a fresh interpreter (imports excluded, PDF/DOCX worker start
 included), interleaved across formats, median of --runs. With --baseline-root, the .txt folders
 are also read by that checkout's code in the same run, for the cost of encoding and language
@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BBC = ROOT.parent / "shared" / "data" / "bbc"
+# Typographic characters, so that the Windows-1252 copies are not plain ASCII.
+_TYPOGRAPHY = str.maketrans({"'": "’", "-": "–"})
 
 _TIMER = """
 import json, sys, time
@@ -40,8 +42,8 @@ print(json.dumps({"seconds": dt, "docs": len(f.documents), "pages": pages, "skip
 """
 
 
-def articles(n: int) -> list[str]:
-    paths = sorted(BBC.glob("*.txt"))[:n] if BBC.is_dir() else []
+def articles(n: int, bbc: Path = BBC) -> list[str]:
+    paths = sorted(bbc.glob("*.txt"))[:n] if bbc.is_dir() else []
     texts = [p.read_bytes().decode("cp1252").replace("\r\n", "\n") for p in paths]
     rng = random.Random(0)
     words = ("the council said on monday that the new budget for schools would raise spending on "
@@ -55,7 +57,7 @@ def articles(n: int) -> list[str]:
 def to_pdf(text: str) -> bytes:
     from fpdf import FPDF
 
-    pdf = FPDF()
+    pdf = FPDF(format="A5")  # a news article runs over 2-4 pages
     pdf.set_font("Helvetica", size=11)
     pdf.add_page()
     for para in text.split("\n\n"):
@@ -87,7 +89,7 @@ def to_html(text: str) -> bytes:
 def write_folders(base: Path, texts: list[str]) -> dict[str, Path]:
     makers = {
         "txt utf-8": (".txt", lambda t: t.encode("utf-8")),
-        "txt cp1252": (".txt", lambda t: t.replace("\n", "\r\n").encode("cp1252", "replace")),
+        "txt cp1252": (".txt", lambda t: t.translate(_TYPOGRAPHY).replace("\n", "\r\n").encode("cp1252", "replace")),
         "html": (".html", to_html),
         "pdf": (".pdf", to_pdf),
         "docx": (".docx", to_docx),
@@ -114,9 +116,10 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--baseline-root", type=Path, default=None)
+    ap.add_argument("--bbc", type=Path, default=BBC, help="folder of article texts to write in each format")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        folders = write_folders(Path(tmp), articles(args.docs))
+        folders = write_folders(Path(tmp), articles(args.docs, args.bbc))
         jobs = [(name, ROOT, folder) for name, folder in folders.items()]
         if args.baseline_root:
             jobs += [(f"{name} (baseline)", args.baseline_root, folders[name]) for name in ("txt utf-8", "txt cp1252")]
