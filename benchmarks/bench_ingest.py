@@ -106,7 +106,7 @@ def write_folders(base: Path, texts: list[str]) -> dict[str, Path]:
 
 def time_read(code_root: Path, folder: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(code_root), HF_HUB_OFFLINE="1")
-    out = subprocess.run([sys.executable, "-c", _TIMER, str(folder)], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", _TIMER, str(folder)], env=env, capture_output=True, cwd=code_root,
                          text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -122,7 +122,7 @@ def main() -> None:
         folders = write_folders(Path(tmp), articles(args.docs, args.bbc))
         jobs = [(name, ROOT, folder) for name, folder in folders.items()]
         if args.baseline_root:
-            jobs += [(f"{name} (baseline)", args.baseline_root, folders[name]) for name in ("txt utf-8", "txt cp1252")]
+            jobs += [(f"{name} (baseline)", args.baseline_root, folders[name]) for name in ("txt utf-8", "txt cp1252", "html")]
         results: dict[str, list[dict]] = {name: [] for name, _, _ in jobs}
         for _ in range(args.runs):
             for name, code, folder in jobs:

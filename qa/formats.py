@@ -12,6 +12,7 @@ refuse documents past a page, text-size or decompression limit.
 
 from __future__ import annotations
 
+import atexit
 import io
 import re
 import threading
@@ -95,7 +96,7 @@ def pdf_text(data: bytes, limits: Limits = Limits()) -> Extracted:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
-    if not data.lstrip()[:5].startswith(b"%PDF"):
+    if b"%PDF-" not in data[:1024]:  # readers accept a header anywhere in the first kilobyte
         raise FormatError("not a PDF file")
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
@@ -308,6 +309,13 @@ class _Worker:
 
 _worker: _Worker | None = None
 _worker_lock = threading.Lock()
+
+
+@atexit.register
+def _stop_worker() -> None:
+    with _worker_lock:
+        if _worker is not None:
+            _worker.stop()
 
 
 def extract_isolated(kind: str, data: bytes, limits: Limits = Limits()) -> Extracted:

@@ -25,9 +25,9 @@ from .types import Block, Document
 
 log = logging.getLogger("qa")
 
-TEXT_SUFFIXES = (".txt", ".md", ".html", ".htm")
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES + tuple(formats.SUFFIXES)
+_PLAIN_SUFFIXES = (".txt", ".md")  # the text is the file's decoding; others are extracted from it
 _HTML_SUFFIXES = (".html", ".htm")
+SUPPORTED_SUFFIXES = _PLAIN_SUFFIXES + _HTML_SUFFIXES + tuple(formats.SUFFIXES)
 DEFAULT_MAX_BYTES = 20_000_000
 # The model and the stemmer are English: other languages are refused unless asked for.
 DEFAULT_LANGUAGES = frozenset({"en"})
@@ -438,6 +438,8 @@ _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x0
          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 # Characters of Windows-1252 that Western text uses beyond letters: quotes, dashes, currency...
 _WESTERN_SYMBOLS = frozenset("“”‘’„‚‹›«»–—…•·€£¥¢$©®™°±×÷§¶¡¿ªº¹²³¼½¾\u00a0\u00ad")
+_IN_WORD = frozenset("’\u00ad·")  # apostrophe (don’t), soft hyphen, Catalan middle dot
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _C0 = frozenset(chr(c) for c in range(32)) - {"\t", "\n", "\r", "\f", "\v"}
 
 
@@ -461,16 +463,21 @@ def _utf16_without_bom(data: bytes) -> str | None:
 def _looks_western(text: str) -> bool:
     """Is `text`, decoded as Windows-1252, plausible: accented letters inside mostly-ASCII words?
 
-    Text in another single-byte code page decoded as 1252 turns into runs of accented capitals or
-    symbols such as "³" or "¹" (Polish in cp1250) or into words made wholly of accented letters
-    (Cyrillic in cp1251), so this rejects it and the statistical detector decides instead.
+    Text in another single-byte code page decoded as 1252 turns into symbols inside words
+    ("bud¿et", "ma³o": Polish in cp1250) or into words made wholly of accented letters (Cyrillic
+    in cp1251), so this rejects it and the statistical detector decides instead.
     """
-    high = [c for c in text if ord(c) > 127]
-    if any(not (c.isalpha() or c in _WESTERN_SYMBOLS) for c in high):
-        return False
-    letters = [c for c in text if c.isalpha()]
-    accented = sum(ord(c) > 127 for c in letters)
-    return accented <= 0.25 * len(letters)
+    accented = 0
+    for m in _NON_ASCII.finditer(text):
+        c, i = m.group(), m.start()
+        if c.isalpha():
+            accented += 1
+        elif c not in _WESTERN_SYMBOLS:
+            return False
+        elif c not in _IN_WORD and text[i - 1 : i].isalpha() and text[i + 1 : i + 2].isalpha():
+            return False
+    letters = len(_NON_LETTERS.sub("", text))
+    return accented <= 0.25 * letters
 
 
 def _mostly_text(text: str) -> bool:
@@ -487,15 +494,11 @@ def decode(path: Path, data: bytes) -> tuple[str, str]:
     accents, e.g. cp932 for one "£"), then charset-normalizer. Raises UnreadableDocumentError for
     binary data or text in no recognisable encoding: a file is never decoded with replacement.
     """
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            break
-    else:
-        encoding = None
-        if b"\x00" in data:
-            encoding = _utf16_without_bom(data)
-            if encoding is None:
-                raise UnreadableDocumentError(path, "not a text file (binary content)")
+    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), None)
+    if encoding in (None, "utf-8") and b"\x00" in data:  # NULs: UTF-16 without a BOM, or binary
+        encoding = _utf16_without_bom(data) if encoding is None else None
+        if encoding is None:
+            raise UnreadableDocumentError(path, "not a text file (binary content)")
     candidates = [encoding] if encoding else ["utf-8", "cp1252"]
     for enc in candidates:
         try:
@@ -661,11 +664,11 @@ def _extracted(path: Path, data: bytes, kind: str, limits: formats.Limits) -> fo
         raise UnreadableDocumentError(path, exc.reason) from None
 
 
-def _content_hash(file_sha256: str, text: str, encoding: str) -> str:
+def _content_hash(file_sha256: str, text: str, encoding: str, extracted: bool) -> str:
     """What identifies the indexed text: the file's hash when the text is its UTF-8 decoding,
     else a hash of the file's hash and the text, so that another extraction of the same file
     (a new parser or detector version) is seen as a change and never misplaces a citation."""
-    if encoding == "utf-8":
+    if encoding == "utf-8" and not extracted:
         return file_sha256
     h = hashlib.sha256(f"{file_sha256}\0{encoding}\0".encode())
     h.update(text.encode("utf-8", "surrogatepass"))
@@ -721,7 +724,7 @@ def read_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES,
         title=_collapse(title) or path.stem,
         byline=byline or cleaned.byline,
         outlet=outlet or cleaned.outlet,
-        content_hash=_content_hash(file_sha256, text, encoding),
+        content_hash=_content_hash(file_sha256, text, encoding, extracted=suffix not in _PLAIN_SUFFIXES),
         encoding=encoding,
         pages=pages,
         language=language,

@@ -366,6 +366,20 @@ def test_bad_files_are_skipped_with_reasons_and_the_rest_indexed(tmp_path: Path)
     }
 
 
+def test_central_european_code_page_is_not_read_as_western(tmp_path: Path):
+    """Polish in cp1250 would decode as Windows-1252 without an error, into "³" and "¹": refused."""
+    text = ("Rada miasta zatwierdziła w poniedziałek nowy budżet dla szkół. Wydatki na nauczycieli "
+            "wzrosną o pięć procent w ciągu najbliższych dwóch lat, a rodzice przyjęli decyzję z "
+            "zadowoleniem, choć twierdzą, że to za mało.\n")
+    decoded, encoding = decode(tmp_path / "x.txt", text.encode("cp1250"))
+    assert decoded == text and encoding == "cp1250"
+
+
+def test_nul_bytes_after_a_utf8_bom_are_binary(tmp_path: Path):
+    with pytest.raises(DocumentsError, match="binary content"):
+        decode(tmp_path / "x.txt", b"\xef\xbb\xbfSome text\x00\x01 more text.")
+
+
 def test_binary_without_nul_bytes_is_not_text(tmp_path: Path):
     data = bytes(b for b in range(1, 256) if b not in b"\n\r\t") * 8
     with pytest.raises(DocumentsError, match="not a text file"):
