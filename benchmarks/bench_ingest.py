@@ -26,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from qa.ingest import decode  # noqa: E402
+
 BBC = ROOT.parent / "shared" / "data" / "bbc"
 # Typographic characters, so that the Windows-1252 copies are not plain ASCII.
 _TYPOGRAPHY = str.maketrans({"'": "’", "-": "–"})
@@ -44,7 +46,7 @@ print(json.dumps({"seconds": dt, "docs": len(f.documents), "pages": pages, "skip
 
 def articles(n: int, bbc: Path = BBC) -> list[str]:
     paths = sorted(bbc.glob("*.txt"))[:n] if bbc.is_dir() else []
-    texts = [p.read_bytes().decode("cp1252").replace("\r\n", "\n") for p in paths]
+    texts = [decode(p, p.read_bytes())[0] for p in paths]
     rng = random.Random(0)
     words = ("the council said on monday that the new budget for schools would raise spending on "
              "teachers by five percent over two years while parents asked for more money").split()

@@ -90,6 +90,37 @@ def _join(parts: list[str], limits: Limits) -> tuple[str, tuple[int, ...]]:
 # PDF
 # ---------------------------------------------------------------------------------------------
 
+_SHORT_LINE = 0.75  # of the page's full line width: a line this short ends its paragraph
+
+
+def _paragraphs(page: str) -> str:
+    """A PDF page's lines rejoined into paragraphs, one per blank-line-separated block.
+
+    A PDF stores lines, not paragraphs. A line well short of the page's full width (its 90th
+    percentile) ends a paragraph or is a heading: a blank line follows it. Other line breaks are
+    wraps inside a paragraph and become spaces, except after a hyphen (kept: "well-" / "known"
+    or "inter-" / "national" cannot be told apart here; clean() joins such lines).
+    """
+    lines = page.split("\n")
+    widths = sorted(len(x.strip()) for x in lines if x.strip())
+    if len(widths) < 3:
+        return page
+    full = widths[int(0.9 * (len(widths) - 1))]
+    out = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        if i + 1 == len(lines):
+            break
+        body = line.strip()
+        if not body or not lines[i + 1].strip() or body.endswith("-"):
+            out.append("\n")
+        elif len(body) < _SHORT_LINE * full:
+            out.append("\n\n")
+        else:
+            out.append(" ")
+    return "".join(out)
+
+
 
 def pdf_text(data: bytes, limits: Limits = Limits()) -> Extracted:
     """The text layer of a PDF, page by page. Raises FormatError (scanned, encrypted, corrupt, too long)."""
@@ -111,7 +142,7 @@ def pdf_text(data: bytes, limits: Limits = Limits()) -> Extracted:
             raise FormatError(f"PDF has {n:,} pages (limit {limits.max_pages:,})")
         pages, total = [], 0
         for page in reader.pages:
-            t = _clean_text(page.extract_text() or "")
+            t = _paragraphs(_clean_text(page.extract_text() or ""))
             # A page with nothing but whitespace (a scan, a figure) adds no text but keeps its number.
             pages.append(t if t.strip() else "")
             total += len(t)

@@ -426,3 +426,15 @@ def test_passages_stay_on_one_page(tmp_path: Path):
     assert len({page_of(doc.pages, c.start) for c in chunks}) == 3
     for c in chunks:
         assert page_of(doc.pages, c.start) == page_of(doc.pages, c.end - 1)
+
+
+def test_pdf_lines_are_rejoined_into_paragraphs():
+    """Wrapped lines become one paragraph even where a line ends before a capitalised name."""
+    para = ("The minister said on Tuesday that the government would present its plan to "
+            "Parliament before the summer and that talks with the unions would resume in "
+            "September, after a pause of several months caused by the election campaign.")
+    doc = formats.extract(formats.PDF, make_pdf([["Plan Delayed Again", para, "Unions welcomed the news."]]))
+    blocks = doc.text.split(formats.SEPARATOR)
+    assert blocks[0] == "Plan Delayed Again"
+    assert " ".join(blocks[1].split()) == para
+    assert blocks[2] == "Unions welcomed the news."
