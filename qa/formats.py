@@ -75,6 +75,15 @@ def _property(value) -> str | None:
     return text or None
 
 
+# Titles that writing programs put in a file's properties by default: a file name, "Untitled".
+_NOT_A_TITLE = re.compile(r"(?i)^(?:untitled\b.*|microsoft (?:word|powerpoint) - .*|.*\.(?:docx?|pdf|txt|rtf|odt|indd|qxd))$")
+
+
+def _title(value) -> str | None:
+    title = _property(value)
+    return None if title is None or _NOT_A_TITLE.match(title) else title
+
+
 def _join(parts: list[str], limits: Limits) -> tuple[str, tuple[int, ...]]:
     """Parts joined by SEPARATOR, and the start offset of each part in the result."""
     starts, pos = [], 0
@@ -121,7 +130,6 @@ def _paragraphs(page: str) -> str:
     return "".join(out)
 
 
-
 def pdf_text(data: bytes, limits: Limits = Limits()) -> Extracted:
     """The text layer of a PDF, page by page. Raises FormatError (scanned, encrypted, corrupt, too long)."""
     import pypdf
@@ -164,7 +172,7 @@ def pdf_text(data: bytes, limits: Limits = Limits()) -> Extracted:
     title = author = date = None
     if meta is not None:
         try:
-            title, author = _property(meta.title), _property(meta.author)
+            title, author = _title(meta.title), _property(meta.author)
             date = _property(meta.creation_date)
         except Exception:  # a malformed property is no reason to lose the text
             pass
@@ -200,7 +208,7 @@ def docx_text(data: bytes, limits: Limits = Limits()) -> Extracted:
         document = docx.Document(io.BytesIO(data))
         paragraphs = [t for p in document.paragraphs if (t := _clean_text(p.text)).strip()]
         props = document.core_properties
-        title, author = _property(props.title), _property(props.author)
+        title, author = _title(props.title), _property(props.author)
         date = _property(props.created)
     except (OpcError, KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile,
             OSError, RecursionError) as exc:

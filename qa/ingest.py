@@ -440,7 +440,8 @@ _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x0
 _WESTERN_SYMBOLS = frozenset("“”‘’„‚‹›«»–—…•·€£¥¢$©®™°±×÷§¶¡¿ªº¹²³¼½¾\u00a0\u00ad")
 _IN_WORD = frozenset("’\u00ad·")  # apostrophe (don’t), soft hyphen, Catalan middle dot
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
-_C0 = frozenset(chr(c) for c in range(32)) - {"\t", "\n", "\r", "\f", "\v"}
+# C0 and C1 controls but tab, newlines, vertical tab and form feed.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
 def _universal_newlines(text: str) -> str:
@@ -482,8 +483,7 @@ def _looks_western(text: str) -> bool:
 
 def _mostly_text(text: str) -> bool:
     """No more than a trace of control characters (binary data decodes to many of them)."""
-    controls = sum(c in _C0 or "\x80" <= c <= "\x9f" for c in text)
-    return controls <= 0.001 * len(text)
+    return len(_CONTROL_CHARS.findall(text)) <= 0.001 * len(text)
 
 
 def decode(path: Path, data: bytes) -> tuple[str, str]:
@@ -550,6 +550,7 @@ _SCRIPTS = (
     ("\u0600", "\u06ff", "und-Arab"), ("\u0900", "\u097f", "und-Deva"), ("\u0e00", "\u0e7f", "th"),
     ("\u3040", "\u30ff", "ja"), ("\uac00", "\ud7af", "ko"), ("\u4e00", "\u9fff", "und-Hani"),
 )
+_NON_LATIN = re.compile("[" + "".join(f"{lo}-{hi}" for lo, hi, _ in _SCRIPTS) + "]")
 _LANG_WORD = re.compile(r"[^\W\d_]+")
 _MIN_WORDS = 30  # below this a ratio of function words says too little
 # On the 2,225 BBC articles the English ratio is 0.17-0.6 (median 0.41) and no other list passes 0.04.
@@ -558,14 +559,14 @@ _MIN_RATIO = 0.12
 
 def _script_language(text: str) -> str | None:
     """The language (or script) of text written mostly outside the Latin alphabet, else None."""
-    letters = [c for c in text[:20_000] if c.isalpha()]
-    if not letters:
+    sample = text[:20_000]
+    foreign = _NON_LATIN.findall(sample)
+    letters = len(_NON_LETTERS.sub("", sample))
+    if not foreign or len(foreign) < 0.5 * letters:
         return None
-    counts = Counter(next((tag for lo, hi, tag in _SCRIPTS if lo <= c <= hi), None) for c in letters)
-    tag, n = max(((t, k) for t, k in counts.items() if t is not None), key=lambda x: x[1], default=(None, 0))
-    if tag is None or n < 0.5 * len(letters):
-        return None
-    if tag == "und-Hani" and counts.get("ja", 0) > 0.05 * len(letters):
+    counts = Counter(next(tag for lo, hi, tag in _SCRIPTS if lo <= c <= hi) for c in foreign)
+    tag = max(counts, key=counts.get)
+    if tag == "und-Hani" and counts.get("ja", 0) > 0.05 * len(foreign):
         return "ja"  # Japanese writes kana among the Chinese characters
     return tag
 
@@ -578,8 +579,9 @@ def detect_language(text: str) -> str | None:
     words = [w for w in _LANG_WORD.findall(text[:50_000].lower()) if len(w) > 1]
     if len(words) < _MIN_WORDS:
         return None
-    scores = {lang: sum(w in s for w in words) / len(words) for lang, s in _FUNCTION_SETS.items()}
-    scores["en"] = sum(is_stopword(w) for w in words) / len(words)
+    counts = Counter(words)
+    scores = {lang: sum(k for w, k in counts.items() if w in s) / len(words) for lang, s in _FUNCTION_SETS.items()}
+    scores["en"] = sum(k for w, k in counts.items() if is_stopword(w)) / len(words)
     lang = max(scores, key=scores.get)
     return lang if scores[lang] >= _MIN_RATIO else None
 

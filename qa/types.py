@@ -58,6 +58,10 @@ class DocInfo:
     language: str | None = None
     file_sha256: str = ""
 
+    def __post_init__(self):
+        # Loaded from JSON, `pages` is a list: a tuple keeps DocInfo equal to the one saved.
+        object.__setattr__(self, "pages", tuple(self.pages))
+
 
 @dataclass(frozen=True)
 class Chunk:

@@ -438,3 +438,10 @@ def test_pdf_lines_are_rejoined_into_paragraphs():
     assert blocks[0] == "Plan Delayed Again"
     assert " ".join(blocks[1].split()) == para
     assert blocks[2] == "Unions welcomed the news."
+
+
+def test_default_titles_of_writing_programs_are_not_titles(tmp_path: Path):
+    (tmp_path / "a.pdf").write_bytes(make_pdf(PAGES, title="Microsoft Word - strike_final.docx"))
+    (tmp_path / "b.docx").write_bytes(make_docx(DOCX_PARAS, title="Untitled document"))
+    assert read_document(tmp_path / "a.pdf", tmp_path).title == "Harbour Strike Halts Grain Exports"
+    assert read_document(tmp_path / "b.docx", tmp_path).title == "Orchard Growers Report Record Apple Harvest"
