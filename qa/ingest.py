@@ -438,7 +438,7 @@ _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x0
          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 # Characters of Windows-1252 that Western text uses beyond letters: quotes, dashes, currency...
 _WESTERN_SYMBOLS = frozenset("“”‘’„‚‹›«»–—…•·€£¥¢$©®™°±×÷§¶¡¿ªº¹²³¼½¾\u00a0\u00ad")
-_IN_WORD = frozenset("’\u00ad·")  # apostrophe (don’t), soft hyphen, Catalan middle dot
+_IN_WORD = frozenset("’–—\u00ad·")  # apostrophe (don’t), dashes (London–Paris), soft hyphen, middle dot
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 # C0 and C1 controls but tab, newlines, vertical tab and form feed.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
@@ -560,6 +560,8 @@ _MIN_RATIO = 0.12
 def _script_language(text: str) -> str | None:
     """The language (or script) of text written mostly outside the Latin alphabet, else None."""
     sample = text[:20_000]
+    if sample.isascii():
+        return None
     foreign = _NON_LATIN.findall(sample)
     letters = len(_NON_LETTERS.sub("", sample))
     if not foreign or len(foreign) < 0.5 * letters:
@@ -576,7 +578,7 @@ def detect_language(text: str) -> str | None:
     by_script = _script_language(text)
     if by_script is not None:
         return by_script
-    words = [w for w in _LANG_WORD.findall(text[:50_000].lower()) if len(w) > 1]
+    words = [w for w in _LANG_WORD.findall(text[:10_000].lower()) if len(w) > 1]
     if len(words) < _MIN_WORDS:
         return None
     counts = Counter(words)
