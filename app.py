@@ -72,7 +72,8 @@ E = html.escape
 
 # -- rendering (all text escaped) ----------------------------------------------------------------
 def _place(c) -> str:
-    return f"{c.doc_id}, characters {c.start}–{c.end}"
+    page = f", page {c.page}" if getattr(c, "page", None) else ""
+    return f"{c.doc_id}{page}, characters {c.start}–{c.end}"
 
 
 def _source_name(c) -> str:
