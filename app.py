@@ -20,10 +20,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from qa import QA, BadQuestionError, QAError  # noqa: E402
+from qa.api import UPLOAD_SUFFIXES  # noqa: E402
 
 log = logging.getLogger("qa.app")
 
-UPLOAD_TYPES = [".txt", ".md", ".html", ".htm"]
+UPLOAD_TYPES = list(UPLOAD_SUFFIXES)
 SHOWN_QUESTION_CHARS = 500  # longer questions are shortened in the chat echo (the engine sees all)
 NOT_ANSWERED = "The articles don't answer this question."
 
@@ -71,7 +72,8 @@ E = html.escape
 
 # -- rendering (all text escaped) ----------------------------------------------------------------
 def _place(c) -> str:
-    return f"{c.doc_id}, characters {c.start}–{c.end}"
+    page = f", page {c.page}" if getattr(c, "page", None) else ""
+    return f"{c.doc_id}{page}, characters {c.start}–{c.end}"
 
 
 def _source_name(c) -> str:

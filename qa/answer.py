@@ -13,7 +13,7 @@ from .features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS, analy
 from .backends.base import Fetched
 from .lexicon import segments
 from .retrieve import Candidate, Retrieved
-from .types import Answer, Citation, Passage, Ranks
+from .types import Answer, Citation, Passage, Ranks, page_of
 
 # Share of the asked topic's (idf-weighted) terms a passage must contain, see `answers`.
 TOPIC_COVERAGE = 0.3
@@ -170,7 +170,7 @@ def _quote_open(text: str) -> bool:
 
 def _citation(index: Fetched, doc_id: str, start: int, end: int) -> Citation:
     d = index.docs[doc_id]
-    return Citation(doc_id, d.title, d.path, start, end, d.outlet, d.byline)
+    return Citation(doc_id, d.title, d.path, start, end, d.outlet, d.byline, page_of(d.pages, start))
 
 
 def _same_words(index: Fetched, chunk_ids: list[int]) -> list[list[bool]]:

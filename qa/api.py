@@ -22,7 +22,7 @@ log = logging.getLogger("qa")
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
 MAX_NAME_BYTES = 200  # below the usual 255-byte limit of file systems
-UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm")
+UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # and lone surrogates
 
 
@@ -40,7 +40,7 @@ class QA:
     """Question answering over one folder of articles, with its index kept up to date.
 
     Args:
-        docs_dir: folder of .txt/.md/.html articles (searched recursively).
+        docs_dir: folder of .txt/.md/.html/.pdf/.docx articles (searched recursively).
         index_dir: folder where the index is saved; created if missing.
         settings: index settings; a change triggers a rebuild.
         progress: show a progress bar while embedding (default: only when many passages).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .textutil import sentence_spans
-from .types import Block, Chunk, Document
+from .types import Block, Chunk, Document, page_of
 
 
 def chunk_document(doc: Document, max_chars: int = 1200, min_chars: int = 0, joined_max: int = 0) -> list[Chunk]:
@@ -40,7 +40,7 @@ def _merge_short(doc: Document, min_chars: int, joined_max: int) -> list[Block]:
     News paragraphs are often one sentence, and the occasion ("Speaking to NBC News, ...") sits in
     one while the quote follows in the next; a passage of a few sentences keeps them together.
     Only paragraphs adjacent in the file are joined (nothing removed between them), so the passage
-    stays one verbatim span.
+    stays one verbatim span, and only on one page, so that its citation names the page it is on.
     """
     merged: list[Block] = []
     for block in doc.blocks:
@@ -48,7 +48,8 @@ def _merge_short(doc: Document, min_chars: int, joined_max: int) -> list[Block]:
             last = merged[-1]
             gap = doc.text[last.end:block.start]
             short = min(last.end - last.start, block.end - block.start) < min_chars
-            if short and block.end - last.start <= joined_max and not gap.strip():
+            same_page = page_of(doc.pages, last.start) == page_of(doc.pages, block.start)
+            if short and block.end - last.start <= joined_max and not gap.strip() and same_page:
                 merged[-1] = Block(last.start, block.end)
                 continue
         merged.append(block)

@@ -105,7 +105,8 @@ def _ask(args) -> int:
         c = p.citation
         source = " — ".join(x for x in (c.title, c.outlet) if x)
         print(_shown(f"[{i}] {source}"))
-        print(_shown(f"    {c.doc_id}, characters {c.start}–{c.end}   (score {p.score:.3f})"))
+        page = f", page {c.page}" if c.page else ""
+        print(_shown(f"    {c.doc_id}{page}, characters {c.start}–{c.end}   (score {p.score:.3f})"))
         print(_shown(textwrap.indent(textwrap.fill(p.text, 100), "    ")))
         print(_shown(textwrap.indent(textwrap.fill(f"» {p.highlight}", 100), "    ")))
         if p.speaker:

@@ -100,6 +100,7 @@ def passages(doc: Document, settings: Settings) -> tuple[Chunk, ...]:
 def doc_info(doc: Document, facts: tuple[int, int] = (0, 0)) -> DocInfo:
     """What the backend keeps about a document besides its passages."""
     return DocInfo(doc.doc_id, doc.path, doc.title, doc.byline, doc.outlet, doc.content_hash, len(doc.text),
+                   encoding=doc.encoding, pages=doc.pages, language=doc.language, file_sha256=doc.file_sha256,
                    size=facts[0], mtime_ns=facts[1])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 
 
@@ -17,8 +18,10 @@ class Block:
 class Document:
     """One article as read from disk, with the paragraphs that survived noise removal.
 
-    `text` is the file's full text exactly as `Path(path).read_text(encoding="utf-8")` returns it,
-    so every offset in the pipeline points into the file itself.
+    For a text file, `text` is the file's full text exactly as `Path(path).read_text(encoding=
+    encoding)` returns it, so every offset in the pipeline points into the file itself. For a PDF
+    or DOCX (`encoding` ""), it is the text the project extracts, the same on every read of the
+    same file; `pages` holds the start offset of each page in it (empty for page-less formats).
     """
 
     doc_id: str
@@ -28,7 +31,11 @@ class Document:
     title: str
     byline: str | None = None
     outlet: str | None = None
-    content_hash: str = ""
+    content_hash: str = ""  # identifies `text` (see ingest._content_hash)
+    encoding: str = "utf-8"
+    pages: tuple[int, ...] = ()
+    language: str | None = None  # ISO 639-1 code detected from the text; None when unsure
+    file_sha256: str = ""  # of the file's bytes
 
     def block_text(self, block: Block) -> str:
         return self.text[block.start : block.end]
@@ -45,10 +52,19 @@ class DocInfo:
     outlet: str | None
     content_hash: str
     chars: int
+    # Defaults: indexes saved before these fields existed still load.
+    encoding: str = "utf-8"
+    pages: tuple[int, ...] = ()
+    language: str | None = None
+    file_sha256: str = ""
     # The file's size and modification time when it was read: opening an index compares these
     # cheap facts and reads only files whose facts differ (their content hash then decides).
     size: int = 0
     mtime_ns: int = 0
+
+    def __post_init__(self):
+        # Loaded from JSON, `pages` is a list: a tuple keeps DocInfo equal to the one saved.
+        object.__setattr__(self, "pages", tuple(self.pages))
 
 
 @dataclass(frozen=True)
@@ -66,7 +82,8 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Citation:
-    """Where a passage stands: `Path(path).read_text(encoding="utf-8")[start:end]` is its text."""
+    """Where a passage stands: `start:end` in its document's text (for a text file,
+    `Path(path).read_text(encoding=...)[start:end]`); `page` counts from 1, None without pages."""
 
     doc_id: str
     title: str
@@ -75,6 +92,12 @@ class Citation:
     end: int
     outlet: str | None = None
     byline: str | None = None
+    page: int | None = None
+
+
+def page_of(pages, offset: int) -> int | None:
+    """The page (counted from 1) holding `offset`, given each page's start offset; None if no pages."""
+    return max(bisect_right(pages, offset), 1) if pages else None
 
 
 @dataclass(frozen=True)

@@ -332,14 +332,18 @@ def test_read_folder_skips_bad_files(tmp_path: Path, caplog: pytest.LogCaptureFi
     (tmp_path / ".git").mkdir()
     (tmp_path / ".git" / "inside.txt").write_text(ARTICLE, encoding="utf-8")
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 not an article")
+    (tmp_path / "slides.pptx").write_text(ARTICLE, encoding="utf-8")
     (tmp_path / "notes").write_text(ARTICLE, encoding="utf-8")
     with caplog.at_level(logging.DEBUG, logger="qa"):
         folder = read_folder(tmp_path, max_bytes=len(ARTICLE.encode()) * 2)
-    assert any("report.pdf" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
-    assert [d.doc_id for d in folder.documents] == ["good.txt"]
-    assert reasons(folder) == {
-        "binary.txt": "binary",
-        "latin1.txt": "not UTF-8 text",
+    assert any("slides.pptx" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
+    assert [d.doc_id for d in folder.documents] == ["good.txt", "latin1.txt"]
+    latin1 = folder.documents[1]
+    assert latin1.encoding == "cp1252" and latin1.text.startswith("Café owners")
+    got = reasons(folder)
+    assert got.pop("report.pdf").startswith("corrupt PDF")
+    assert got == {
+        "binary.txt": "not a text file (binary content)",
         "empty.md": "empty",
         "blank.txt": "empty",
         "big.txt": f"larger than {len(ARTICLE.encode()) * 2} bytes",
@@ -438,7 +442,7 @@ def test_empty_folder_returns_empty_result(tmp_path: Path):
 
 def test_read_document_raises_clear_error(tmp_path: Path):
     (tmp_path / "b.txt").write_bytes(b"\x00\x00")
-    with pytest.raises(DocumentsError, match=r"b\.txt: binary"):
+    with pytest.raises(DocumentsError, match=r"b\.txt: not a text file \(binary content\)"):
         read_document(tmp_path / "b.txt", tmp_path)
     with pytest.raises(DocumentsError, match="vanished"):
         read_document(tmp_path / "gone.txt", tmp_path)
@@ -463,7 +467,7 @@ suspension caused by the storm, the operator said.</p>
 
 
 def test_public_constants_and_records():
-    assert SUPPORTED_SUFFIXES == (".txt", ".md", ".html", ".htm")
+    assert SUPPORTED_SUFFIXES == (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
     s = Skipped("a.txt", "empty")
     with pytest.raises(AttributeError):
         s.reason = "x"  # type: ignore[misc]

@@ -80,7 +80,8 @@ def _verbatim(bot: QA, ans: Answer) -> None:
     for p in ans.passages:
         c = p.citation
         assert bot.document_text(c.doc_id)[c.start:c.end] == p.text
-        assert Path(c.path).read_text(encoding="utf-8")[c.start:c.end] == p.text
+        encoding = bot._state[0].docs[c.doc_id].encoding  # the file's own, as detected
+        assert Path(c.path).read_text(encoding=encoding)[c.start:c.end] == p.text
 
 
 @pytest.fixture(scope="session")
@@ -258,7 +259,8 @@ def test_cli_index_prints_only_what_changed(small_copy, model_cache):
     assert r.returncode == 0, r.stderr
     assert "added: tower.txt" in r.stdout and "skipped:" in r.stdout
     # One warning line per skipped file, no library chatter, no traceback.
-    assert r.stderr.strip().splitlines() == [f"qa: warning: skipping {docs / 'binary.txt'}: binary"], r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"qa: warning: skipping {docs / 'binary.txt'}: not a text file (binary content)"], r.stderr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,9 +322,11 @@ def bad_folder(tmp_path_factory, model_cache):
 
 def test_bad_files_are_skipped_with_a_warning_naming_them(bad_folder):
     bot, _, warnings, _ = bad_folder
-    assert {d.doc_id for d in bot.documents()} == {"ferry.txt", "orchard.txt", "orchard-copy.txt", "tower.txt"}
+    # latin1.txt is read in its own encoding (Windows-1252), report.pdf is no PDF.
+    assert {d.doc_id for d in bot.documents()} == {"ferry.txt", "orchard.txt", "orchard-copy.txt", "tower.txt",
+                                                   "latin1.txt"}
     skipped = {Path(p).name for p in bot.last_update.skipped}
-    expected = {"binary.txt", "latin1.txt", "empty.txt", "blank.md", "huge.txt", "leak.txt", "leakdir",
+    expected = {"binary.txt", "report.pdf", "empty.txt", "blank.md", "huge.txt", "leak.txt", "leakdir",
                 "dangling.txt", "vanish.txt"}
     assert skipped == expected
     for name in expected:
@@ -701,7 +705,7 @@ def _tree(path: Path) -> dict[str, bytes]:
 
 BAD_NAMES = ["../evil.txt", "..", "...txt", "a..b.txt", "sub/../../evil.txt", "/tmp/evil.txt", "/etc/evil.txt",
              "C:\\evil.txt", "..\\evil.txt", "sub/evil.txt", ".hidden.txt", ".txt", "evil.exe", "evil.txt.exe",
-             "evil.pdf", "noext", "", "   ", "line\nbreak.txt", "nul\x00.txt", "tab\tname.txt",
+             "evil.doc", "noext", "", "   ", "line\nbreak.txt", "nul\x00.txt", "tab\tname.txt",
              "x" * 300 + ".txt", "ferry.txt", "dangling.txt"]
 
 
