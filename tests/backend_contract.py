@@ -207,3 +207,15 @@ class BackendContract:
         writer.delete("orchard.txt")
         writer.abort()
         assert set(backend_factory(location).documents()) == set(ARTICLES)
+
+    def test_fetch_carries_what_the_article_as_a_whole_says(self, filled):
+        backend = filled[0]
+        chunks = backend.passages_of("orchard.txt").chunks
+        last = backend.search_dense(embed(chunks[-1].text), 1)[0].passage
+        got = backend.fetch([last])
+        assert got.chunks[0] == chunks[-1]
+        assert not got.is_lead[0] and got.is_lead[got.previous[0]] == (len(chunks) == 2)
+        text = got.doc_text["orchard.txt"]
+        assert all(c.text in text for c in chunks) and backend.documents()["orchard.txt"].title in text
+        expected = sorted({backend.stats().term_id(t) for c in chunks for t in terms(c.text)} - {None})
+        assert got.doc_terms["orchard.txt"].tolist() == expected

@@ -83,6 +83,9 @@ class Fetched:
     lexicon: Lexicon               # per-sentence term ids, flags, names; `same` holds backend ids
     stats: "Stats"                 # collection statistics (document frequencies, vocabulary)
     previous: np.ndarray           # (n,) local number of the passage before it in its document, or -1
+    is_lead: np.ndarray            # (n,) bool: the first passage of its document
+    doc_terms: dict[str, np.ndarray]  # per document of these passages: its sorted distinct term ids
+    doc_text: dict[str, str]       # per document: its title and passages, one text (names are found in it)
     # Derived data (e.g. a title's terms) computed once; a backend may share one dict across
     # questions for as long as its collection version is unchanged.
     cache: dict = field(default_factory=dict)

@@ -181,11 +181,32 @@ class LocalBackend:
                             + [-1] * len(extra), np.int64)
         rows, _, offsets = segments(snap.sent_start[all_ids], snap.sent_start[all_ids + 1])
         chunks = tuple(snap.chunks[i] for i in all_ids.tolist())
+        doc_ids = {c.doc_id for c in chunks}
+        is_lead = np.array([self._ranges[c.doc_id][0] == i for c, i in zip(chunks, all_ids.tolist())], bool)
         return Fetched(
-            ids=all_ids, chunks=chunks, docs={c.doc_id: snap.docs[c.doc_id] for c in chunks},
+            ids=all_ids, chunks=chunks, docs={d: snap.docs[d] for d in doc_ids},
             vectors=np.asarray(snap.vectors[all_ids]), sent_vectors=np.asarray(snap.sent_vectors[rows]),
             sent_start=offsets, sent_chars=snap.sent_chars[rows], lexicon=_slice(snap.lexicon, rows, all_ids),
-            stats=self, previous=previous, cache=self._cache)
+            stats=self, previous=previous, is_lead=is_lead,
+            doc_terms={d: self._doc_terms(d) for d in doc_ids}, doc_text={d: self._doc_text(d) for d in doc_ids},
+            cache=self._cache)
+
+    def _doc_terms(self, doc_id: str) -> np.ndarray:
+        """Sorted distinct term ids of a document's passages (kept: the version is immutable)."""
+        key = ("doc terms", doc_id)
+        if key not in self._cache:
+            snap, (lo, hi) = self._snap, self._ranges[doc_id]
+            lex = snap.lexicon
+            pos = np.arange(int(lex.start[snap.sent_start[lo]]), int(lex.start[snap.sent_start[hi]]))
+            self._cache[key] = np.unique(lex.ids[pos])
+        return self._cache[key]
+
+    def _doc_text(self, doc_id: str) -> str:
+        key = ("doc text", doc_id)
+        if key not in self._cache:
+            lo, hi = self._ranges[doc_id]
+            self._cache[key] = "\n".join([self._snap.docs[doc_id].title] + [c.text for c in self._snap.chunks[lo:hi]])
+        return self._cache[key]
 
     def passages_of(self, doc_id: str) -> PassageBatch:
         if self._snap is None or doc_id not in self._ranges:
