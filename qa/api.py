@@ -8,14 +8,16 @@ import os
 import re
 import shutil
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
-from .backends import Backend, Filter, open_backend
+from typing import TYPE_CHECKING
+
 from .errors import BadQuestionError, DocumentsError
-from .retrieve import Weights
-from .textutil import quoted_phrases
 from .types import Answer, DocInfo, IndexUpdate, Settings
+
+if TYPE_CHECKING:  # the engine's modules import numpy: kept off `import qa` (e.g. the ingest worker)
+    from .backends import Backend
+    from .engine import Engine
 
 log = logging.getLogger("qa")
 
@@ -24,16 +26,6 @@ MAX_K = 50
 MAX_NAME_BYTES = 200  # below the usual 255-byte limit of file systems
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # and lone surrogates
-
-
-@dataclass(frozen=True, eq=False)
-class Engine:
-    """The parts that answer questions, swapped whole so a question never sees half an update."""
-
-    embedder: object          # embed_query(text) -> unit vector; embed_passages(texts, progress)
-    backend: Backend
-    settings: Settings
-    weights: Weights = Weights()
 
 
 class QA:
@@ -85,7 +77,9 @@ class QA:
             BadQuestionError: empty or over-long question, k out of range, or unknown sources.
         """
         from .answer import compose
+        from .backends import Filter
         from .retrieve import formulate, retrieve
+        from .textutil import quoted_phrases
 
         question = _clean_question(question)
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
@@ -180,8 +174,10 @@ class QA:
             full: read every file; by default a file whose size and modification time are those
                 it had when indexed is taken as unchanged without reading it.
         """
+        from .engine import Engine
         from .indexer import apply, plan
         from .ingest import read_folder
+        from .metadata import read_manifest
 
         with self._lock:
             backend = self._backend if self._backend is not None else self._open_backend()
@@ -199,10 +195,11 @@ class QA:
                     raise DocumentsError(f"no readable articles in {self.docs_dir}")
                 skipped = tuple(s.path for s in folder.skipped)
                 query_embedder, model_note = self._query_embedder()
-                relabel = {} if update.rebuilt else _moved_or_touched(folder, stored, self.docs_dir)
+                manifest = read_manifest(self.docs_dir)
+                relabel = {} if update.rebuilt else _stale_records(folder, stored, self.docs_dir, manifest)
                 if update.changed_anything or relabel:
-                    backend = apply(update, folder.documents, backend, self.settings,
-                                    lambda: query_embedder, self._show_progress(folder), folder.facts, relabel)
+                    backend = apply(update, folder.documents, backend, self.settings, lambda: query_embedder,
+                                    self._show_progress(folder), folder.facts, relabel, manifest)
                     log.info("index updated: %s", update)
                 if model_note and not update.reason:
                     update = _with(update, reason=model_note)
@@ -211,6 +208,8 @@ class QA:
                 return _with(update, skipped=skipped, passages=backend.stats().passages)
 
     def _open_backend(self) -> Backend:
+        from .backends import open_backend
+
         return open_backend(self.index_dir)
 
     def _show_progress(self, folder) -> bool:
@@ -249,10 +248,13 @@ def _hashes(folder, stored: dict[str, DocInfo]) -> dict[str, str]:
             **{d.doc_id: d.content_hash for d in folder.documents}}
 
 
-def _moved_or_touched(folder, stored: dict[str, DocInfo], docs_dir: Path) -> dict[str, DocInfo]:
-    """Stored documents whose content is unchanged but whose path or file facts are not (the folder
-    was moved, or a file touched): their record is updated, their passages and vectors kept."""
+def _stale_records(folder, stored: dict[str, DocInfo], docs_dir: Path, manifest) -> dict[str, DocInfo]:
+    """Stored documents whose text is unchanged but whose record is not: the folder was moved, a
+    file touched, or the manifest's publication facts changed. Their passages and vectors are kept."""
     from dataclasses import replace
+
+    from .indexer import doc_info
+    from .metadata import effective
 
     read = {d.doc_id: d for d in folder.documents}
     out = {}
@@ -263,13 +265,14 @@ def _moved_or_touched(folder, stored: dict[str, DocInfo], docs_dir: Path) -> dic
         if doc_id in read:
             if read[doc_id].content_hash != info.content_hash:
                 continue  # changed: cut and embedded again anyway
-            path = read[doc_id].path
+            expected = doc_info(read[doc_id], facts, manifest.get(doc_id))
         elif doc_id in folder.unchanged:
-            path = str((docs_dir / doc_id).resolve())
+            expected = effective(replace(info, path=str((docs_dir / doc_id).resolve()), size=facts[0],
+                                         mtime_ns=facts[1]), manifest.get(doc_id))
         else:
             continue
-        if (path, facts) != (info.path, (info.size, info.mtime_ns)):
-            out[doc_id] = replace(info, path=path, size=facts[0], mtime_ns=facts[1])
+        if expected != info:
+            out[doc_id] = expected
     return out
 
 

@@ -13,7 +13,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .backends.base import Backend, PassageBatch
-from .types import Chunk, DocInfo, Document, IndexUpdate, Settings
+from .metadata import effective
+from .types import Chunk, DocInfo, Document, IndexUpdate, Publication, Settings
 
 # Passages embedded together: large enough to batch the model well, small enough that memory stays
 # flat on a large archive.
@@ -44,7 +45,8 @@ def same_passages(a: Settings | None, b: Settings) -> bool:
 
 def apply(update: IndexUpdate, documents: Sequence[Document], backend: Backend, settings: Settings,
           embedder_for: Callable[[], object], progress: bool = False,
-          facts: dict[str, tuple[int, int]] | None = None, relabel: dict[str, DocInfo] | None = None) -> Backend:
+          facts: dict[str, tuple[int, int]] | None = None, relabel: dict[str, DocInfo] | None = None,
+          manifest: dict[str, Publication] | None = None) -> Backend:
     """Carry out a planned update; returns the backend serving the new version.
 
     Args:
@@ -56,7 +58,8 @@ def apply(update: IndexUpdate, documents: Sequence[Document], backend: Backend, 
         progress: show a progress bar while embedding.
         facts: (size, mtime_ns) of each file when read, kept to make the next opening cheap.
         relabel: new records for stored documents whose text is unchanged (moved or touched
-            files): their stored passages and vectors are kept.
+            files, new publication facts): their stored passages and vectors are kept.
+        manifest: the folder manifest's publication facts by doc_id.
     """
     keep_old = not update.rebuilt or same_passages(backend.settings, settings)
     stored = backend.documents() if keep_old else {}
@@ -71,7 +74,7 @@ def apply(update: IndexUpdate, documents: Sequence[Document], backend: Backend, 
                 writer.upsert(dataclasses.replace(backend.passages_of(doc_id), doc=info))
         if todo:
             embedder = embedder_for()
-            for batch in _batches(todo, settings, embedder, progress, facts or {}):
+            for batch in _batches(todo, settings, embedder, progress, facts or {}, manifest or {}):
                 writer.upsert(batch)
         return writer.commit()
     except BaseException:
@@ -97,22 +100,24 @@ def passages(doc: Document, settings: Settings) -> tuple[Chunk, ...]:
     return tuple(out)
 
 
-def doc_info(doc: Document, facts: tuple[int, int] = (0, 0)) -> DocInfo:
-    """What the backend keeps about a document besides its passages."""
-    return DocInfo(doc.doc_id, doc.path, doc.title, doc.byline, doc.outlet, doc.content_hash, len(doc.text),
+def doc_info(doc: Document, facts: tuple[int, int] = (0, 0), manifest: Publication | None = None) -> DocInfo:
+    """What the backend keeps about a document besides its passages (`manifest`: the folder
+    manifest's publication facts for it, which win over the document's own)."""
+    info = DocInfo(doc.doc_id, doc.path, doc.title, doc.byline, doc.outlet, doc.content_hash, len(doc.text),
                    encoding=doc.encoding, pages=doc.pages, language=doc.language, file_sha256=doc.file_sha256,
-                   size=facts[0], mtime_ns=facts[1])
+                   size=facts[0], mtime_ns=facts[1], guess=doc.guess)
+    return effective(info, manifest)
 
 
 def _batches(documents: Sequence[Document], settings: Settings, embedder, progress: bool,
-             facts: dict[str, tuple[int, int]]):
+             facts: dict[str, tuple[int, int]], manifest: dict[str, Publication]):
     """PassageBatch of each document, embedding about EMBED_BATCH passages at a time."""
     group: list[tuple[DocInfo, tuple[Chunk, ...]]] = []
     size = 0
     bar = _progress(sum(len(d.text) for d in documents)) if progress else None
     for doc in documents:
         chunks = passages(doc, settings)
-        group.append((doc_info(doc, facts.get(doc.doc_id, (0, 0))), chunks))
+        group.append((doc_info(doc, facts.get(doc.doc_id, (0, 0)), manifest.get(doc.doc_id)), chunks))
         size += len(chunks)
         if size >= EMBED_BATCH:
             yield from _embed(group, settings, embedder)

@@ -21,7 +21,8 @@ from pathlib import Path
 from . import formats
 from .errors import DocumentsError
 from .textutil import is_stopword
-from .types import Block, Document
+from .metadata import iso_date
+from .types import Block, Document, Publication
 
 log = logging.getLogger("qa")
 
@@ -627,8 +628,9 @@ def _read_bytes(path: Path, real: Path, max_bytes: int) -> bytes:
     return data
 
 
-def _from_html(path: Path, data: str) -> tuple[str, str | None, str | None, str | None]:
-    """Main text, title, author and site name of an HTML page (trafilatura), from its decoded text."""
+def _from_html(path: Path, data: str) -> tuple[str, str | None, Publication]:
+    """Main text, title and publication facts (author, site name, date, URL) of an HTML page
+    (trafilatura, whose date comes from htmldate), from its decoded text."""
     import trafilatura  # lazy: slow to import and only needed for HTML
 
     try:
@@ -636,9 +638,16 @@ def _from_html(path: Path, data: str) -> tuple[str, str | None, str | None, str 
     except Exception as exc:  # a parser failure on one page must not stop the whole read
         raise UnreadableDocumentError(path, f"cannot parse HTML ({exc})") from None
     if doc is None or not (doc.text or "").strip():
-        return "", None, None, None
+        return "", None, Publication()
     text = doc.text.replace("\r\n", "\n").replace("\r", "\n")
-    return text, doc.title or None, doc.author or None, doc.sitename or None
+    return text, doc.title or None, _publication("html metadata", date=iso_date(doc.date), outlet=doc.sitename,
+                                                 author=doc.author, url=doc.url)
+
+
+def _publication(source: str, **values) -> Publication:
+    """Facts found in one place, each labelled with it."""
+    values = {k: (" ".join(v.split()) or None) if isinstance(v, str) else None for k, v in values.items()}
+    return Publication(**values, sources=tuple((k, source) for k, v in values.items() if v))
 
 
 def _fallback_title(text: str, blocks: tuple[Block, ...], stem: str) -> str:
@@ -706,15 +715,17 @@ def read_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES,
     if not data.strip():
         raise UnreadableDocumentError(path, "empty")
     suffix = path.suffix.lower()
-    meta_title = byline = outlet = None
+    meta_title = None
+    found = Publication()
     pages: tuple[int, ...] = ()
     if suffix in formats.SUFFIXES:
         got = _extracted(path, data, formats.SUFFIXES[suffix], limits)
-        text, pages, meta_title, byline, encoding = got.text, got.pages, got.title, got.author, ""
+        text, pages, meta_title, encoding = got.text, got.pages, got.title, ""
+        found = _publication(f"{suffix[1:]} properties", author=got.author, date=iso_date(got.date))
     else:
         text, encoding = decode(path, data)
         if suffix in _HTML_SUFFIXES:
-            text, meta_title, byline, outlet = _from_html(path, text)
+            text, meta_title, found = _from_html(path, text)
     cleaned = clean(text)
     if not cleaned.blocks:
         raise UnreadableDocumentError(path, "no article text found")
@@ -724,19 +735,21 @@ def read_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES,
         raise UnreadableDocumentError(path, f"not {wanted} (detected: {language})")
     title = meta_title or cleaned.title or _fallback_title(text, cleaned.blocks, path.stem)
     file_sha256 = hashlib.sha256(data).hexdigest()
+    guess = found.merged_over(_publication("article text", author=cleaned.byline, outlet=cleaned.outlet))
     return Document(
         doc_id=_doc_id(path, root),
         path=str(real),
         text=text,
         blocks=cleaned.blocks,
         title=_collapse(title) or path.stem,
-        byline=byline or cleaned.byline,
-        outlet=outlet or cleaned.outlet,
+        byline=guess.author,
+        outlet=guess.outlet,
         content_hash=_content_hash(file_sha256, text, encoding, extracted=suffix not in _PLAIN_SUFFIXES),
         encoding=encoding,
         pages=pages,
         language=language,
         file_sha256=file_sha256,
+        guess=guess,
     )
 
 

@@ -15,6 +15,31 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Publication:
+    """Publication facts of a document; `sources` says where each known one came from (field, source)."""
+
+    date: str | None = None      # ISO YYYY-MM-DD
+    outlet: str | None = None
+    author: str | None = None
+    url: str | None = None
+    sources: tuple[tuple[str, str], ...] = ()
+
+    def merged_over(self, guess: "Publication") -> "Publication":
+        """These facts where known, the guess's elsewhere."""
+        mine, theirs = dict(self.sources), dict(guess.sources)
+        values, sources = {}, []
+        for name in PUBLICATION_FIELDS:
+            value = getattr(self, name) or getattr(guess, name)
+            values[name] = value
+            if value:
+                sources.append((name, mine.get(name) if getattr(self, name) else theirs.get(name, "document")))
+        return Publication(**values, sources=tuple(sources))
+
+
+PUBLICATION_FIELDS = ("date", "outlet", "author", "url")
+
+
+@dataclass(frozen=True)
 class Document:
     """One article as read from disk, with the paragraphs that survived noise removal.
 
@@ -36,6 +61,7 @@ class Document:
     pages: tuple[int, ...] = ()
     language: str | None = None  # ISO 639-1 code detected from the text; None when unsure
     file_sha256: str = ""  # of the file's bytes
+    guess: Publication = Publication()  # date, outlet, author, URL as the document itself gives them
 
     def block_text(self, block: Block) -> str:
         return self.text[block.start : block.end]
@@ -61,10 +87,21 @@ class DocInfo:
     # cheap facts and reads only files whose facts differ (their content hash then decides).
     size: int = 0
     mtime_ns: int = 0
+    # Publication facts in force (outlet and byline above too): a manifest's, else the guesses.
+    date: str | None = None       # ISO YYYY-MM-DD; None when nobody gives it
+    url: str | None = None
+    meta_sources: tuple[tuple[str, str], ...] = ()  # (field, where it came from)
+    guess: Publication = Publication()  # what the document itself gave
 
     def __post_init__(self):
-        # Loaded from JSON, `pages` is a list: a tuple keeps DocInfo equal to the one saved.
+        # Loaded from JSON, lists and dicts come back: tuples and a Publication keep DocInfo equal
+        # to the one saved.
         object.__setattr__(self, "pages", tuple(self.pages))
+        object.__setattr__(self, "meta_sources", tuple(tuple(x) for x in self.meta_sources))
+        if isinstance(self.guess, dict):
+            g = dict(self.guess)
+            g["sources"] = tuple(tuple(x) for x in g.get("sources", ()))
+            object.__setattr__(self, "guess", Publication(**g))
 
 
 @dataclass(frozen=True)
@@ -93,6 +130,8 @@ class Citation:
     outlet: str | None = None
     byline: str | None = None
     page: int | None = None
+    date: str | None = None  # publication date, ISO YYYY-MM-DD
+    url: str | None = None
 
 
 def page_of(pages, offset: int) -> int | None:

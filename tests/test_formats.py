@@ -412,7 +412,7 @@ def test_answers_cite_the_pdf_page_and_the_docx(tmp_path: Path):
     assert "41,000 tonnes" in top.text
     assert bot.document_text("apples.docx")[top.citation.start : top.citation.end] == top.text
     # The index keeps the pages and the file's hash; a reloaded QA cites the same page.
-    info = bot._state[0].docs["strike.pdf"]
+    info = bot.engine.backend.documents()["strike.pdf"]
     assert len(info.pages) == 3 and info.file_sha256 == hashlib.sha256((docs / "strike.pdf").read_bytes()).hexdigest()
     again = QA(docs, tmp_path / "index").ask("How much does each idle day of the port strike cost?")
     assert again.passages[0].citation.page == 2

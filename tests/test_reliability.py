@@ -80,7 +80,7 @@ def _verbatim(bot: QA, ans: Answer) -> None:
     for p in ans.passages:
         c = p.citation
         assert bot.document_text(c.doc_id)[c.start:c.end] == p.text
-        encoding = bot._state[0].docs[c.doc_id].encoding  # the file's own, as detected
+        encoding = bot.engine.backend.documents()[c.doc_id].encoding  # the file's own, as detected
         assert Path(c.path).read_text(encoding=encoding)[c.start:c.end] == p.text
 
 
