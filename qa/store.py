@@ -161,7 +161,8 @@ def plan(folder_hashes: dict[str, str], version: Path | None, settings: Settings
 
 def _same_vectors(a: Settings, b: Settings) -> bool:
     """Would both settings cut and embed passages identically (BM25 is always rebuilt)?"""
-    fields = ("model", "int8", "max_passage_chars", "min_passage_chars", "joined_max_chars", "title_in_embedding")
+    fields = ("model", "int8", "max_passage_chars", "min_passage_chars", "joined_max_chars", "title_in_embedding",
+              "sentence_vectors")
     return all(getattr(a, f) == getattr(b, f) for f in fields)
 
 
@@ -173,11 +174,13 @@ def build(documents, previous: Index | None, settings: Settings, embedder, progr
         previous: the live index, or None; its vectors are reused for documents whose content
             hash and settings are unchanged, so those are never embedded again.
         settings: index settings (model, passage size...).
-        embedder: object with embed_passages(texts, progress) -> unit float32 rows.
+        embedder: an Embedder, or an object with embed_passages(texts, progress) -> unit float32 rows
+            (see embed.embed_chunks).
         progress: show a progress bar while embedding.
     """
     from .attribution import attribute
     from .chunk import chunk_document
+    from .embed import embed_chunks
 
     reuse = {}
     if previous is not None and _same_vectors(previous.settings, settings):
@@ -219,9 +222,11 @@ def build(documents, previous: Index | None, settings: Settings, embedder, progr
         raise DocumentsError("no passages to index: the documents have no article text")
 
     texts = [embedding_input(c.text, docs[c.doc_id].title, settings) for c in new_chunks]
-    sent_texts = [c.text[s - c.start:e - c.start] for c in new_chunks for s, e in c.sentences]
-    new_vecs = embedder.embed_passages(texts + sent_texts, progress=progress)
-    new_pvecs, new_svecs = new_vecs[:len(texts)], new_vecs[len(texts):]
+    # Each sentence's span in its passage's embedded text (the text ends it, after any title).
+    spans = [[(s - c.start + len(t) - len(c.text), e - c.start + len(t) - len(c.text)) for s, e in c.sentences]
+             for c, t in zip(new_chunks, texts)]
+    new_pvecs, new_svecs = embed_chunks(embedder, texts, spans, progress,
+                                        in_context=settings.sentence_vectors == "in-passage")
     new_sent_start = np.concatenate([[0], np.cumsum([len(c.sentences) for c in new_chunks])]).astype(int)
 
     pvecs, svecs = [], []
@@ -234,7 +239,7 @@ def build(documents, previous: Index | None, settings: Settings, embedder, progr
             a, b = ref
             pvecs.append(new_pvecs[a:b])
             svecs.append(new_svecs[new_sent_start[a]:new_sent_start[b]])
-    dim = new_vecs.shape[1] if len(new_vecs) else previous.vectors.shape[1]
+    dim = new_pvecs.shape[1] if len(new_pvecs) else previous.vectors.shape[1]
     vectors = np.concatenate(pvecs) if pvecs else np.zeros((0, dim), np.float32)
     sent_vectors = np.concatenate(svecs) if svecs else np.zeros((0, dim), np.float32)
     return Index(settings, docs, chunks, np.ascontiguousarray(vectors, np.float32),

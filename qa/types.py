@@ -126,6 +126,10 @@ class Settings:
     # Embed with a quantised int8 copy of the model: 1.5x faster than fp32 at no measured cost in
     # retrieval quality on SQuAD (BENCHMARKS.md); False uses the fp32 export.
     int8: bool = True
+    # How sentence vectors (highlight and ranking features) are made: "in-passage" pools the
+    # passage's own token embeddings over each sentence (one model pass per passage, about twice as
+    # fast to index); "separate" embeds every sentence on its own as well.
+    sentence_vectors: str = "in-passage"
     # Version of the BM25 analyser (tokens, stopwords, stemmer): a change must rebuild the index.
     analyzer: str = "en-snowball-3"
     # Above this many passages the dense index switches from exact to approximate (IVF) search,
