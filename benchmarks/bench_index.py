@@ -1,7 +1,7 @@
 """Indexing speed end to end: passages/s, time per stage and peak memory of a fresh index build.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_index.py [--docs ../shared/data/bbc] [--limit N]
-        [--cache .qa-eval/onnx-int8] [--profile FILE] [--runs 1]
+        [--cache .qa-eval/onnx-int8] [--code DIR] [--settings JSON] [--profile FILE] [--runs 1]
 
 The model export is done once, in its own process, into --cache (reused by later runs) and timed
 separately: it is a one-time cost, not part of indexing. Each run then builds an index over the
@@ -107,7 +107,7 @@ def worker(docs: Path, cache: Path, out: Path) -> dict:
     from qa.store import build
     from qa.types import Settings
 
-    settings = Settings(**json.loads(os.environ.get("BENCH_SETTINGS", "{}")))
+    settings = Settings(**json.loads(os.environ.get("BENCH_SETTINGS") or "{}"))
     passages = [0]
     chunk_fn = chunk.chunk_document
 
@@ -175,13 +175,13 @@ def _worker_main(args) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_once(docs: Path, cache: Path, profile: str | None) -> dict:
+def run_once(docs: Path, cache: Path, profile: str | None, code: Path, settings: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
         cmd = [sys.executable, __file__, "--worker", "--docs", str(docs), "--cache", str(cache),
                "--out", str(Path(tmp) / "index")]
         if profile:
             cmd += ["--profile", profile]
-        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(code), BENCH_SETTINGS=settings)
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=True)
         line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
         return json.loads(line[len("RESULT "):])
@@ -206,6 +206,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="index N documents evenly spread over the sorted names")
     ap.add_argument("--cache", default=str(ROOT / ".qa-eval" / "onnx-int8"), help="model export, reused")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--code", default=str(ROOT), help="folder whose qa package is measured (e.g. a checkout of main)")
+    ap.add_argument("--settings", default="{}", help='Settings fields as JSON, e.g. \'{"sentence_vectors": "separate"}\'')
     ap.add_argument("--profile", help="cProfile the indexing process into this file")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -231,7 +233,7 @@ def main() -> None:
                 shutil.copy2(p, docs / p.name)
         results = []
         for _ in range(args.runs):
-            results.append(run_once(docs, cache, args.profile))
+            results.append(run_once(docs, cache, args.profile, Path(args.code).resolve(), args.settings))
             report(results[-1])
     if args.json:
         Path(args.json).write_text(json.dumps({"export_s": took, "runs": results}, indent=1))

@@ -248,3 +248,11 @@ def test_empty_and_missing_folders_fail_clearly(tmp_path):
         QA(tmp_path / "empty", tmp_path / "index")
     with pytest.raises(DocumentsError):
         QA(tmp_path / "missing", tmp_path / "index")
+
+
+def test_sentence_vector_setting_is_checked_and_rebuilds(small):
+    with pytest.raises(ValueError):
+        Settings(sentence_vectors="pooled")
+    from qa.store import _same_vectors
+
+    assert not _same_vectors(Settings(), Settings(sentence_vectors="in-passage"))
