@@ -246,7 +246,7 @@ def test_embed_chunks_embeds_sentences_cut_off_by_truncation_alone(onnx_dir: Pat
 def test_embed_chunks_separately_and_empty(onnx_dir: Path):
     emb = Embedder(onnx_dir=onnx_dir)
     texts = ["T\nOne sentence here. Another one there."]
-    spans = [[(2, 20), (21, 38)]]
+    spans = [[(2, 20), (21, 39)]]
     pvecs, svecs = embed.embed_chunks(emb, texts, spans, in_context=False)
     assert _cos(svecs, emb.embed_passages(["One sentence here.", "Another one there."])).min() > 0.9999
     assert _cos(pvecs, emb.embed_passages(texts)).min() > 0.9999

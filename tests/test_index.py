@@ -250,7 +250,7 @@ def test_empty_and_missing_folders_fail_clearly(tmp_path):
         QA(tmp_path / "missing", tmp_path / "index")
 
 
-def test_sentence_vector_setting_is_checked_and_rebuilds(small):
+def test_sentence_vector_setting_is_checked_and_rebuilds():
     with pytest.raises(ValueError):
         Settings(sentence_vectors="pooled")
     from qa.store import _same_vectors
