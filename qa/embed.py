@@ -509,19 +509,116 @@ class _OnnxBackend:
         return self._tok, self._sess
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.encode(texts)]
+
+    def encode(self, texts: list[str]) -> list:
+        """tokenizers Encodings (ids and character offsets into each text), truncated, unpadded."""
         tok, _ = self._ready()
         if self.cfg.get("do_lower_case"):
             texts = [t.lower() for t in texts]
-        return [e.ids for e in tok.encode_batch(texts, add_special_tokens=True)]
+        return tok.encode_batch(texts, add_special_tokens=True)
 
-    def run(self, seqs: list[list[int]]) -> np.ndarray:
-        """Pooled (not yet normalised) vectors of one batch, padded to its longest sequence."""
+    def hidden(self, seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Token embeddings (B, L, D) of one batch padded to its longest sequence, and the mask."""
         _, sess = self._ready()
         ids, mask = _pad(seqs)
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         feeds = {k: feeds[k] for k in self.cfg["inputs"]}
-        hidden = sess.run([self.cfg["output"]], feeds)[0]
+        return sess.run([self.cfg["output"]], feeds)[0], mask
+
+    def run(self, seqs: list[list[int]]) -> np.ndarray:
+        """Pooled (not yet normalised) vectors of one batch, padded to its longest sequence."""
+        hidden, mask = self.hidden(seqs)
         return _pool(hidden, mask, self.cfg["pooling"])
+
+
+def embed_chunks(embedder, passage_texts: list[str], sentence_spans: list[list[tuple[int, int]]],
+                 progress: bool = False, in_context: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors of passages and of their sentences: (passage rows, sentence rows in passage order).
+
+    Args:
+        embedder: an Embedder (or any object with embed_passages(texts, progress)).
+        passage_texts: what is embedded for each passage (e.g. title and text).
+        sentence_spans: for passage i, its sentences as (start, end) character offsets into
+            passage_texts[i].
+        in_context: a sentence's vector is the mean of the passage's own token embeddings over the
+            sentence's tokens, so each passage goes through the model once. Sentences the model does
+            not see whole (cut off at max_seq_length), and every sentence when the embedder has no
+            ONNX back-end or pools other than by mean, are embedded on their own, which is all
+            that happens when in_context is False.
+    """
+    counts = [len(spans) for spans in sentence_spans]
+    if len(counts) != len(passage_texts):
+        raise ValueError("one list of sentence spans is needed per passage")
+    backend = getattr(embedder, "_onnx", None)
+    if not in_context or backend is None or backend.cfg.get("pooling") != "mean":
+        sent_texts = [t[a:b] for t, spans in zip(passage_texts, sentence_spans) for a, b in spans]
+        vecs = embedder.embed_passages(list(passage_texts) + sent_texts, progress=progress)
+        return vecs[:len(passage_texts)], vecs[len(passage_texts):]
+    return _embed_in_context(embedder, backend, list(passage_texts), sentence_spans, progress)
+
+
+def _token_spans(enc, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Token positions [first, last) of each character span in one Encoding; (0, 0) when the model
+    does not see the span whole (no tokens, or cut off by truncation)."""
+    n = len(enc.ids)
+    out = np.zeros((len(spans), 2), np.int64)
+    if n <= 2 or not spans:
+        return out
+    # Tokens 1..n-2 are the text's (0 and n-1 are [CLS] and [SEP]); their starts ascend.
+    starts = np.fromiter((o[0] for o in enc.offsets[1:n - 1]), np.int64, n - 2)
+    chars = np.asarray(spans, np.int64)
+    first = np.searchsorted(starts, chars[:, 0], "left") + 1
+    last = np.searchsorted(starts, chars[:, 1], "left") + 1
+    # With truncation a sentence reaching the last kept token may go on past it.
+    limit = n - 1 if not enc.overflowing else n - 2
+    seen = (last > first) & (last <= limit)
+    out[seen, 0], out[seen, 1] = first[seen], last[seen]
+    return out
+
+
+def _embed_in_context(embedder, backend, texts: list[str], sentence_spans, progress: bool):
+    dim = embedder.dim
+    counts = np.array([len(s) for s in sentence_spans], np.int64)
+    sent_start = np.zeros(len(texts) + 1, np.int64)
+    np.cumsum(counts, out=sent_start[1:])
+    pvecs = np.empty((len(texts), dim), np.float32)
+    svecs = np.zeros((int(sent_start[-1]), dim), np.float32)
+    missing = np.zeros(int(sent_start[-1]), bool)
+    bar = None
+    if progress and len(texts) > embedder.batch_size:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(texts), desc="Embedding", unit="passage")
+    try:
+        for start in range(0, len(texts), _SORT_WINDOW):
+            encs = backend.encode(texts[start:start + _SORT_WINDOW])
+            order = sorted(range(len(encs)), key=lambda i: -len(encs[i].ids))
+            for b in range(0, len(order), embedder.batch_size):
+                idx = order[b:b + embedder.batch_size]
+                hidden, mask = backend.hidden([encs[i].ids for i in idx])
+                pvecs[np.asarray(idx) + start] = _pool(hidden, mask, "mean")
+                # Sum of token rows [first, last) as a difference of running sums along the sequence.
+                run = np.zeros((hidden.shape[0], hidden.shape[1] + 1, dim), np.float32)
+                np.cumsum(hidden, axis=1, out=run[:, 1:])
+                for row, i in enumerate(idx):
+                    p = start + i
+                    tok = _token_spans(encs[i], sentence_spans[p])
+                    rows = slice(int(sent_start[p]), int(sent_start[p + 1]))
+                    width = (tok[:, 1] - tok[:, 0])[:, None]
+                    svecs[rows] = (run[row, tok[:, 1]] - run[row, tok[:, 0]]) / np.maximum(width, 1)
+                    missing[rows] = width[:, 0] == 0
+                if bar is not None:
+                    bar.update(len(idx))
+    finally:
+        if bar is not None:
+            bar.close()
+    if missing.any():
+        owner = np.repeat(np.arange(len(texts)), counts)
+        flat = [span for spans in sentence_spans for span in spans]
+        rest = [texts[owner[j]][flat[j][0]:flat[j][1]] for j in np.flatnonzero(missing).tolist()]
+        svecs[missing] = embedder.embed_passages(rest)
+    return _normalize(pvecs).astype(np.float32, copy=False), _normalize(svecs).astype(np.float32, copy=False)
 
 
 class Embedder:

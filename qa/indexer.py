@@ -39,7 +39,8 @@ def plan(folder_hashes: dict[str, str], backend: Backend, settings: Settings) ->
 
 def same_passages(a: Settings | None, b: Settings) -> bool:
     """Would both settings cut and embed passages identically (lexical data is always rebuilt)?"""
-    fields = ("model", "int8", "max_passage_chars", "min_passage_chars", "joined_max_chars", "title_in_embedding")
+    fields = ("model", "int8", "max_passage_chars", "min_passage_chars", "joined_max_chars", "title_in_embedding",
+              "sentence_vectors")
     return a is not None and all(getattr(a, f) == getattr(b, f) for f in fields)
 
 
@@ -132,10 +133,15 @@ def _batches(documents: Sequence[Document], settings: Settings, embedder, progre
 
 
 def _embed(group, settings: Settings, embedder):
-    texts = [settings.indexed_text(c.text, info.title) for info, chunks in group for c in chunks]
-    sent_texts = [c.text[s - c.start:e - c.start] for _, chunks in group for c in chunks for s, e in c.sentences]
-    vecs = embedder.embed_passages(texts + sent_texts, progress=False)
-    pvecs, svecs = np.asarray(vecs[:len(texts)], np.float32), np.asarray(vecs[len(texts):], np.float32)
+    from .embed import embed_chunks
+
+    chunks = [c for _, cs in group for c in cs]
+    texts = [settings.indexed_text(c.text, info.title) for info, cs in group for c in cs]
+    # Each sentence's span in its passage's embedded text (the text ends it, after any title).
+    spans = [[(s - c.start + len(t) - len(c.text), e - c.start + len(t) - len(c.text)) for s, e in c.sentences]
+             for c, t in zip(chunks, texts)]
+    pvecs, svecs = embed_chunks(embedder, texts, spans, False, in_context=settings.sentence_vectors == "in-passage")
+    pvecs, svecs = np.asarray(pvecs, np.float32), np.asarray(svecs, np.float32)
     p = s = 0
     for info, chunks in group:
         n_sent = sum(len(c.sentences) for c in chunks)

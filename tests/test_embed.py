@@ -197,3 +197,60 @@ def test_export_refuses_to_replace_a_foreign_folder(tmp_path: Path):
     with pytest.raises(ModelError):
         export_onnx(DEFAULT_MODEL, foreign)
     assert (foreign / "vectors.npy").read_bytes() == b"precious"
+
+
+def _span_mean(backend, text: str, span: tuple[int, int]) -> np.ndarray:
+    """Reference in-context sentence vector: mean of the text tokens lying inside `span`."""
+    enc = backend.encode([text])[0]
+    hidden, _ = backend.hidden([enc.ids])
+    rows = [i for i, ((s, e), special) in enumerate(zip(enc.offsets, enc.special_tokens_mask))
+            if not special and span[0] <= s and e <= span[1]]
+    vec = hidden[0, rows].mean(axis=0)
+    return vec / np.linalg.norm(vec)
+
+
+def test_embed_chunks_pools_each_sentence_from_its_passage(onnx_dir: Path):
+    emb = Embedder(onnx_dir=onnx_dir)
+    title = "Harbour strike"
+    body = ["The harbour authority cut its budget on Monday.", "Dock workers said they would strike in May.",
+            "Ferries ran as usual."]
+    texts, spans = [], []
+    for n in (3, 1, 2):  # passages of different lengths share a padded batch
+        text = title + "\n" + " ".join(body[:n])
+        starts = [text.index(s) for s in body[:n]]
+        texts.append(text)
+        spans.append([(s, s + len(body[i])) for i, s in enumerate(starts)])
+    pvecs, svecs = embed.embed_chunks(emb, texts, spans)
+    assert pvecs.shape == (3, 384) and svecs.shape == (6, 384)
+    assert _cos(pvecs, emb.embed_passages(texts)).min() > 0.9999  # passage vectors are unchanged
+    want = np.stack([_span_mean(emb._onnx, t, sp) for t, sps in zip(texts, spans) for sp in sps])
+    np.testing.assert_allclose(svecs, want, atol=2e-5)
+    assert _cos(svecs[0:1], svecs[1:2])[0] < 0.95  # sentences of one passage get their own vectors
+
+
+def test_embed_chunks_embeds_sentences_cut_off_by_truncation_alone(onnx_dir: Path):
+    emb = Embedder(onnx_dir=onnx_dir)
+    sentences = LONG.split(". ")
+    spans, pos = [], 0
+    for s in sentences:
+        start = LONG.index(s, pos)
+        spans.append((start, start + len(s)))
+        pos = start + len(s)
+    _, svecs = embed.embed_chunks(emb, [LONG], [spans])
+    alone = emb.embed_passages(sentences)
+    cos = _cos(svecs, alone)
+    assert cos[-1] > 0.9999 and cos[-20:].min() > 0.9999  # past 256 tokens: embedded on their own
+    assert cos[0] < 0.999  # seen by the model inside the passage: pooled from it
+
+
+def test_embed_chunks_separately_and_empty(onnx_dir: Path):
+    emb = Embedder(onnx_dir=onnx_dir)
+    texts = ["T\nOne sentence here. Another one there."]
+    spans = [[(2, 20), (21, 39)]]
+    pvecs, svecs = embed.embed_chunks(emb, texts, spans, in_context=False)
+    assert _cos(svecs, emb.embed_passages(["One sentence here.", "Another one there."])).min() > 0.9999
+    assert _cos(pvecs, emb.embed_passages(texts)).min() > 0.9999
+    empty = embed.embed_chunks(emb, [], [])
+    assert empty[0].shape == (0, 384) and empty[1].shape == (0, 384)
+    with pytest.raises(ValueError):
+        embed.embed_chunks(emb, texts, [])

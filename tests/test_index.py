@@ -299,3 +299,11 @@ def test_a_moved_folder_keeps_its_vectors_and_cites_the_new_paths(small, tmp_pat
     assert np.array_equal(bot2.engine.backend.passages_of("a.txt").vectors, vectors)
     ans = bot2.ask("What did the harbour council approve?")
     assert ans.passages and Path(ans.passages[0].citation.path).is_relative_to(moved.resolve())
+
+
+def test_sentence_vector_setting_is_checked_and_rebuilds():
+    with pytest.raises(ValueError):
+        Settings(sentence_vectors="pooled")
+    from qa.indexer import same_passages
+
+    assert not same_passages(Settings(), Settings(sentence_vectors="in-passage"))
