@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -61,23 +62,31 @@ class QA:
 
     # -- asking ----------------------------------------------------------------------------------
     def ask(self, question: str, k: int = 5, history: list[str] | tuple[str, ...] | None = None,
-            sources: list[str] | tuple[str, ...] | None = None) -> Answer:
+            sources: list[str] | tuple[str, ...] | None = None, since=None, until=None,
+            outlets: list[str] | tuple[str, ...] | None = None,
+            authors: list[str] | tuple[str, ...] | None = None) -> Answer:
         """Answer a question with ranked verbatim passages.
 
         Args:
-            question: the question, 1 to 2,000 characters.
+            question: the question, 1 to 2,000 characters; a phrase in double quotes must appear
+                as written in every passage.
             k: how many passages at most (1 to 50).
             history: earlier questions of the conversation, oldest first (for follow-ups).
             sources: if given, only these doc_ids may answer.
+            since, until: only articles published on or after / on or before these dates (ISO
+                strings or `datetime.date`); undated articles are left out and counted.
+            outlets: only articles of these outlets (case and spacing do not matter).
+            authors: only articles whose byline names one of these.
 
         Returns:
             An Answer; `answered` is False when the articles do not answer the question.
 
         Raises:
-            BadQuestionError: empty or over-long question, k out of range, or unknown sources.
+            BadQuestionError: empty or over-long question, k out of range, unknown sources or
+                outlets, or an invalid date.
         """
         from .answer import compose
-        from .backends import Filter
+        from .filters import describe, make_filter
         from .retrieve import formulate, retrieve
         from .textutil import quoted_phrases
 
@@ -86,21 +95,24 @@ class QA:
             raise BadQuestionError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
         k = int(k)
         history, sources = _text_list(history, "history"), _text_list(sources, "sources")
+        outlets, authors = _text_list(outlets, "outlets"), _text_list(authors, "authors")
         past = [_clean_question(h) for h in history if h.strip()][-3:]
         engine = self._engine  # one version for the whole question
-        if sources:
-            unknown = set(sources) - set(engine.backend.documents())
-            if unknown:
-                raise BadQuestionError(f"unknown sources: {', '.join(sorted(unknown))}")
-        # A phrase in double quotes must stand in the answer as written.
-        where = Filter(sources=frozenset(sources) if sources else None, phrases=quoted_phrases(question))
+        docs = engine.backend.documents()
+        where = make_filter(docs, sources, since, until, outlets, authors, quoted_phrases(question))
+        shown = describe(where)
         query = formulate(question, past)
+        undated = (sum(1 for d in docs.values() if d.date is None)
+                   if where.since is not None or where.until is not None else 0)
+        if not where.is_empty and not any(where.allows(d) for d in docs.values()):
+            return Answer(question, False, (), query, "no article matches the filter ("
+                          + "; ".join(f"{n}: {v}" for n, v in shown if n != "phrase") + ")", shown, undated)
         qvec = engine.embedder.embed_query(query)
         found = retrieve(engine.backend, qvec, query, engine.weights, where=where)
         if not found.candidates and where.phrases:
             wanted = " and ".join(f"“{p}”" for p in where.phrases)
-            return Answer(question, False, (), query, f"no passage contains the exact phrase {wanted}")
-        return compose(question, query, past, found, qvec, k)
+            return Answer(question, False, (), query, f"no passage contains the exact phrase {wanted}", shown, undated)
+        return replace(compose(question, query, past, found, qvec, k), filters=shown, undated_left_out=undated)
 
     @property
     def engine(self) -> Engine:

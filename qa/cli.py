@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=int, default=5, help="passages to show (1-50, default 5)")
     ask.add_argument("--history", action="append", default=[], metavar="QUESTION",
                      help="an earlier question of the conversation (repeatable, oldest first)")
+    ask.add_argument("--since", metavar="YYYY-MM-DD", help="only articles published on or after this date")
+    ask.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before this date")
+    ask.add_argument("--outlet", action="append", default=[], help="only articles of this outlet (repeatable)")
+    ask.add_argument("--author", action="append", default=[], help="only articles by this author (repeatable)")
     common(ask)
 
     idx = sub.add_parser("index", help="build or update the index and report what changed")
@@ -94,16 +98,20 @@ def _shown(text: str) -> str:
 def _ask(args) -> int:
     from .api import QA
 
-    answer = QA(args.docs, args.index).ask(args.question, k=args.k, history=args.history)
+    answer = QA(args.docs, args.index).ask(args.question, k=args.k, history=args.history, since=args.since,
+                                           until=args.until, outlets=args.outlet, authors=args.author)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
+    if answer.filters:
+        print(_shown("Filtered by " + "; ".join(f"{n}: {v}" for n, v in answer.filters)
+                     + (f" ({answer.undated_left_out} undated articles left out)" if answer.undated_left_out else "")))
     if not answer.answered:
         print(f"The articles do not answer this question: {answer.reason}.")
         return 0
     for i, p in enumerate(answer.passages, start=1):
         c = p.citation
-        source = " — ".join(x for x in (c.title, c.outlet) if x)
+        source = " — ".join(x for x in (c.title, c.outlet, c.date) if x)
         print(_shown(f"[{i}] {source}"))
         page = f", page {c.page}" if c.page else ""
         print(_shown(f"    {c.doc_id}{page}, characters {c.start}–{c.end}   (score {p.score:.3f})"))

@@ -172,6 +172,10 @@ class Answer:
     passages: tuple[Passage, ...]
     query: str = ""
     reason: str = ""
+    # The filters the search was restricted by, as (name, value) for display, and how many
+    # documents a date filter left out for having no known date.
+    filters: tuple[tuple[str, str], ...] = ()
+    undated_left_out: int = 0
 
     def to_dict(self) -> dict:
         """JSON-ready dict of the whole answer."""

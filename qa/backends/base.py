@@ -30,19 +30,39 @@ class Filter:
         sources: only passages of these doc_ids (None: any document).
         phrases: only passages containing each of these exact phrases (compared after
             textutil.normalise: case, spacing and quote style do not matter).
+        since, until: only documents published on or after / on or before these ISO dates
+            (YYYY-MM-DD); an undated document is left out by either.
+        outlets: only documents of these outlets (normalised names; None: any).
+        authors: only documents whose byline names one of these (normalised; None: any).
     """
 
     sources: frozenset[str] | None = None
     phrases: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+    outlets: frozenset[str] | None = None
+    authors: frozenset[str] | None = None
 
     @property
     def is_empty(self) -> bool:
         """True when the filter lets every passage through."""
-        return self.sources is None and not self.phrases
+        return (self.sources is None and not self.phrases and self.since is None and self.until is None
+                and self.outlets is None and self.authors is None)
 
     def allows(self, doc: DocInfo) -> bool:
         """Does the filter let this document's passages through (before any phrase test)?"""
-        return self.sources is None or doc.doc_id in self.sources
+        if self.sources is not None and doc.doc_id not in self.sources:
+            return False
+        if self.since is not None or self.until is not None:
+            if doc.date is None or (self.since and doc.date < self.since) or (self.until and doc.date > self.until):
+                return False
+        if self.outlets is not None and normalise(doc.outlet or "") not in self.outlets:
+            return False
+        if self.authors is not None:
+            byline = normalise(doc.byline or "")
+            if not any(a in byline for a in self.authors):
+                return False
+        return True
 
 
 EVERYTHING = Filter()
