@@ -77,7 +77,7 @@ def _place(c) -> str:
 
 
 def _source_name(c) -> str:
-    return " — ".join(x for x in (c.title, c.outlet) if x)
+    return " — ".join(x for x in (c.title, c.outlet, getattr(c, "date", None)) if x)
 
 
 def _passage_html(i: int, p) -> str:
@@ -93,6 +93,7 @@ def _passage_html(i: int, p) -> str:
     speaker = f" · speaker: {E(p.speaker)}" if p.speaker else ""
     out = [f'<li class="qa-passage"><p class="qa-text">{body}</p>',
            f'<p class="qa-cite">[{i}] <b>{E(c.title)}</b>{" — " + E(c.outlet) if c.outlet else ""}'
+           f'{" · " + E(c.date) if getattr(c, "date", None) else ""}'
            f" · {E(_place(c))}{speaker} · score {p.score:.2f}</p>"]
     if p.also_in:
         others = "; ".join(f"{E(_source_name(o))} ({E(_place(o))})" for o in p.also_in)
@@ -101,11 +102,20 @@ def _passage_html(i: int, p) -> str:
     return "".join(out)
 
 
+def _filters_html(ans) -> str:
+    if not ans.filters:
+        return ""
+    shown = "; ".join(f"{n}: {v}" for n, v in ans.filters)
+    undated = f" ({ans.undated_left_out} undated articles left out)" if ans.undated_left_out else ""
+    return f'<p class="qa-note">Filtered by {E(shown)}{E(undated)}</p>'
+
+
 def answer_html(ans) -> str:
     if not ans.answered or not ans.passages:
-        return f'<div class="qa-answer"><p>{E(NOT_ANSWERED)}</p></div>'
+        why = f" ({ans.reason})" if ans.reason.startswith(("no article matches", "no passage contains")) else ""
+        return f'<div class="qa-answer">{_filters_html(ans)}<p>{E(NOT_ANSWERED + why)}</p></div>'
     items = "".join(_passage_html(i, p) for i, p in enumerate(ans.passages, start=1))
-    return f'<div class="qa-answer"><ol>{items}</ol></div>'
+    return f'<div class="qa-answer">{_filters_html(ans)}<ol>{items}</ol></div>'
 
 
 def note_html(text: str) -> str:
@@ -164,7 +174,10 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
     def doc_choices():
         return [(f"{_short(d.title, 60)} ({d.doc_id})", d.doc_id) for d in bot.documents()]
 
-    def chat_turn(question, k, sources, messages, questions):
+    def outlet_choices():
+        return sorted({d.outlet for d in bot.documents() if d.outlet})
+
+    def chat_turn(question, k, sources, since, until, outlets, messages, questions):
         messages, questions = list(messages or []), list(questions or [])
         question = question if isinstance(question, str) else ""
         if not question.strip():
@@ -172,7 +185,9 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
             return messages, messages, questions, gr.update(), gr.update(), gr.update(), gr.update()
         messages.append({"role": "user", "content": question_html(question)})
         try:
-            ans = bot.ask(question, k=int(k), history=questions, sources=list(sources or []) or None)
+            ans = bot.ask(question, k=int(k), history=questions, sources=list(sources or []) or None,
+                          since=(since or "").strip() or None, until=(until or "").strip() or None,
+                          outlets=list(outlets or []) or None)
         except BadQuestionError as exc:
             messages.append({"role": "assistant", "content": note_html(f"Can't ask that: {exc}")})
             return messages, messages, questions, "", gr.update(), gr.update(), gr.update()
@@ -301,8 +316,13 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
                         k = gr.Slider(1, 10, value=5, step=1, label="Passages per answer", elem_id="k")
                         only = gr.CheckboxGroup(choices=doc_choices(), value=[], elem_id="sources",
                                                 label="Only these sources (none ticked = all)")
+                        with gr.Row():
+                            since = gr.Textbox(label="Published since", placeholder="YYYY-MM-DD", elem_id="since")
+                            until = gr.Textbox(label="Published until", placeholder="YYYY-MM-DD", elem_id="until")
+                        outlets = gr.Dropdown(label="Only these outlets (none = all)", choices=outlet_choices(),
+                                              value=[], multiselect=True, elem_id="outlets")
 
-        ask_inputs = [box, k, only, messages, questions]
+        ask_inputs = [box, k, only, since, until, outlets, messages, questions]
         ask_outputs = [chat, messages, questions, box, cites, pick, viewer]
         for trigger in (box.submit, ask_btn.click):
             trigger(chat_turn, ask_inputs, ask_outputs, **private).then(None, js=SCROLL_CHAT_JS, **private)
