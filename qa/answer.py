@@ -135,7 +135,7 @@ def compose(question: str, query: str, history: list[str], found: Retrieved, qve
             continue
         if len(kept) < k:
             kept.append({"score": sc.score, "cand": sc.cand, "chunk": chunk, "best": sc.best,
-                         "i": i, "also": []})
+                         "i": i, "also": [], "statement": sc.statement})
     return Answer(question, True, tuple(_passage(index, p) for p in kept), query, "")
 
 
@@ -146,7 +146,8 @@ def _passage(index: Fetched, p: dict) -> Passage:
     return Passage(
         text=chunk.text, highlight=chunk.text[s - chunk.start:e - chunk.start], score=round(p["score"], 4),
         citation=_citation(index, chunk.doc_id, chunk.start, chunk.end), also_in=tuple(p["also"]),
-        ranks=Ranks(cand.dense_rank, cand.bm25_rank), highlight_start=s, highlight_end=e, speaker=speaker)
+        ranks=Ranks(cand.dense_rank, cand.bm25_rank), highlight_start=s, highlight_end=e, speaker=speaker,
+        statement=p["statement"])
 
 
 _OPEN = re.compile(r"[“\"]")

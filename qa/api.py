@@ -114,6 +114,31 @@ class QA:
             return Answer(question, False, (), query, f"no passage contains the exact phrase {wanted}", shown, undated)
         return replace(compose(question, query, past, found, qvec, k), filters=shown, undated_left_out=undated)
 
+    def statements(self, person: str, about: str | None = None, order: str = "newest", **filters):
+        """A person's statements (on a subject), in date order, each with where it was first reported.
+
+        Args:
+            person: who (spelling variants of one name are one person: Sergei/Sergey Lavrov).
+            about: the subject; None for everything the person is reported to have said.
+            order: "newest" or "oldest" first (undated statements come last either way).
+            **filters: since, until, outlets, authors, sources, as for `ask`.
+
+        Returns:
+            A Statements record (qa.statements).
+
+        Raises:
+            BadQuestionError: no person, an unknown order, or a bad filter.
+        """
+        from .statements import MAX_STATEMENTS, from_answer, question_for
+
+        if not isinstance(person, str) or not person.strip():
+            raise BadQuestionError("name the person whose statements you want")
+        if order not in ("newest", "oldest"):
+            raise BadQuestionError(f"order must be 'newest' or 'oldest', got {order!r}")
+        about = about.strip() if isinstance(about, str) and about.strip() else None
+        answer = self.ask(question_for(person.strip(), about), k=MAX_STATEMENTS, **filters)
+        return from_answer(person.strip(), about, answer, order)
+
     @property
     def engine(self) -> Engine:
         """The parts answering questions now (read it once per question: it is swapped on updates)."""

@@ -1,4 +1,4 @@
-"""Command line: `qa ask "question"`, `qa index`, `qa eval`. Thin over the Python API."""
+"""Command line: `qa ask "question"`, `qa said PERSON`, `qa index`, `qa eval`. Thin over the Python API."""
 
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
                                 "with verbatim, cited passages.")
     sub = p.add_subparsers(dest="command", required=True)
 
+    def filters(sp):
+        sp.add_argument("--since", metavar="YYYY-MM-DD", help="only articles published on or after this date")
+        sp.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before this date")
+        sp.add_argument("--outlet", action="append", default=[], help="only articles of this outlet (repeatable)")
+        sp.add_argument("--author", action="append", default=[], help="only articles by this author (repeatable)")
+
     def common(sp):
         sp.add_argument("--docs", default=os.environ.get("QA_DOCS", "seeds"),
                         help="documents folder (default: $QA_DOCS or ./seeds)")
@@ -40,11 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=int, default=5, help="passages to show (1-50, default 5)")
     ask.add_argument("--history", action="append", default=[], metavar="QUESTION",
                      help="an earlier question of the conversation (repeatable, oldest first)")
-    ask.add_argument("--since", metavar="YYYY-MM-DD", help="only articles published on or after this date")
-    ask.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before this date")
-    ask.add_argument("--outlet", action="append", default=[], help="only articles of this outlet (repeatable)")
-    ask.add_argument("--author", action="append", default=[], help="only articles by this author (repeatable)")
+    filters(ask)
     common(ask)
+
+    said = sub.add_parser("said", help="a person's statements over time")
+    said.add_argument("person")
+    said.add_argument("--about", default=None, help="the subject (default: everything)")
+    said.add_argument("--oldest", action="store_true", help="oldest first (default: newest first)")
+    filters(said)
+    common(said)
 
     idx = sub.add_parser("index", help="build or update the index and report what changed")
     common(idx)
@@ -67,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             return _ask(args)
         if args.command == "index":
             return _index(args)
+        if args.command == "said":
+            return _said(args)
         return _eval(args)
     except (BadQuestionError, DocumentsError) as exc:
         print(f"qa: error: {_one_line(exc)}", file=sys.stderr)
@@ -121,6 +133,30 @@ def _ask(args) -> int:
             print(_shown(f"    speaker: {p.speaker}"))
         for other in p.also_in:
             print(_shown(f"    also reported by: {other.title} ({other.doc_id}, characters {other.start}–{other.end})"))
+        print()
+    return 0
+
+
+def _said(args) -> int:
+    from .api import QA
+
+    found = QA(args.docs, args.index).statements(args.person, about=args.about,
+                                                 order="oldest" if args.oldest else "newest", since=args.since,
+                                                 until=args.until, outlets=args.outlet, authors=args.author)
+    if args.json:
+        print(json.dumps(found.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    if not found.statements:
+        print(_shown(f"No statements found: {found.reason}."))
+        return 0
+    for i, st in enumerate(found.statements, start=1):
+        p, first = st.passage, st.first_reported
+        when = first.date or "undated"
+        print(_shown(f"[{i}] {when} — {first.outlet or first.title}   ({first.doc_id}, characters {first.start}–{first.end})"))
+        print(_shown(textwrap.indent(textwrap.fill(f"» {p.highlight}", 100), "    ")))
+        for other in (p.citation, *p.also_in):
+            if other != first:
+                print(_shown(f"    also reported by: {other.outlet or other.title} ({other.date or 'undated'}, {other.doc_id})"))
         print()
     return 0
 

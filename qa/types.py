@@ -161,6 +161,8 @@ class Passage:
     highlight_start: int = 0
     highlight_end: int = 0
     speaker: str | None = None
+    # For "what did X say about Y": X makes a statement related to Y in this passage.
+    statement: bool = False
 
 
 @dataclass(frozen=True)
