@@ -171,7 +171,8 @@ def _quote_open(text: str) -> bool:
 
 def _citation(index: Fetched, doc_id: str, start: int, end: int) -> Citation:
     d = index.docs[doc_id]
-    return Citation(doc_id, d.title, d.path, start, end, d.outlet, d.byline, page_of(d.pages, start), d.date, d.url)
+    return Citation(doc_id, d.title, d.path, start, end, d.outlet, d.byline, page_of(d.pages, start), d.date, d.url,
+                    d.file_sha256, d.encoding)
 
 
 def _same_words(index: Fetched, chunk_ids: list[int]) -> list[list[bool]]:

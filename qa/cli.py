@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--outlet", action="append", default=[], help="only articles of this outlet (repeatable)")
         sp.add_argument("--author", action="append", default=[], help="only articles by this author (repeatable)")
 
+    def export(sp):
+        sp.add_argument("--format", choices=("csv", "json", "md"), default=None,
+                        help="print an export with provenance instead of text (qa verify re-checks csv/json)")
+
     def common(sp):
         sp.add_argument("--docs", default=os.environ.get("QA_DOCS", "seeds"),
                         help="documents folder (default: $QA_DOCS or ./seeds)")
@@ -47,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--history", action="append", default=[], metavar="QUESTION",
                      help="an earlier question of the conversation (repeatable, oldest first)")
     filters(ask)
+    export(ask)
     common(ask)
 
     said = sub.add_parser("said", help="a person's statements over time")
@@ -54,7 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     said.add_argument("--about", default=None, help="the subject (default: everything)")
     said.add_argument("--oldest", action="store_true", help="oldest first (default: newest first)")
     filters(said)
+    export(said)
     common(said)
+
+    ver = sub.add_parser("verify", help="re-check every quotation of an export against its source files")
+    ver.add_argument("export", help="a CSV or JSON file written by --format csv/json")
 
     idx = sub.add_parser("index", help="build or update the index and report what changed")
     common(idx)
@@ -79,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             return _index(args)
         if args.command == "said":
             return _said(args)
+        if args.command == "verify":
+            return _verify(args)
         return _eval(args)
     except (BadQuestionError, DocumentsError) as exc:
         print(f"qa: error: {_one_line(exc)}", file=sys.stderr)
@@ -112,6 +123,11 @@ def _ask(args) -> int:
 
     answer = QA(args.docs, args.index).ask(args.question, k=args.k, history=args.history, since=args.since,
                                            until=args.until, outlets=args.outlet, authors=args.author)
+    if args.format:
+        from .export import render
+
+        print(render(answer, args.format), end="")
+        return 0
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -143,6 +159,11 @@ def _said(args) -> int:
     found = QA(args.docs, args.index).statements(args.person, about=args.about,
                                                  order="oldest" if args.oldest else "newest", since=args.since,
                                                  until=args.until, outlets=args.outlet, authors=args.author)
+    if args.format:
+        from .export import render
+
+        print(render(found, args.format), end="")
+        return 0
     if args.json:
         print(json.dumps(found.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -159,6 +180,18 @@ def _said(args) -> int:
                 print(_shown(f"    also reported by: {other.outlet or other.title} ({other.date or 'undated'}, {other.doc_id})"))
         print()
     return 0
+
+
+def _verify(args) -> int:
+    from .export import verify
+
+    checks = verify(args.export)
+    for c in checks:
+        if not c.ok or c.reason:
+            print(_shown(f"[{c.rank}] {c.doc_id}: {'ok' if c.ok else 'FAILED'}{': ' + c.reason if c.reason else ''}"))
+    bad = sum(not c.ok for c in checks)
+    print(f"{len(checks) - bad} of {len(checks)} quotations still stand in their sources")
+    return 1 if bad else 0
 
 
 def _index(args) -> int:

@@ -132,6 +132,8 @@ class Citation:
     page: int | None = None
     date: str | None = None  # publication date, ISO YYYY-MM-DD
     url: str | None = None
+    file_sha256: str = ""    # of the source file's bytes when it was indexed
+    encoding: str = "utf-8"  # the text file's detected encoding ("" for PDF/DOCX: offsets are into the extracted text)
 
 
 def page_of(pages, offset: int) -> int | None:
