@@ -29,10 +29,13 @@ class Evidence:
     sent_coverage: float  # the same within one sentence
     window: float         # best (sentence with the one before it) term coverage x sentence cosine
     bigrams: float        # best share of the question's word pairs found in one of the first passages
+    names: float = 1.0    # best share of the question's names found as units in one of the first passages
+    doc_names: float = 1.0  # the same in their whole articles
     topic: float | None = None  # for "what did X say about Y": share of Y's terms found
 
     def vector(self) -> np.ndarray:
-        return np.array([self.sentence, self.coverage, self.dense, self.sent_coverage, self.window, self.bigrams])
+        return np.array([self.sentence, self.coverage, self.dense, self.sent_coverage, self.window, self.bigrams,
+                         self.names, self.doc_names])
 
 
 # Logistic model of "the first passages answer the question", over Evidence.vector(); fitted by
@@ -43,7 +46,7 @@ class Evidence:
 # that declines at most 1 in 200 of the questions the engine answers right (the issue puts
 # answering answerable questions first); at it, 77% of the unanswerable ones are declined
 # (cross-fitted; BENCHMARKS.md has the trade-off against other thresholds).
-ABSTAIN_WEIGHTS = np.array([8.954, 3.504, 7.508, 2.908, 5.049, 1.811])
+ABSTAIN_WEIGHTS = np.array([8.954, 3.504, 7.508, 2.908, 5.049, 1.811, 0.0, 0.0])
 ABSTAIN_BIAS = -12.624
 ABSTAIN_THRESHOLD = -2.786
 
@@ -109,7 +112,7 @@ def evidence(scored: list[Scored]) -> Evidence:
     best = lambda name: max(float(s.features[col[name]]) for s in first)  # noqa: E731
     # The best of the first few: the answer need not be the top passage for the question to be answerable.
     return Evidence(max(s.cand.sentence for s in first), top.cand.dense, max(s.coverage for s in first),
-                    best("sent_coverage"), best("window_cos"), best("bigrams"), topic)
+                    best("sent_coverage"), best("window_cos"), best("bigrams"), best("names"), best("doc_names"), topic)
 
 
 def compose(question: str, query: str, history: list[str], candidates: list[Candidate],
