@@ -104,7 +104,7 @@ def test_article_features_and_figure(tiny):
     # A money question: the passage with a sum has the figure, the lead (a year only) has not.
     assert ev.passages[later, pcol["figure"]] == 1.0 and ev.passages[lead, pcol["figure"]] == 0.0
     rows = ev.sentences[ev.offsets[later]:ev.offsets[later + 1]]
-    assert rows[:, scol["figure"]].tolist() == [1.0, 0.0]
+    assert rows[:, scol["figure"]].tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
 def test_number_question_answered_by_the_figure_not_the_lead(tiny):
