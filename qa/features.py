@@ -19,7 +19,8 @@ from .attribution import lexical_query, speaker_matches, speaker_question
 from .index import Index
 from .lexicon import DATE, NUMBER, QUOTE, segment_reduce, segments
 from .retrieve import Candidate
-from .signals import asked_figure, asks_amount, asks_for_words, figure_kinds, names_share, question_names
+from .signals import (asked_figure, asks_amount, asks_for_words, figure_kinds, names_by_sentence, names_share,
+                      question_names)
 from .textutil import terms
 
 _WH = (
@@ -246,13 +247,13 @@ def evidence(q: Query, cands: list[Candidate], index: Index) -> Evidence:
     # A question asking for someone's words: a quoted sentence (its own column, so that SQuAD's
     # few such questions do not set its weight alone).
     quoted = ((flags & QUOTE) > 0).astype(float) if q.answer_type == "quote" else np.zeros(m)
-    texts = [t for i in ids.tolist() for t in _sentence_texts(index, i)]
     figure = np.zeros(m)
     if q.figure:
         kinds = np.concatenate([_figures(index, i) for i in ids.tolist()]) if n else np.zeros(0, np.int64)
         figure = ((kinds & q.figure) > 0).astype(float)
     # The question's names as units in the sentence (or, for a pronoun, the one before it).
-    sent_names = np.array([names_share(q.names, x) for x in texts]) if q.names else np.ones(m)
+    sent_names = (np.concatenate([names_by_sentence(q.names, index.chunks[i].text, _sentence_starts(index, i))
+                                  for i in ids.tolist()]) if q.names and n else np.ones(m))
     prev_names = np.zeros(m)
     prev_names[1:] = sent_names[:-1]
     prev_names[off[:-1]] = 0.0
@@ -333,6 +334,11 @@ def _sentence_texts(index: Index, chunk_id: int) -> list[str]:
         c = index.chunks[chunk_id]
         return [c.text[s - c.start:e - c.start] for s, e in c.sentences]
     return index.memo(("sentences", chunk_id), compute)
+
+
+def _sentence_starts(index: Index, chunk_id: int) -> list[int]:
+    c = index.chunks[chunk_id]
+    return [s - c.start for s, _ in c.sentences]
 
 
 def _figures(index: Index, chunk_id: int) -> np.ndarray:

@@ -8,7 +8,9 @@ ones, which do not depend on the question).
 
 from __future__ import annotations
 
+import bisect
 import re
+from functools import lru_cache
 
 # Kinds of figure, as bits of a sentence's `figure_kinds`.
 MONEY, PERCENT, SCORE, COUNT = 1, 2, 4, 8
@@ -99,6 +101,7 @@ def question_names(question: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=4096)
 def _name_pattern(name: str) -> re.Pattern:
     # Exact unit, any possessive; straight and curly apostrophes alike.
     body = r"\s+".join(re.escape(w) for w in name.split())
@@ -108,9 +111,11 @@ def _name_pattern(name: str) -> re.Pattern:
 def name_found(name: str, text: str) -> float:
     """1 if the name is in the text as a unit, 0.5 if only its last word is (a surname, "the
     Exchange"), else 0. Case matters: "Labour" the party is not "labour" the word."""
+    words = name.split()
+    if words[-1] not in text:  # plain substring test first: most names are absent from most texts
+        return 0.0
     if _name_pattern(name).search(text):
         return 1.0
-    words = name.split()
     if len(words) > 1 and len(words[-1]) > 2 and _name_pattern(words[-1]).search(text):
         return 0.5
     return 0.0
@@ -121,3 +126,21 @@ def names_share(names: tuple[str, ...], text: str) -> float:
     if not names:
         return 1.0
     return sum(name_found(n, text) for n in names) / len(names)
+
+
+def names_by_sentence(names: tuple[str, ...], text: str, starts: list[int]) -> list[float]:
+    """names_share of each sentence of a passage, from one search of the passage per name.
+
+    starts: each sentence's first character within `text`, ascending."""
+    credit = [[0.0] * len(names) for _ in starts]
+    for k, name in enumerate(names):
+        words = name.split()
+        if words[-1] not in text:
+            continue
+        partial = [(0.5, _name_pattern(words[-1]))] if len(words) > 1 and len(words[-1]) > 2 else []
+        for value, rx in partial + [(1.0, _name_pattern(name))]:
+            for m in rx.finditer(text):
+                j = bisect.bisect_right(starts, m.start()) - 1
+                if j >= 0:
+                    credit[j][k] = max(credit[j][k], value)
+    return [sum(c) / len(names) if names else 1.0 for c in credit]
