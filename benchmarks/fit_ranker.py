@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/fit_ranker.py [--n 2500] [--news FILE ...] [--news-index DIR] [--news-weight 10]
 
-For each sampled question the engine's own retrieval gives candidates; a passage is positive when
-it contains a gold answer, a sentence when it does. Logistic regression on the features of
-qa/features.py, fitted on half of the articles and scored on the other half (and the reverse), so
-the printed figures are out-of-sample; the weights printed last are fitted on all sampled questions.
+For each sampled question (SQuAD, and the news question files over the BBC articles) the engine's
+own retrieval gives candidates; a passage is positive when it contains a gold answer, a sentence
+when it does. Listwise logistic regression on the features of qa/features.py, cross-fitted in five
+folds by article (SQuAD articles and news articles alike), figures reported per corpus and news
+kind, out of sample; the weights printed last are fitted on all sampled questions.
 """
 
 from __future__ import annotations
