@@ -1,15 +1,17 @@
-"""Fit the answer stage's passage and sentence weights on SQuAD, cross-fitted by article.
+"""Fit the answer stage's passage and sentence weights on SQuAD and news together, cross-fitted by article.
 
-    .venv/bin/python benchmarks/fit_ranker.py [--n 2500]
+    .venv/bin/python benchmarks/fit_ranker.py [--n 2500] [--news FILE ...] [--news-index DIR] [--news-weight 10]
 
-For each sampled question the engine's own retrieval gives candidates; a passage is positive when
-it contains a gold answer, a sentence when it does. Logistic regression on the features of
-qa/features.py, fitted on half of the articles and scored on the other half (and the reverse), so
-the printed figures are out-of-sample; the weights printed last are fitted on all sampled questions.
+For each sampled question (SQuAD, and the news question files over the BBC articles) the engine's
+own retrieval gives candidates; a passage is positive when it contains a gold answer, a sentence
+when it does. Listwise logistic regression on the features of qa/features.py, cross-fitted in five
+folds by article (SQuAD articles and news articles alike), figures reported per corpus and news
+kind, out of sample; the weights printed last are fitted on all sampled questions.
 """
 
 from __future__ import annotations
 
+import pickle
 import sys
 from pathlib import Path
 
@@ -19,26 +21,36 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import squad_arguments, squad_engine  # noqa: E402
+from common import squad_engine  # noqa: E402
 
 
-def collect(n: int, work: Path, squad: Path, depth: int = 30):
+def squad_items(n: int, work: Path, squad: Path):
+    """(engine, [(question, history, golds, article)]) for n SQuAD questions spread over the file."""
+    bot, data, _ = squad_engine(work, squad)
+    qs = [(qa["question"], (), [a["text"] for a in qa["answers"]], ai)
+          for ai, art in enumerate(data["data"]) for p in art["paragraphs"] for qa in p["qas"]]
+    step = len(qs) / min(n, len(qs))
+    return bot, [qs[int(i * step)] for i in range(min(n, len(qs)))]
+
+
+def collect(bot, qs, depth: int = 30):
+    """Features and labels of the engine's first `depth` candidates for each question.
+
+    qs: (question, history, gold phrases, group); a passage is positive when it holds a gold
+    phrase, a sentence likewise. Returns one row per question: {"group", "cands": [...]}.
+    """
     from qa.features import analyse, evidence
     from qa.retrieve import formulate, retrieve
     from qa.textutil import normalise
 
-    bot, data, _ = squad_engine(work, squad)
-    index, embedder = bot._state
-    qs = [(qa["question"], [a["text"] for a in qa["answers"]], ai)
-          for ai, art in enumerate(data["data"]) for p in art["paragraphs"] for qa in p["qas"]]
-    step = len(qs) / min(n, len(qs))
-    qs = [qs[int(i * step)] for i in range(min(n, len(qs)))]
+    backend, embedder = bot.engine.backend, bot.engine.embedder
     rows = []
-    queries = [formulate(q, []) for q, _, _ in qs]
+    queries = [formulate(q, list(h)) for q, h, _, _ in qs]
     qvecs = embedder.embed_passages(queries)  # one batch: much faster than one call per question
-    for (question, golds, article), query, qvec in zip(qs, queries, qvecs):
-        cands = retrieve(index, qvec, query)[:depth]
-        q = analyse(question, query, [], index, qvec)
+    for (question, history, golds, group), query, qvec in zip(qs, queries, qvecs):
+        found = retrieve(backend, qvec, query)
+        cands, index = found.candidates[:depth], found.fetched
+        q = analyse(question, query, list(history), index, qvec)
         golds = [normalise(g) for g in golds]
         cand_rows = []
         ev = evidence(q, cands, index)
@@ -50,11 +62,11 @@ def collect(n: int, work: Path, squad: Path, depth: int = 30):
                 "sf": ev.sentences[ev.offsets[i]:ev.offsets[i + 1]],
                 "sy": np.array([any(g in s for g in golds) for s in sents]),
             })
-        rows.append({"article": article, "cands": cand_rows})
+        rows.append({"group": group, "cands": cand_rows})
     return rows
 
 
-def fit(groups: list[tuple[np.ndarray, np.ndarray]], l2: float = 1e-2) -> np.ndarray:
+def fit(groups: list[tuple[np.ndarray, np.ndarray]], l2: float = 1e-2, weights=None) -> np.ndarray:
     """Listwise logistic (softmax) ranking: maximise the probability mass on positives per group.
 
     Features are standardised for the fit and the weights mapped back to raw units; a constant
@@ -66,17 +78,18 @@ def fit(groups: list[tuple[np.ndarray, np.ndarray]], l2: float = 1e-2) -> np.nda
     X_all = np.concatenate([X for X, _ in groups])
     mu, sd = X_all.mean(0), X_all.std(0) + 1e-9
     zs = [((X - mu) / sd, y.astype(bool)) for X, y in groups]
+    gw = np.ones(len(zs)) if weights is None else np.asarray(weights, float)
 
     def loss(w):
         total, grad = 0.0, np.zeros_like(w)
-        for Z, y in zs:
+        for (Z, y), g in zip(zs, gw):
             s = Z @ w
             lse_all, lse_pos = logsumexp(s), logsumexp(s[y])
-            total += lse_all - lse_pos
+            total += g * (lse_all - lse_pos)
             p_all = np.exp(s - lse_all)
             p_pos = np.where(y, np.exp(s - lse_pos), 0.0)
-            grad += Z.T @ (p_all - p_pos)
-        n = len(zs)
+            grad += g * (Z.T @ (p_all - p_pos))
+        n = gw.sum()
         return total / n + l2 * w @ w, grad / n + 2 * l2 * w
 
     w = minimize(loss, np.zeros(X_all.shape[1]), jac=True, method="L-BFGS-B").x
@@ -88,8 +101,22 @@ def passage_data(rows):
             for r in rows if any(c["y"] for c in r["cands"])]
 
 
+def passage_weights(rows):
+    return [r.get("weight", 1.0) for r in rows if any(c["y"] for c in r["cands"])]
+
+
 def sentence_data(rows):
     return [(c["sf"], c["sy"]) for r in rows for c in r["cands"] if c["y"] and c["sy"].any() and len(c["sf"]) > 1]
+
+
+def sentence_weights(rows):
+    return [r.get("weight", 1.0) for r in rows for c in r["cands"] if c["y"] and c["sy"].any() and len(c["sf"]) > 1]
+
+
+def fit_both(rows):
+    """Passage and sentence weights fitted on rows (each question weighted by its row's weight)."""
+    return (fit(passage_data(rows), weights=passage_weights(rows)),
+            fit(sentence_data(rows), weights=sentence_weights(rows)))
 
 
 def score(rows, pw: np.ndarray, sw: np.ndarray) -> dict:
@@ -104,7 +131,7 @@ def score(rows, pw: np.ndarray, sw: np.ndarray) -> dict:
         top = r["cands"][order[0]]
         if len(top["sf"]):
             hl += bool(top["sy"][int(np.argmax(top["sf"] @ sw))])
-    n = len(rows)
+    n = max(len(rows), 1)
     return {"hit@1": round(h1 / n, 3), "hit@5": round(h5 / n, 3), "highlight": round(hl / n, 3)}
 
 
@@ -129,44 +156,83 @@ def ablation(folds, steps, passage: bool):
 
 
 def main() -> None:
+    import argparse
+
+    from news import BBC, NEWS_DEV, SHARED, news_engine, news_folds, news_items
     from qa.features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_FEATURES, SENTENCE_WEIGHTS
 
-    args = squad_arguments(__doc__.splitlines()[0], 2500)
-    rows = collect(args.n, Path(args.work), Path(args.squad))
-    folds = [[r for r in rows if r["article"] % 2 == f] for f in (0, 1)]
-    print(f"{len(rows)} questions; current weights: {score(rows, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS)}")
-    for f in (0, 1):
-        train, test = folds[1 - f], folds[f]
-        pw, sw = fit(passage_data(train)), fit(sentence_data(train))
-        print(f"fold {f}: fitted on other articles -> {score(test, pw, sw)}; current weights -> "
-              f"{score(test, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS)}")
-    # What each group of evidence buys: passage weights fitted on growing feature sets, each
-    # scored out of sample (fit on one fold of articles, score the other, average the two).
-    steps = [("dense + BM25 (fitted blend)", ["dense", "bm25"]),
-             ("+ best-sentence cosine", ["sentence"]),
-             ("+ term coverage (passage, best sentence)", ["coverage", "sent_coverage"]),
-             ("+ question bigrams", ["bigrams"]),
-             ("+ ranks, answer type, title", ["dense_rank", "bm25_rank", "type_match", "title"]),
-             ("+ best (sentence and previous) coverage x cosine", ["window_cos"]),
-             ("+ term coverage weighted across the candidates", ["pool_coverage"])]
-    print("\n| passage evidence | hit@1 | hit@5 |\n|---|---|---|")
-    for label, res in ablation(folds, steps, passage=True):
-        print(f"| {label} | {np.mean([r['hit@1'] for r in res]):.3f} | {np.mean([r['hit@5'] for r in res]):.3f} |")
-    # The same for the highlight: sentence weights fitted on growing feature sets.
-    sentence_steps = [("cosine (within the passage: absolute and relative)", ["cos", "rel_cos"]),
-                      ("+ term coverage (absolute, relative, neighbours)", ["coverage", "rel_coverage",
-                                                                            "neighbour_coverage"]),
-                      ("+ bigrams, answer type, novelty, length", ["bigrams", "type_match", "novelty", "length"]),
-                      ("+ passage-local term weights", ["local_coverage"]),
-                      ("+ coverage of the sentence with the one before it", ["window_coverage"])]
-    print("\n| highlight evidence | highlight |\n|---|---|")
-    for label, res in ablation(folds, sentence_steps, passage=False):
-        print(f"| {label} | {np.mean([r['highlight'] for r in res]):.3f} |")
-    pw, sw = fit(passage_data(rows)), fit(sentence_data(rows))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--squad", default=str(SHARED / "data" / "squad-dev-half.json"))
+    ap.add_argument("--n", type=int, default=2500)
+    ap.add_argument("--work", default=str(ROOT / ".qa-eval" / "bench"))
+    ap.add_argument("--news", nargs="*", default=[str(NEWS_DEV)], help="news question files")
+    ap.add_argument("--news-index", default=str(ROOT / ".qa-eval" / "bbc-index"))
+    ap.add_argument("--news-docs", default=str(BBC), help="the news articles (the BBC folder, or a part of it)")
+    ap.add_argument("--news-weight", type=float, default=10.0,
+                    help="weight of one news question against one SQuAD question in the fit")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--ablation", action="store_true")
+    ap.add_argument("--cache", help="keep the collected features in this file (pickle) and reuse them")
+    args = ap.parse_args()
+    k = args.folds
+    items = news_items([Path(p) for p in args.news])
+    folds = news_folds(items, k)
+    if args.cache and Path(args.cache).exists():
+        rows, news = pickle.loads(Path(args.cache).read_bytes())
+    else:
+        bot, qs = squad_items(args.n, Path(args.work), Path(args.squad))
+        rows = collect(bot, qs)
+        news = collect(news_engine(Path(args.news_index), Path(args.news_docs)),
+                       [(x.question, x.history, x.golds, x.doc) for x in items])
+        if args.cache:
+            Path(args.cache).write_bytes(pickle.dumps((rows, news)))
+    for r in rows:
+        r.update(corpus="squad", fold=r["group"] % k, weight=1.0)
+    for r, x, f in zip(news, items, folds):
+        r.update(corpus="news", fold=f, weight=args.news_weight, kind=x.kind, source=x.source, q=x.question)
+    everything = rows + news
+    corpora = {"SQuAD": rows, **{name: [r for r in news if r["source"] == name] for name in sorted({x.source for x in items})}}
+    for name, rs in corpora.items():
+        print(f"{name}: {len(rs)} questions; current weights: {score(rs, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS)}")
+    # Cross-fitted: each fold (SQuAD by article, news by article) scored by weights fitted on the others.
+    held: dict[int, tuple] = {}
+    for f in range(k):
+        held[f] = fit_both([r for r in everything if r["fold"] != f])
+    for name, rs in corpora.items():
+        parts = [score([r for r in rs if r["fold"] == f], *held[f]) for f in range(k)]
+        sizes = [sum(r["fold"] == f for r in rs) for f in range(k)]
+        mean = {m: round(sum(p[m] * s for p, s in zip(parts, sizes)) / max(sum(sizes), 1), 3) for m in parts[0]}
+        print(f"{name}: held out (fit on other articles of both corpora) -> {mean}")
+        kinds = sorted({r.get("kind", "") for r in rs} - {""})
+        for kind in kinds:
+            if not any(r["kind"] == kind for r in rs):
+                continue
+            parts = [score([r for r in rs if r["fold"] == f and r["kind"] == kind], *held[f]) for f in range(k)]
+            sizes = [sum(r["fold"] == f and r["kind"] == kind for r in rs) for f in range(k)]
+            mean = {m: round(sum(p[m] * s for p, s in zip(parts, sizes)) / max(sum(sizes), 1), 3) for m in parts[0]}
+            print(f"    {kind} ({sum(sizes)}): {mean}")
+    if args.ablation:
+        two = [[r for r in rows if r["group"] % 2 == f] for f in (0, 1)]
+        steps = [("dense + BM25 (fitted blend)", ["dense", "bm25"]),
+                 ("+ best-sentence cosine", ["sentence"]),
+                 ("+ term coverage (passage, best sentence)", ["coverage", "sent_coverage"]),
+                 ("+ question bigrams", ["bigrams"]),
+                 ("+ ranks, answer type, title", ["dense_rank", "bm25_rank", "type_match", "title"]),
+                 ("+ best (sentence and previous) coverage x cosine", ["window_cos"]),
+                 ("+ term coverage weighted across the candidates", ["pool_coverage"]),
+                 ("+ names as units, article evidence, lead, figure", ["names", "doc_names", "doc_coverage",
+                                                                       "lead", "figure"])]
+        print("\n| passage evidence (SQuAD) | hit@1 | hit@5 |\n|---|---|---|")
+        for label, res in ablation(two, steps, passage=True):
+            print(f"| {label} | {np.mean([r['hit@1'] for r in res]):.3f} | {np.mean([r['hit@5'] for r in res]):.3f} |")
+    pw, sw = fit_both(everything)
     scale = lambda w: np.round(w / np.abs(w).max(), 3)  # noqa: E731  (ranking is scale-free)
     print("PASSAGE_WEIGHTS =", dict(zip(PASSAGE_FEATURES, scale(pw).tolist())))
     print("SENTENCE_WEIGHTS =", dict(zip(SENTENCE_FEATURES, scale(sw).tolist())))
-    print(f"in-sample with fitted weights: {score(rows, pw, sw)}")
+    print("passage:", scale(pw).tolist())
+    print("sentence:", scale(sw).tolist())
+    for name, rs in corpora.items():
+        print(f"{name}: in-sample with fitted weights: {score(rs, pw, sw)}")
 
 
 if __name__ == "__main__":

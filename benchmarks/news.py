@@ -1,0 +1,61 @@
+"""Shared set-up of the news benchmark scripts: the BBC questions and the engine over the BBC folder.
+
+News question files (data/news_dev.json, and benchmarks/news_extra.json written for development)
+list bare gold phrases; a passage answers when it holds one of them. Cross-validation groups
+questions by their article, so no article is both fitted on and scored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# The shared data folder beside the repository (or beside the folder of worktrees).
+SHARED = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.exists()), ROOT.parent / "shared")
+NEWS_DEV = SHARED / "data" / "news_dev.json"
+BBC = SHARED / "data" / "bbc"
+
+
+@dataclass(frozen=True)
+class NewsItem:
+    question: str
+    golds: tuple[str, ...]     # empty: unanswerable
+    history: tuple[str, ...]
+    doc: str                   # the article the question was written from ("" if none)
+    kind: str
+    source: str                # which question file
+
+
+def news_items(paths: list[Path]) -> list[NewsItem]:
+    """Answerable questions and follow-ups of news question files (unanswerable ones left out)."""
+    out = []
+    for path in paths:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        out += [NewsItem(x["q"], tuple(x["gold"]), (), x.get("doc", ""), x.get("kind", ""), Path(path).name)
+                for x in data.get("answerable", [])]
+        out += [NewsItem(c["turns"][-1], tuple(c["gold_last"]), tuple(c["turns"][:-1]), c.get("doc", ""),
+                         "follow-up", Path(path).name) for c in data.get("conversations", [])]
+    return out
+
+
+def news_unanswerable(paths: list[Path]) -> list[str]:
+    out = []
+    for path in paths:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        out += [q if isinstance(q, str) else q["q"] for q in data.get("unanswerable", [])]
+    return out
+
+
+def news_engine(index_dir: Path, docs: Path = BBC):
+    from qa import QA
+
+    return QA(docs, index_dir)
+
+
+def news_folds(items: list[NewsItem], k: int) -> list[int]:
+    """Fold of each question: its article's rank among the sorted articles, modulo k."""
+    docs = sorted({x.doc for x in items})
+    rank = {d: i for i, d in enumerate(docs)}
+    return [rank[x.doc] % k for x in items]

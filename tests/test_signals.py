@@ -1,0 +1,119 @@
+"""News signals: names as units, the figure a number question asks for, questions asking for words,
+and the features built on them over a small made-up archive."""
+
+import numpy as np
+import pytest
+
+from qa.signals import (COUNT, MONEY, PERCENT, SCORE, asked_figure, asks_for_words, figure_kinds,
+                        name_found, names_share, question_names)
+
+
+def test_question_names_are_units_without_the_question_word_or_possessive():
+    assert question_names("What were Eurotunnel's total sales in 2004?") == ("Eurotunnel", "2004")
+    assert question_names("How did the head of the Karachi Stock Exchange respond?") == ("Karachi Stock Exchange",)
+    assert question_names("What did the Bank of England say?") == ("Bank of England",)
+    assert question_names("Which side won between England and Australia?") == ("England", "Australia")
+    assert question_names("how many people live there?") == ()
+
+
+def test_names_match_as_units_with_possessives_and_surnames():
+    assert name_found("Gazprom", "Gazprom's shares fell.") == 1.0
+    assert name_found("Karachi Stock Exchange", "the Karachi Stock Exchange said") == 1.0
+    # Only the surname: partial credit; the words scattered or in lower case: none.
+    assert name_found("Matthew Taylor", "Mr Taylor said the calls broke the law.") == 0.5
+    assert name_found("Stock Exchange", "stock prices rose on the exchange") == 0.0
+    assert name_found("Labour", "the labour market") == 0.0
+    assert name_found("Moya", "Moyano won") == 0.0
+    assert names_share(("Kiev", "Gazprom"), "Gazprom cut supplies to Kyiv.") == 0.5
+    assert names_share((), "anything") == 1.0
+
+
+def test_figure_kinds():
+    assert figure_kinds("Sales rose to £548m last year.") & MONEY
+    assert figure_kinds("It paid 789m euros.") & MONEY
+    assert figure_kinds("More than half (55%) were worried.") & PERCENT
+    assert figure_kinds("Prices rose 3 per cent.") & PERCENT
+    assert figure_kinds("Chelsea won 2-1 at home.") & SCORE
+    assert figure_kinds("The firm will cut 12,000 jobs.") == COUNT
+    assert figure_kinds("The chairman said the figures were rubbish.") == 0
+
+
+def test_asked_figure_and_words():
+    assert asked_figure("How much prize money did he give?") == MONEY
+    assert asked_figure("What share of shoppers were worried?") == PERCENT
+    assert asked_figure("What percentage of voters care?") == PERCENT
+    assert asked_figure("What was the score in the final?") & SCORE
+    assert asked_figure("How many jobs is the firm cutting?") == COUNT
+    assert asks_for_words("How did the minister respond to the warnings?")
+    assert asks_for_words("What reason did the director give for the closure?")
+    assert not asks_for_words("How many jobs is the firm cutting?")
+
+
+# Paragraphs over 400 characters, so that each is a passage of its own (short ones are joined).
+LEAD = ("Rail firm Northline has reported a sharp rise in yearly sales as more passengers used its "
+        "cross-border service in 2004, the company said on Tuesday. The operator, which runs trains "
+        "between the two capitals, had struggled for years with heavy debts and falling traffic. "
+        "Its shares rose in early trading after the figures were published, and analysts said the "
+        "recovery looked firmer than many investors had expected at the start of the year.")
+LATER = ("Total sales for the year reached £548m, up from £490m a year earlier. Northline said the "
+         "figure beat its own forecast by a wide margin. Freight revenue was flat, while income from "
+         "the shops and car parks at its stations grew more slowly than in previous years. The firm "
+         "also said it had agreed new terms with its lenders, which will cut its interest bill.")
+OTHER = ("Northline chief executive Anna Berg was upbeat about the results. \"We are delighted with the "
+         "way passengers have returned to the line after a difficult period,\" she said. The firm would "
+         "open two new stations next year and add later trains at weekends, she added. Unions welcomed "
+         "the plans but warned that staff numbers on board had to rise with the number of passengers.")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from qa import QA
+
+    base = tmp_path_factory.mktemp("signals")
+    docs = base / "docs"
+    docs.mkdir()
+    (docs / "northline.txt").write_text(f"Northline sales rise\n\n{LEAD}\n\n{LATER}\n\n{OTHER}\n", "utf-8")
+    (docs / "weather.txt").write_text("Storms close roads\n\nHeavy storms closed roads across the north "
+                                      "on Monday, police said.\n", "utf-8")
+    return QA(docs, base / "index")
+
+
+def _features(bot, question):
+    from qa.features import PASSAGE_FEATURES, SENTENCE_FEATURES, analyse, evidence
+    from qa.retrieve import retrieve
+
+    index, embedder = bot._state
+    qvec = embedder.embed_query(question)
+    cands = retrieve(index, qvec, question)
+    ev = evidence(analyse(question, question, [], index, qvec), cands, index)
+    texts = [index.chunks[c.chunk_id].text for c in cands]
+    pcol = {n: i for i, n in enumerate(PASSAGE_FEATURES)}
+    scol = {n: i for i, n in enumerate(SENTENCE_FEATURES)}
+    return ev, texts, pcol, scol
+
+
+def test_article_features_and_figure(tiny):
+    ev, texts, pcol, scol = _features(tiny, "What were Northline's total sales in 2004?")
+    lead = next(i for i, t in enumerate(texts) if t.startswith("Rail firm"))
+    later = next(i for i, t in enumerate(texts) if t.startswith("Total sales"))
+    weather = next(i for i, t in enumerate(texts) if "storms" in t)
+    assert ev.passages[lead, pcol["lead"]] == 1.0 and ev.passages[later, pcol["lead"]] == 0.0
+    # The article holds both names (Northline, 2004): evidence for all its passages alike.
+    assert ev.passages[later, pcol["doc_names"]] == 1.0 and ev.passages[weather, pcol["doc_names"]] == 0.0
+    assert ev.passages[later, pcol["doc_coverage"]] == ev.passages[lead, pcol["doc_coverage"]] > 0
+    # A money question: the passage with a sum has the figure, the lead (a year only) has not.
+    assert ev.passages[later, pcol["figure"]] == 1.0 and ev.passages[lead, pcol["figure"]] == 0.0
+    rows = ev.sentences[ev.offsets[later]:ev.offsets[later + 1]]
+    assert rows[:, scol["figure"]].tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_number_question_answered_by_the_figure_not_the_lead(tiny):
+    ans = tiny.ask("What were Northline's total sales in 2004?", k=3)
+    assert ans.answered
+    assert "£548m" in ans.passages[0].text and "£548m" in ans.passages[0].highlight
+
+
+def test_quote_question_highlights_the_quote(tiny):
+    ans = tiny.ask("How did Northline's chief executive react to the passenger figures?", k=3)
+    assert ans.answered
+    assert "delighted" in ans.passages[0].highlight
