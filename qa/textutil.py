@@ -42,7 +42,25 @@ def sentence_spans(text: str, start: int = 0) -> list[tuple[int, int]]:
     if not spans and text.strip():
         s = len(text) - len(text.lstrip())
         spans.append((start + s, start + len(text.rstrip())))
-    return spans
+    return _cover(text, spans, start)
+
+
+def _cover(text: str, spans: list[tuple[int, int]], start: int) -> list[tuple[int, int]]:
+    """Spans widened so that no visible character falls between them: pysbd can drop some
+    ("Mr.?!" loses its "?!"), and a passage must keep every character of its paragraph."""
+    if not spans:
+        return spans
+    out = []
+    lead = len(text) - len(text.lstrip())
+    first = (min(spans[0][0], start + lead), spans[0][1])
+    spans = [first] + spans[1:]
+    for i, (s, e) in enumerate(spans):
+        nxt = spans[i + 1][0] - start if i + 1 < len(spans) else len(text)
+        gap = text[e - start:nxt]
+        if gap.strip():  # visible text nobody holds: it belongs to this sentence
+            e = start + nxt - (len(gap) - len(gap.rstrip()))
+        out.append((s, e))
+    return out
 
 
 # A phrase in double quotes (straight, curly or guillemets) inside a question.

@@ -132,3 +132,10 @@ def test_offsets_round_trip_through_the_file(text: str, newline: str, bom: bool)
         assert doc.text == on_disk
         for c in _chunks(doc, 300, 100):
             assert on_disk[c.start:c.end] == c.text
+
+
+def test_sentence_spans_keep_what_the_segmenter_drops():
+    from qa.textutil import sentence_spans
+
+    text = "The. The the the the the the Mr.?!\n"  # pysbd ends the sentence at "Mr." and loses "?!"
+    assert [text[s:e] for s, e in sentence_spans(text)] == ["The.", "The the the the the the Mr.?!"]
