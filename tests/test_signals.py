@@ -66,7 +66,7 @@ OTHER = ("Northline chief executive Anna Berg was upbeat about the results. \"We
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(seed_qa, tmp_path_factory):
     from qa import QA
 
     base = tmp_path_factory.mktemp("signals")
@@ -75,16 +75,16 @@ def tiny(tmp_path_factory):
     (docs / "northline.txt").write_text(f"Northline sales rise\n\n{LEAD}\n\n{LATER}\n\n{OTHER}\n", "utf-8")
     (docs / "weather.txt").write_text("Storms close roads\n\nHeavy storms closed roads across the north "
                                       "on Monday, police said.\n", "utf-8")
-    return QA(docs, base / "index")
+    return QA(docs, base / "index", embedder=seed_qa.engine.embedder)
 
 
 def _features(bot, question):
     from qa.features import PASSAGE_FEATURES, SENTENCE_FEATURES, analyse, evidence
     from qa.retrieve import retrieve
 
-    index, embedder = bot._state
+    backend, embedder = bot.engine.backend, bot.engine.embedder
     qvec = embedder.embed_query(question)
-    cands = retrieve(index, qvec, question)
+    cands, index = retrieve(backend, qvec, question)
     ev = evidence(analyse(question, question, [], index, qvec), cands, index)
     texts = [index.chunks[c.chunk_id].text for c in cands]
     pcol = {n: i for i, n in enumerate(PASSAGE_FEATURES)}
