@@ -294,6 +294,7 @@ def _stale_records(folder, stored: dict[str, DocInfo], docs_dir: Path, manifest)
     from .metadata import effective
 
     read = {d.doc_id: d for d in folder.documents}
+    root = docs_dir.resolve()
     out = {}
     for doc_id, info in stored.items():
         facts = folder.facts.get(doc_id)
@@ -304,8 +305,10 @@ def _stale_records(folder, stored: dict[str, DocInfo], docs_dir: Path, manifest)
                 continue  # changed: cut and embedded again anyway
             expected = doc_info(read[doc_id], facts, manifest.get(doc_id))
         elif doc_id in folder.unchanged:
-            expected = effective(replace(info, path=str((docs_dir / doc_id).resolve()), size=facts[0],
-                                         mtime_ns=facts[1]), manifest.get(doc_id))
+            # Still under this folder: the stored path stands (resolving each file costs more than
+            # the rest of opening); otherwise the folder was moved.
+            path = info.path if Path(info.path).is_relative_to(root) else str((docs_dir / doc_id).resolve())
+            expected = effective(replace(info, path=path, size=facts[0], mtime_ns=facts[1]), manifest.get(doc_id))
         else:
             continue
         if expected != info:

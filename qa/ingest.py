@@ -668,7 +668,8 @@ def _fallback_title(text: str, blocks: tuple[Block, ...], stem: str) -> str:
 def _doc_id(path: Path, root: Path) -> str:
     """POSIX path of `path` relative to `root`, as found (links not resolved)."""
     absolute = Path(os.path.abspath(path))
-    for base in (Path(os.path.abspath(root)), Path(root).resolve()):
+    for base in (lambda: Path(os.path.abspath(root)), lambda: Path(root).resolve()):  # resolve only if needed
+        base = base()
         if absolute.is_relative_to(base):
             return absolute.relative_to(base).as_posix()
     return absolute.resolve().relative_to(Path(root).resolve()).as_posix()
