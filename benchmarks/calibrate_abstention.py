@@ -135,19 +135,9 @@ def report(label: str, sp: np.ndarray, sn: np.ndarray, right: np.ndarray, t: flo
 
 
 def main() -> None:
-    import argparse
+    from news import joint_fit_arguments, news_folds
 
-    from news import BBC, NEWS_DEV, SHARED, news_folds
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--squad", default=str(SHARED / "data" / "squad-dev-half.json"))
-    ap.add_argument("--n", type=int, default=3000)
-    ap.add_argument("--work", default=str(ROOT / ".qa-eval" / "bench"))
-    ap.add_argument("--news", nargs="*", default=[str(NEWS_DEV)], help="news question files")
-    ap.add_argument("--news-index", default=str(ROOT / ".qa-eval" / "bbc-index"))
-    ap.add_argument("--news-docs", default=str(BBC), help="the news articles (the BBC folder, or a part of it)")
-    ap.add_argument("--news-weight", type=float, default=10.0)
-    ap.add_argument("--folds", type=int, default=5)
+    ap = joint_fit_arguments(__doc__.splitlines()[0], 3000)
     args = ap.parse_args()
     k = args.folds
     pos, neg, right, article = collect(args.n, Path(args.work), Path(args.squad))

@@ -156,21 +156,10 @@ def ablation(folds, steps, passage: bool):
 
 
 def main() -> None:
-    import argparse
-
-    from news import BBC, NEWS_DEV, SHARED, news_engine, news_folds, news_items
+    from news import joint_fit_arguments, news_engine, news_folds, news_items
     from qa.features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_FEATURES, SENTENCE_WEIGHTS
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--squad", default=str(SHARED / "data" / "squad-dev-half.json"))
-    ap.add_argument("--n", type=int, default=2500)
-    ap.add_argument("--work", default=str(ROOT / ".qa-eval" / "bench"))
-    ap.add_argument("--news", nargs="*", default=[str(NEWS_DEV)], help="news question files")
-    ap.add_argument("--news-index", default=str(ROOT / ".qa-eval" / "bbc-index"))
-    ap.add_argument("--news-docs", default=str(BBC), help="the news articles (the BBC folder, or a part of it)")
-    ap.add_argument("--news-weight", type=float, default=10.0,
-                    help="weight of one news question against one SQuAD question in the fit")
-    ap.add_argument("--folds", type=int, default=5)
+    ap = joint_fit_arguments(__doc__.splitlines()[0], 2500)
     ap.add_argument("--ablation", action="store_true")
     ap.add_argument("--cache", help="keep the collected features in this file (pickle) and reuse them")
     args = ap.parse_args()

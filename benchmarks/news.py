@@ -59,3 +59,22 @@ def news_folds(items: list[NewsItem], k: int) -> list[int]:
     docs = sorted({x.doc for x in items})
     rank = {d: i for i, d in enumerate(docs)}
     return [rank[x.doc] % k for x in items]
+
+
+def joint_fit_arguments(description: str, n: int):
+    """The arguments both fitting scripts (fit_ranker, calibrate_abstention) take: the SQuAD sample,
+    the news question files and index, the news weight and the folds. Returns the parser."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--squad", default=str(SHARED / "data" / "squad-dev-half.json"))
+    ap.add_argument("--n", type=int, default=n)
+    ap.add_argument("--work", default=str(ROOT / ".qa-eval" / "bench"))
+    ap.add_argument("--news", nargs="*", default=[str(NEWS_DEV)], help="news question files")
+    ap.add_argument("--news-index", default=str(ROOT / ".qa-eval" / "bbc-index"))
+    ap.add_argument("--news-docs", default=str(BBC), help="the news articles (the BBC folder, or a part of it)")
+    ap.add_argument("--news-weight", type=float, default=10.0,
+                    help="weight of one news question against one SQuAD question in the fit")
+    ap.add_argument("--folds", type=int, default=5)
+    return ap
+

@@ -123,13 +123,7 @@ def _ask(args) -> int:
 
     answer = QA(args.docs, args.index).ask(args.question, k=args.k, history=args.history, since=args.since,
                                            until=args.until, outlets=args.outlet, authors=args.author)
-    if args.format:
-        from .export import render
-
-        print(render(answer, args.format), end="")
-        return 0
-    if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    if _printed_as_data(answer, args):
         return 0
     if answer.filters:
         print(_shown("Filtered by " + "; ".join(f"{n}: {v}" for n, v in answer.filters)
@@ -153,19 +147,24 @@ def _ask(args) -> int:
     return 0
 
 
+def _printed_as_data(result, args) -> bool:
+    """Print an export (--format) or the record's JSON (--json) if asked; True if printed."""
+    if args.format:
+        from .export import render
+
+        print(render(result, args.format), end="")
+    elif args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    return bool(args.format or args.json)
+
+
 def _said(args) -> int:
     from .api import QA
 
     found = QA(args.docs, args.index).statements(args.person, about=args.about,
                                                  order="oldest" if args.oldest else "newest", since=args.since,
                                                  until=args.until, outlets=args.outlet, authors=args.author)
-    if args.format:
-        from .export import render
-
-        print(render(found, args.format), end="")
-        return 0
-    if args.json:
-        print(json.dumps(found.to_dict(), ensure_ascii=False, indent=2))
+    if _printed_as_data(found, args):
         return 0
     if not found.statements:
         print(_shown(f"No statements found: {found.reason}."))

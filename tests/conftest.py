@@ -36,3 +36,20 @@ def seed_qa(seed_dirs):
 
     docs, index = seed_dirs
     return QA(docs, index)
+
+
+@pytest.fixture(scope="session")
+def folder_qa(seed_qa, tmp_path_factory):
+    """Make a QA over small made-up files (name -> text or bytes), embedding with the session's
+    real model passed in (no second model export)."""
+    from qa import QA
+
+    def make(files: dict, name: str = "articles"):
+        base = tmp_path_factory.mktemp(name)
+        docs = base / "docs"
+        docs.mkdir()
+        for file, content in files.items():
+            (docs / file).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+        return QA(docs, base / "index", embedder=seed_qa.engine.embedder)
+
+    return make

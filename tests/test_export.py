@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from qa import QA
 from qa.cli import main as cli_main
 from qa.export import render, verify
 
@@ -22,15 +21,10 @@ ARTICLES = {
 
 
 @pytest.fixture(scope="module")
-def bot(seed_qa, tmp_path_factory):
-    base = tmp_path_factory.mktemp("export")
-    docs = base / "docs"
-    docs.mkdir()
-    (docs / "ferry.txt").write_text(ARTICLES["ferry.txt"], encoding="utf-8")
-    (docs / "café.txt").write_bytes(ARTICLES["café.txt"].encode("cp1252"))
-    (docs / "qa-manifest.csv").write_text("file,date,outlet,url\nferry.txt,2025-04-01,Vell Gazette,https://example.org/f\n",
-                                          encoding="utf-8")
-    return QA(docs, base / "index", embedder=seed_qa.engine.embedder)
+def bot(folder_qa):
+    return folder_qa({"ferry.txt": ARTICLES["ferry.txt"], "café.txt": ARTICLES["café.txt"].encode("cp1252"),
+                      "qa-manifest.csv": "file,date,outlet,url\nferry.txt,2025-04-01,Vell Gazette,https://example.org/f\n"},
+                     "export")
 
 
 def test_csv_json_and_markdown_carry_provenance(bot):

@@ -24,20 +24,13 @@ MANIFEST = ("file,date,outlet,author,url\n"
 
 
 @pytest.fixture(scope="module")
-def folder(seed_qa, tmp_path_factory):
-    base = tmp_path_factory.mktemp("filters")
-    docs = base / "docs"
-    docs.mkdir()
-    for name, text in ARTICLES.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    (docs / "qa-manifest.csv").write_text(MANIFEST, encoding="utf-8")
-    return docs, base / "index", seed_qa.engine.embedder
+def bot(folder_qa):
+    return folder_qa({**ARTICLES, "qa-manifest.csv": MANIFEST}, "filters")
 
 
 @pytest.fixture(scope="module")
-def bot(folder):
-    docs, index, embedder = folder
-    return QA(docs, index, embedder=embedder)
+def folder(bot):
+    return bot.docs_dir, bot.index_dir, bot.engine.embedder
 
 
 def test_manifest_facts_win_and_say_where_they_came_from(bot):

@@ -2,7 +2,6 @@
 
 import pytest
 
-from qa import QA
 from qa.textutil import quoted_phrases
 
 ARTICLES = {
@@ -18,14 +17,8 @@ ARTICLES = {
 
 
 @pytest.fixture(scope="module")
-def bot(seed_qa, tmp_path_factory):
-    base = tmp_path_factory.mktemp("phrases")
-    docs = base / "docs"
-    docs.mkdir()
-    for name, text in ARTICLES.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    # The session's real embedder, passed in: no second model export.
-    return QA(docs, base / "index", embedder=seed_qa.engine.embedder)
+def bot(folder_qa):
+    return folder_qa(ARTICLES, "phrases")
 
 
 def test_quoted_phrases_are_found_in_any_quote_style():

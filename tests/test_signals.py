@@ -66,16 +66,10 @@ OTHER = ("Northline chief executive Anna Berg was upbeat about the results. \"We
 
 
 @pytest.fixture(scope="module")
-def tiny(seed_qa, tmp_path_factory):
-    from qa import QA
-
-    base = tmp_path_factory.mktemp("signals")
-    docs = base / "docs"
-    docs.mkdir()
-    (docs / "northline.txt").write_text(f"Northline sales rise\n\n{LEAD}\n\n{LATER}\n\n{OTHER}\n", "utf-8")
-    (docs / "weather.txt").write_text("Storms close roads\n\nHeavy storms closed roads across the north "
-                                      "on Monday, police said.\n", "utf-8")
-    return QA(docs, base / "index", embedder=seed_qa.engine.embedder)
+def tiny(folder_qa):
+    return folder_qa({"northline.txt": f"Northline sales rise\n\n{LEAD}\n\n{LATER}\n\n{OTHER}\n",
+                      "weather.txt": "Storms close roads\n\nHeavy storms closed roads across the north "
+                                     "on Monday, police said.\n"}, "signals")
 
 
 def _features(bot, question):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from qa import QA, BadQuestionError
+from qa import BadQuestionError
 from qa.cli import main as cli_main
 
 WIRE = ("Foreign Minister Anna Korsak said on Friday that the ceasefire along the river must hold through the "
@@ -24,14 +24,8 @@ MANIFEST = ("file,date,outlet\nfirst.txt,2025-01-10,Lidan Herald\ncopy.txt,2025-
 
 
 @pytest.fixture(scope="module")
-def bot(seed_qa, tmp_path_factory):
-    base = tmp_path_factory.mktemp("timeline")
-    docs = base / "docs"
-    docs.mkdir()
-    for name, text in ARTICLES.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    (docs / "qa-manifest.csv").write_text(MANIFEST, encoding="utf-8")
-    return QA(docs, base / "index", embedder=seed_qa.engine.embedder)
+def bot(folder_qa):
+    return folder_qa({**ARTICLES, "qa-manifest.csv": MANIFEST}, "timeline")
 
 
 def test_statements_are_the_persons_own_in_date_order(bot):
