@@ -220,7 +220,7 @@ class QA:
             backend = self._backend if self._backend is not None else self._open_backend()
             with backend.lock():
                 if not backend.is_current():  # another process wrote a version meanwhile
-                    backend = self._open_backend()
+                    backend = backend.reopen()
                 stored = backend.documents()
                 known = None if full else {d: (i.size, i.mtime_ns) for d, i in stored.items()}
                 folder = read_folder(self.docs_dir, known=known)

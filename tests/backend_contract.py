@@ -201,6 +201,15 @@ class BackendContract:
         assert again.search_lexical(terms("apple harvest"), 3) == backend.search_lexical(terms("apple harvest"), 3)
         again.close()
 
+    def test_reopen_serves_the_live_version(self, filled):
+        backend = filled[0]
+        writer = backend.writer(SETTINGS)
+        writer.delete("library.txt")
+        writer.commit()  # e.g. by another process: this backend still serves the old version
+        assert not backend.is_current() and "library.txt" in backend.documents()
+        live = backend.reopen()
+        assert live.is_current() and set(live.documents()) == set(ARTICLES) - {"library.txt"}
+
     def test_abort_changes_nothing(self, filled, backend_factory):
         backend, location, docs = filled
         writer = backend.writer(SETTINGS)

@@ -220,5 +220,8 @@ class Backend(Protocol):
     def is_current(self) -> bool:
         """Is the version this backend serves still the collection's live one?"""
 
+    def reopen(self) -> "Backend":
+        """A backend of the same kind serving the collection's live version now."""
+
     def close(self) -> None:
         """Release files and connections."""

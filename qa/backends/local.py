@@ -74,6 +74,9 @@ class LocalBackend:
         """Is the version this backend serves still the live one on disk?"""
         return self.store.current() == self.version
 
+    def reopen(self) -> "LocalBackend":
+        return LocalBackend(self.root)
+
     def lock(self):
         """Serialise writers of this folder (processes and threads)."""
         return self.store.lock()
