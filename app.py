@@ -21,6 +21,8 @@ import gradio as gr  # noqa: E402
 
 from qa import QA, BadQuestionError, QAError  # noqa: E402
 from qa.api import UPLOAD_SUFFIXES  # noqa: E402
+from qa.serve.policy import PolicyError, decide, environment, is_loopback, read_token  # noqa: E402
+from qa.serve.workers import InProcess, asker_for  # noqa: E402
 
 log = logging.getLogger("qa.app")
 
@@ -167,7 +169,11 @@ def _short(s: str, n: int) -> str:
 
 
 # -- the app ---------------------------------------------------------------------------------------
-def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
+def build_app(bot: QA, max_upload_bytes: int, asker=None, allow_changes: bool = True) -> gr.Blocks:
+    """The chat UI over an opened QA. Questions run through `asker` (default: this process);
+    uploads and removal are offered only when `allow_changes`."""
+    asker = asker or InProcess(bot)
+
     def doc_rows():
         return [[d.title, d.outlet or "", d.chars, d.doc_id] for d in bot.documents()]
 
@@ -185,7 +191,7 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
             return messages, messages, questions, gr.update(), gr.update(), gr.update(), gr.update()
         messages.append({"role": "user", "content": question_html(question)})
         try:
-            ans = bot.ask(question, k=int(k), history=questions, sources=list(sources or []) or None,
+            ans = asker.ask(question=question, k=int(k), history=questions, sources=list(sources or []) or None,
                           since=(since or "").strip() or None, until=(until or "").strip() or None,
                           outlets=list(outlets or []) or None)
         except BadQuestionError as exc:
@@ -270,7 +276,7 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
         if not isinstance(past, list) or not isinstance(only, list):
             raise gr.Error("history and sources must be JSON lists")
         try:
-            ans = bot.ask(question, k=int(k), history=past, sources=only or None)
+            ans = asker.ask(question=question, k=int(k), history=past, sources=only or None)
         except (QAError, ValueError, TypeError) as exc:
             raise gr.Error(str(exc)) from None
         # A string, not a dict: gradio_client would take each citation's "path" for a file to download.
@@ -304,14 +310,18 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
                                              datatype=["str", "str", "number", "str"], interactive=False,
                                              wrap=True, max_height=320, elem_id="doc-table",
                                              label="Loaded articles", column_widths=["40%", "18%", "14%", "28%"])
-                        files = gr.File(label=f"Add articles ({', '.join(UPLOAD_TYPES)}; "
-                                        f"up to {max_upload_bytes / 1e6:g} MB each)", file_count="multiple",
-                                        file_types=UPLOAD_TYPES, elem_id="upload", height=130)
-                        with gr.Row():
-                            to_remove = gr.Dropdown(label="Document to remove", choices=doc_choices(),
-                                                    value=None, scale=3, elem_id="remove-pick")
-                            remove_btn = gr.Button("Remove", variant="stop", scale=1, elem_id="remove")
-                        status = gr.HTML("", elem_id="doc-status")
+                        if allow_changes:
+                            files = gr.File(label=f"Add articles ({', '.join(UPLOAD_TYPES)}; "
+                                            f"up to {max_upload_bytes / 1e6:g} MB each)", file_count="multiple",
+                                            file_types=UPLOAD_TYPES, elem_id="upload", height=130)
+                            with gr.Row():
+                                to_remove = gr.Dropdown(label="Document to remove", choices=doc_choices(),
+                                                        value=None, scale=3, elem_id="remove-pick")
+                                remove_btn = gr.Button("Remove", variant="stop", scale=1, elem_id="remove")
+                            status = gr.HTML("", elem_id="doc-status")
+                        else:
+                            gr.HTML("<p class='qa-meta'>Adding and removing articles is turned off on this "
+                                    "server.</p>", elem_id="changes-off")
                     with gr.Tab("Settings"):
                         k = gr.Slider(1, 10, value=5, step=1, label="Passages per answer", elem_id="k")
                         only = gr.CheckboxGroup(choices=doc_choices(), value=[], elem_id="sources",
@@ -329,22 +339,33 @@ def build_app(bot: QA, max_upload_bytes: int) -> gr.Blocks:
         clear_btn.click(clear, None, [chat, messages, questions, cites, pick, viewer, box], **private)
         chat.clear(clear, None, [chat, messages, questions, cites, pick, viewer, box], **private)  # its own bin icon
         pick.input(show_source, [pick, cites], viewer, **private)
-        files.upload(upload, [files, only], [files, table, to_remove, only, status], **private)
-        remove_btn.click(remove, [to_remove, only], [table, to_remove, only, status], **private)
-        table.select(pick_row, None, to_remove, **private)
+        if allow_changes:
+            files.upload(upload, [files, only], [files, table, to_remove, only, status], **private)
+            remove_btn.click(remove, [to_remove, only], [table, to_remove, only, status], **private)
+            table.select(pick_row, None, to_remove, **private)
         gr.api(api_ask, api_name="ask")
     return demo
 
 
 def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
-    p = argparse.ArgumentParser(description="Web chat over a folder of news articles.")
+    p = argparse.ArgumentParser(description="Web chat and HTTP API over a folder of news articles.")
     p.add_argument("--host", default=env("QA_HOST", "127.0.0.1"), help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=int(env("QA_PORT", "7860")), help="port (default 7860)")
     p.add_argument("--docs", default=env("QA_DOCS", "seeds"), help="documents folder (default seeds)")
     p.add_argument("--index", default=env("QA_INDEX", "embeddings"), help="index folder (default embeddings)")
     p.add_argument("--max-upload-mb", type=float, default=float(env("QA_MAX_UPLOAD_MB", "5")),
                    help="largest accepted upload in MB (default 5)")
+    p.add_argument("--workers", type=int, default=int(env("QA_WORKERS", "1")),
+                   help="processes answering questions (default 1: the server's own)")
+    p.add_argument("--token-file", default=None,
+                   help="file holding the access token (else QA_TOKEN_FILE or QA_TOKEN); required "
+                        "when listening beyond this machine")
+    p.add_argument("--public", action="store_true", help="listen beyond this machine without a token")
+    p.add_argument("--allow-uploads", action=argparse.BooleanOptionalAction, default=None,
+                   help="offer adding and removing articles (default: only when listening on loopback)")
+    p.add_argument("--rate-limit", type=float, default=float(env("QA_RATE_LIMIT", "10")),
+                   help="questions per second per client, after a burst of 20 (0: no limit; default 10)")
     return p
 
 
@@ -353,8 +374,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
-    if args.max_upload_mb <= 0:
-        print("app: error: --max-upload-mb must be positive", file=sys.stderr)
+    if args.max_upload_mb <= 0 or not 1 <= args.workers <= 64:
+        print("app: error: --max-upload-mb must be positive and --workers from 1 to 64", file=sys.stderr)
+        return 2
+    try:
+        policy = decide(args.host, read_token(environment(), args.token_file), public=args.public,
+                        allow_uploads=args.allow_uploads, rate=args.rate_limit)
+    except PolicyError as exc:
+        print(f"app: error: {exc}", file=sys.stderr)
         return 2
     try:
         bot = QA(args.docs, args.index)
@@ -365,20 +392,38 @@ def main(argv: list[str] | None = None) -> int:
         bot.ask("What is this about?", k=1)
     except QAError:
         pass
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("listening on %s: anyone who can reach this port can add and delete files in %s",
-                    args.host, args.docs)
+    if not is_loopback(args.host) and policy.token is None:
+        log.warning("listening on %s with no token: anyone who can reach this port can ask questions", args.host)
     max_bytes = int(args.max_upload_mb * 1_000_000)
-    demo = build_app(bot, max_bytes)
+    # Workers are forked now, before the server starts any thread.
+    asker = asker_for(bot, args.workers)
+    try:
+        serve(bot, asker, policy, args.host, args.port, max_bytes)
+    finally:
+        asker.close()
+    return 0
+
+
+def serve(bot: QA, asker, policy, host: str, port: int, max_bytes: int) -> None:
+    """Serve the chat at / and the JSON API at /v1 on one port, behind the guard."""
+    import uvicorn
+
+    from qa.serve.guard import Guard
+    from qa.serve.routes import api_app
+
+    demo = build_app(bot, max_bytes, asker, allow_changes=policy.allow_changes)
+    # Each chat event waits on the engine (in this process or a worker): a few more than the
+    # workers keeps them all busy without a long queue of threads.
+    demo.queue(default_concurrency_limit=max(4, 2 * asker.workers + 2))
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
                               font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
-    # ask() is thread-safe (it reads an immutable index snapshot) and index updates take a lock,
-    # so several requests may run at once.
-    demo.queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, max_file_size=max_bytes, theme=theme, css=CSS,
-        footer_links=["api", "settings"], ssr_mode=False, share=False, show_error=False, pwa=False,
-        mcp_server=False)
-    return 0
+    app = gr.mount_gradio_app(api_app(bot, asker, policy), demo, path="", footer_links=["api", "settings"],
+                              ssr_mode=False, show_error=False, pwa=False, mcp_server=False,
+                              max_file_size=max_bytes, theme=theme, css=CSS)
+    print(f"* Serving the chat on http://{host}:{port}/ and the API on http://{host}:{port}/v1/docs",
+          file=sys.stderr, flush=True)
+    uvicorn.run(Guard(app, policy, upload_bytes=max_bytes), host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=5)
 
 
 if __name__ == "__main__":

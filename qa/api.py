@@ -8,13 +8,14 @@ import os
 import re
 import shutil
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from .errors import BadQuestionError, DocumentsError
-from .types import Answer, DocInfo, IndexUpdate, Settings
+from .errors import BadQuestionError, DocumentsError, QAError
+from .types import Answer, DocInfo, IndexStatus, IndexUpdate, Settings
 
 if TYPE_CHECKING:  # the engine's modules import numpy: kept off `import qa` (e.g. the ingest worker)
     from .backends import Backend
@@ -25,6 +26,8 @@ log = logging.getLogger("qa")
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
 MAX_NAME_BYTES = 200  # below the usual 255-byte limit of file systems
+_INHERITED: list = []  # query models replaced by fresh_model (see there)
+FOLLOW_SECONDS = 0.5  # how often a question checks for a version written by another process
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # and lone surrogates
 
@@ -56,6 +59,8 @@ class QA:
         self.progress = progress
         self._given_embedder = embedder
         self._lock = threading.Lock()
+        self._follow_lock = threading.Lock()
+        self._checked = 0.0
         self._engine: Engine | None = None
         self._backend = backend
         self.last_update: IndexUpdate = self.refresh(full=full_scan)
@@ -97,7 +102,7 @@ class QA:
         history, sources = _text_list(history, "history"), _text_list(sources, "sources")
         outlets, authors = _text_list(outlets, "outlets"), _text_list(authors, "authors")
         past = [_clean_question(h) for h in history if h.strip()][-3:]
-        engine = self._engine  # one version for the whole question
+        engine = self._current()  # one version for the whole question
         docs = engine.backend.documents()
         where = make_filter(docs, sources, since, until, outlets, authors, quoted_phrases(question))
         shown = describe(where)
@@ -144,18 +149,75 @@ class QA:
         """The parts answering questions now (read it once per question: it is swapped on updates)."""
         return self._engine
 
+    def follow(self) -> bool:
+        """Pick up an index version another process committed (`qa index`, another worker's upload).
+
+        Questions already running finish on the version they started with. Returns True when a newer
+        version was taken up.
+        """
+        engine = self._engine
+        if engine.backend.is_current() or not self._follow_lock.acquire(blocking=False):
+            return False  # up to date, or another thread is opening the new version right now
+        try:
+            backend = engine.backend.reopen()
+            if getattr(backend, "problem", None):  # a damaged new version: keep answering from this one
+                log.warning("index version not taken up: %s", backend.problem)
+                return False
+            with self._lock:
+                if self._engine is engine:  # not replaced meanwhile by our own refresh
+                    self._backend = backend
+                    self._engine = replace(engine, backend=backend)
+            return True
+        finally:
+            self._follow_lock.release()
+
+    def fresh_model(self, threads: int | None = None) -> None:
+        """Load the query model anew, e.g. in a forked worker process (an ONNX session does not survive
+        a fork). `threads` caps the threads it computes with (default: every core)."""
+        if self._given_embedder is not None:
+            return
+        from .embed import Embedder
+
+        embedder = Embedder(self.settings.model, onnx_dir=self.index_dir / "model", threads=threads)
+        embedder.embed_query("warm-up")  # load now, not at the first question
+        with self._lock:
+            # Kept alive for good: destroying the inherited session in a forked child waits forever
+            # for its thread pool, whose threads did not survive the fork.
+            _INHERITED.append(self._engine.embedder)
+            self._engine = replace(self._engine, embedder=embedder)
+
+    def _current(self) -> Engine:
+        """The engine for the next question, after taking up a newer version if one was committed
+        (checked at most every FOLLOW_SECONDS)."""
+        now = time.monotonic()
+        if now - self._checked >= FOLLOW_SECONDS:
+            self._checked = now
+            try:
+                self.follow()
+            except QAError as exc:  # the old version still answers
+                log.warning("index version not taken up: %s", exc)
+        return self._engine
+
     # -- the document set ----------------------------------------------------------------------
     def documents(self) -> list[DocInfo]:
         """The indexed documents, by doc_id."""
-        return sorted(self._engine.backend.documents().values(), key=lambda d: d.doc_id)
+        return sorted(self._current().backend.documents().values(), key=lambda d: d.doc_id)
 
     def passage_count(self) -> int:
         """How many passages the index holds."""
-        return self._engine.backend.stats().passages
+        return self._current().backend.stats().passages
+
+    def status(self) -> IndexStatus:
+        """The backend kind, the version served now and its size."""
+        backend = self._current().backend
+        version = getattr(backend, "version", None)
+        return IndexStatus(type(backend).__name__.removesuffix("Backend").lower(),
+                           Path(version).name if isinstance(version, (str, os.PathLike)) else str(version or ""),
+                           len(backend.documents()), backend.stats().passages)
 
     def document_text(self, doc_id: str) -> str:
         """The full text of an indexed document, in the frame its citations' offsets use."""
-        info = self._engine.backend.documents().get(doc_id)
+        info = self._current().backend.documents().get(doc_id)
         if info is None:
             raise DocumentsError(f"no document {doc_id!r} in the index")
         from .ingest import read_document
@@ -191,7 +253,7 @@ class QA:
 
     def remove_document(self, doc_id: str) -> IndexUpdate:
         """Delete a document file from the folder and update the index."""
-        docs = self._engine.backend.documents()
+        docs = self._current().backend.documents()
         info = docs.get(doc_id)
         if info is None:
             raise DocumentsError(f"no document {doc_id!r} in the index")

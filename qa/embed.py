@@ -631,7 +631,8 @@ class Embedder:
 
     batch_size = 32  # passages per ONNX batch; batches are length-sorted and padded to their longest
 
-    def __init__(self, model: str = DEFAULT_MODEL, onnx_dir: str | os.PathLike | None = None):
+    def __init__(self, model: str = DEFAULT_MODEL, onnx_dir: str | os.PathLike | None = None,
+                 threads: int | None = None):
         self.model = model
         self.onnx_dir = Path(onnx_dir) if onnx_dir is not None else None
         self._onnx: _OnnxBackend | None = None
@@ -641,7 +642,7 @@ class Embedder:
                 raise ModelError(
                     f"{self.onnx_dir} was exported from {cfg.get('model')!r}, not {model!r}"
                 )
-            self._onnx = _OnnxBackend(self.onnx_dir, cfg)
+            self._onnx = _OnnxBackend(self.onnx_dir, cfg, threads)
 
     @property
     def precision(self) -> str:

@@ -186,6 +186,19 @@ class Answer:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class IndexStatus:
+    """What an index serves now: its backend kind, version, and size."""
+
+    backend: str
+    version: str
+    documents: int
+    passages: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 SENTENCE_VECTORS = ("in-passage", "separate")
 
 

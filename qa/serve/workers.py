@@ -1,0 +1,108 @@
+"""Where questions run: in the server's own process, or in worker processes forked from it.
+
+Workers are forked after the engine is imported and the index opened, so the imported code and the
+memory-mapped index are shared with the server process; each worker loads its own query model (an
+ONNX session does not survive a fork) and follows new index versions by itself (`QA.follow`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
+
+from ..errors import QAError
+from ..types import Answer
+
+log = logging.getLogger("qa.serve")
+
+_BOT = None  # the QA a forked worker inherits from the server process
+
+
+class WorkersDown(QAError):
+    """The worker processes stopped; they are being started again."""
+
+
+class InProcess:
+    """Questions run on threads of the server process."""
+
+    def __init__(self, bot):
+        self.bot = bot
+        self.workers = 1
+
+    def ask(self, **kwargs) -> Answer:
+        return self.bot.ask(**kwargs)
+
+    async def ask_async(self, **kwargs) -> Answer:
+        return await asyncio.get_running_loop().run_in_executor(None, partial(self.bot.ask, **kwargs))
+
+    def close(self) -> None:
+        pass
+
+
+class WorkerPool:
+    """Questions run in `workers` processes forked from this one.
+
+    Args:
+        bot: the opened QA; each worker asks its own inherited copy.
+        workers: how many processes (2 or more).
+    """
+
+    def __init__(self, bot, workers: int):
+        self.bot = bot
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        global _BOT
+        _BOT = self.bot
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_start_worker, initargs=(threads,))
+        # With fork, the first task forks every worker: do it now, before the server starts threads.
+        pool.submit(os.getpid).result(timeout=120)
+        return pool
+
+    def ask(self, **kwargs) -> Answer:
+        pool = self._pool
+        try:
+            return pool.submit(_ask, kwargs).result()
+        except BrokenProcessPool:
+            raise self._restart(pool) from None
+
+    async def ask_async(self, **kwargs) -> Answer:
+        pool = self._pool
+        try:
+            return await asyncio.wrap_future(pool.submit(_ask, kwargs))
+        except BrokenProcessPool:
+            raise self._restart(pool) from None
+
+    def _restart(self, broken: ProcessPoolExecutor) -> WorkersDown:
+        with self._lock:
+            if self._pool is broken:  # the first question to see it restarts; the others just report
+                log.error("a worker process died; starting the workers again")
+                self._pool = self._start()
+                broken.shutdown(wait=False, cancel_futures=True)
+        return WorkersDown("a worker process stopped and the workers were restarted; ask again")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_worker(threads: int) -> None:
+    _BOT.fresh_model(threads=threads)
+
+
+def _ask(kwargs: dict) -> Answer:
+    return _BOT.ask(**kwargs)
+
+
+def asker_for(bot, workers: int):
+    """The place questions run for `workers` processes (1: in this process)."""
+    return InProcess(bot) if workers <= 1 else WorkerPool(bot, workers)
