@@ -260,17 +260,6 @@ def test_chat_sign_in_and_uploads_off_beyond_loopback(team):
     assert status == 403
 
 
-def test_questions_beyond_the_rate_are_refused_with_429(team):
-    codes, retry = [], None
-    for _ in range(40):  # bounded: the burst is 20, the rate 1/s
-        status, headers, _ = team.request("POST", "/v1/ask", {"question": "", "k": 1}, token=TOKEN)
-        codes.append(status)
-        if status == 429:
-            retry = headers.get("retry-after")
-            break
-    assert 429 in codes and retry and int(retry) >= 1
-
-
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -341,3 +330,45 @@ def test_workers_take_up_a_new_index_under_load(index_copy):
         assert json.loads(server.request("GET", "/v1/health")[2])["documents"] == 6
     finally:
         server.stop()
+
+
+@pytest.mark.browser
+def test_chat_in_a_browser_after_signing_in(team):
+    """The real chat behind the sign-in page, in headless Chromium."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from test_app import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} not found: the browser tests need Debian's Chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(team.url + "/")
+            expect(page).to_have_url(team.url + "/signin?next=/")
+            page.fill("#token", "not-the-token-at-all")
+            page.click("#signin")
+            expect(page.get_by_text("Wrong token.")).to_be_visible()
+            page.fill("#token", TOKEN)
+            page.click("#signin")
+            page.wait_for_selector("#question textarea", timeout=60_000)
+            page.fill("#question textarea", QUESTION)
+            page.click("#ask")
+            reply = page.locator("#chat [data-testid=bot]").first
+            expect(reply).to_contain_text("ceasefire", timeout=60_000)
+            expect(page.locator("#upload")).to_have_count(0)  # uploads are off beyond loopback
+        finally:
+            browser.close()
+
+
+# Last: it spends the team server's rate allowance.
+def test_questions_beyond_the_rate_are_refused_with_429(team):
+    codes, retry = [], None
+    for _ in range(40):  # bounded: the burst is 20, the rate 1/s
+        status, headers, _ = team.request("POST", "/v1/ask", {"question": "", "k": 1}, token=TOKEN)
+        codes.append(status)
+        if status == 429:
+            retry = headers.get("retry-after")
+            break
+    assert 429 in codes and retry and int(retry) >= 1
