@@ -1,23 +1,25 @@
 """Serving a team: questions/s and latency under concurrent clients, today's path against the new one.
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_serve.py [--docs seeds] [--index DIR]
-        [--questions 1000] [--clients 50] [--sessions 50] [--workers 2]
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_serve.py [--docs seeds]
+        [--questions-file F] [--questions 1000] [--clients 50] [--sessions 50] [--workers 2]
 
-Starts `app.py` on free loopback ports (a temporary index unless --index is given, which is then
-only read) and measures, in one run:
+Copies the documents into a temporary folder, builds their index once with `qa index` (timed, not part
+of any figure), then starts `app.py` on free loopback ports and measures, in one run:
 
 1. today's path: the Gradio queue's `/ask` endpoint (`/gradio_api/call/ask`), one process;
 2. the JSON API `POST /v1/ask`, one process;
-3. the JSON API with --workers processes forked from the server.
+3. the JSON API with --workers processes forked from the server;
+4. the same while a new article is added and `qa index` writes a new index version mid-load.
 
 Each sends --questions questions from --clients concurrent keep-alive connections (a lean asyncio
-HTTP client, so the client takes little of the two cores). Questions are the seeds' development
-questions (answerable and not), cycled. Every answer is compared with the answer to the same question
-asked alone before the load: it must be identical (the whole JSON). The servers run with
-`--rate-limit 0`: 50 clients from one address would otherwise share one client's limit.
+HTTP client, so the client takes little of the two cores). Questions are every question of a
+development file (answerable, unanswerable, follow-ups with their history), cycled. Every answer is
+compared with the answer to the same question asked alone before the load: it must be identical (the
+whole JSON); in run 4, identical to the old version's or the new version's answer. The servers run
+with `--rate-limit 0`: 50 clients from one address would otherwise share one client's limit.
 
-Then the chat: --sessions browser-like sessions on the Gradio queue protocol (join + event stream),
-each asking 5 questions 1 s apart; the time from sending a question to its completed answer.
+After runs 2 and 3, the chat: --sessions browser-like sessions on the Gradio queue protocol (join +
+event stream), each asking 5 questions 1 s apart; the time from sending a question to its answer.
 
 Memory: resident, proportional and unique (USS: private pages) memory of the server and each worker,
 from /proc/PID/smaps_rollup, after the load.
@@ -158,15 +160,20 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
 
 
-async def load(port: int, asker, questions: list[tuple[str, list[str]]], n: int, clients: int, solo: dict) -> dict:
-    todo = list(range(n))
+async def load(port: int, asker, questions: list[tuple[str, list[str]]], n: int, clients: int, solo: dict,
+               more=None) -> dict:
+    """n questions from `clients` connections; or, with `more`, questions until more() is False."""
+    todo = list(range(n)) if more is None else None
+    count = 0
     lat, errors, mismatched = [], 0, 0
 
     async def client():
         nonlocal errors, mismatched
         conn = Conn(port)
-        while todo:
-            i = todo.pop()
+        nonlocal count
+        while (todo if more is None else more()):
+            i = todo.pop() if more is None else count
+            count += 1
             q, h = questions[i % len(questions)]
             t = time.perf_counter()
             try:
@@ -177,14 +184,14 @@ async def load(port: int, asker, questions: list[tuple[str, list[str]]], n: int,
             lat.append(time.perf_counter() - t)
             if status != 200:
                 errors += 1
-            elif answer != solo[(q, tuple(h))]:
+            elif answer not in solo[(q, tuple(h))]:
                 mismatched += 1
         conn.close()
 
     t0 = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     wall = time.perf_counter() - t0
-    return {"questions": n, "per_s": n / wall, "p50_ms": 1000 * pct(lat, 50), "p99_ms": 1000 * pct(lat, 99),
+    return {"questions": count, "per_s": count / wall, "p50_ms": 1000 * pct(lat, 50), "p99_ms": 1000 * pct(lat, 99),
             "errors": errors, "mismatched": mismatched}
 
 
@@ -194,7 +201,7 @@ async def solo_answers(port: int, questions) -> dict:
     for q, h in questions:
         status, answer = await ask_api(conn, q, h)
         assert status == 200, (q, status)
-        out[(q, tuple(h))] = answer
+        out[(q, tuple(h))] = [answer]
     conn.close()
     return out
 
@@ -258,8 +265,9 @@ def children(pid: int) -> list[int]:
     return sorted(out)
 
 
-def dev_questions() -> list[tuple[str, list[str]]]:
-    dev = json.loads(DEV.read_text("utf-8"))
+def dev_questions(path: Path) -> list[tuple[str, list[str]]]:
+    """Every question of a development file (answerable, unanswerable, follow-ups with their history)."""
+    dev = json.loads(path.read_text("utf-8"))
     qs = [(x["q"], []) for x in dev["answerable"]] + [(x if isinstance(x, str) else x["q"], []) for x in dev["unanswerable"]]
     for conv in dev.get("conversations", []):
         turns = [t["q"] if isinstance(t, dict) else t for t in conv.get("turns", conv if isinstance(conv, list) else [])]
@@ -268,47 +276,112 @@ def dev_questions() -> list[tuple[str, list[str]]]:
     return qs
 
 
+NEW_ARTICLE = """Velmora harbour reopens after the storm
+
+By Tessa Marlow
+
+The harbour master of Velmora said on Monday that the ferries to Oskarholm would sail again on Thursday.
+"""
+
+
+def build_index(docs: Path, index: Path) -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "qa", "index", "--docs", str(docs), "--index", str(index)], check=True,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+async def load_while_reindexing(port: int, docs: Path, index: Path, questions, n: int, clients: int, solo: dict):
+    """The load, while a new article is added and `qa index` writes a new version; every answer must be
+    the old version's or the new one's."""
+    finished = []
+
+    async def reindex():
+        await asyncio.sleep(1.0)
+        (docs / "zz_velmora_harbour.txt").write_text(NEW_ARTICLE, "utf-8")
+        await asyncio.to_thread(build_index, docs, index)
+        finished.append(time.perf_counter())
+
+    def more() -> bool:  # until 2 s after the new version is committed (bounded by 10 minutes)
+        return (not finished or time.perf_counter() < finished[0] + 2) and time.perf_counter() < t0 + 600
+
+    t0 = time.perf_counter()
+    job = asyncio.create_task(reindex())
+    # During the load an answer may be the old or the new version's: allow both, checked afterwards.
+    seen: dict = {}
+
+    async def recording(conn, q, h):
+        status, answer = await ask_api(conn, q, h)
+        if status == 200:
+            seen.setdefault((q, tuple(h)), []).append(answer)
+        return status, answer
+
+    anything = {k: _Anything() for k in solo}
+    r = await load(port, recording, questions, n, clients, anything, more)
+    await job
+    await asyncio.sleep(2.0)  # the workers look for a new version every half second
+    new = await solo_answers(port, questions)
+    mixed = sum(1 for k, answers in seen.items() for a in answers if a not in solo[k] and a not in new[k])
+    return {**r, "mismatched": mixed}
+
+
+class _Anything(list):
+    def __contains__(self, item):
+        return True
+
+
+def report(label: str, r: dict, mem: list[dict], chat_r: dict | None, sessions: int) -> None:
+    print(f"{label:38s} {r['per_s']:7.1f} q/s  p50 {r['p50_ms']:6.0f} ms  p99 {r['p99_ms']:6.0f} ms  "
+          f"errors {r['errors']}  differing {r['mismatched']}", flush=True)
+    for i, m in enumerate(mem):
+        who = "server" if i == 0 else f"worker {i}"
+        print(f"    {who:9s} rss {m['rss']:6.0f} MB  pss {m['pss']:6.0f} MB  uss {m['uss']:6.0f} MB  "
+              f"shared {m['shared']:6.0f} MB", flush=True)
+    if chat_r:
+        print(f"    chat: {sessions} sessions x 5 questions, 1 s apart: p50 {chat_r['p50_ms']:.0f} ms  "
+              f"p99 {chat_r['p99_ms']:.0f} ms  errors {chat_r['errors']} of {chat_r['answers']}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", default=str(ROOT / "seeds"))
-    ap.add_argument("--index", default=None, help="an existing index (read only); default: a temporary one")
+    ap.add_argument("--questions-file", default=str(DEV), help="development questions (default: the seeds')")
     ap.add_argument("--questions", type=int, default=1000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--sessions", type=int, default=50)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    questions = dev_questions()
+    questions = dev_questions(Path(args.questions_file))
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    index = Path(args.index) if args.index else tmp / "index"
+    docs, index = tmp / "docs", tmp / "index"
+    shutil.copytree(args.docs, docs)
     print(f"docs {args.docs}; {len(questions)} distinct questions; {args.questions} per run from {args.clients} "
           f"clients; cores {os.cpu_count()}")
+    print(f"index built first by `qa index` in {build_index(docs, index):.0f} s (not part of any figure)", flush=True)
     rows = []
     try:
         for label, workers, asker in (("today: Gradio /ask, 1 process", 1, ask_gradio),
                                       ("API /v1/ask, 1 process", 1, ask_api),
-                                      (f"API /v1/ask, {args.workers} workers", args.workers, ask_api)):
-            proc, port = start(Path(args.docs), index, workers, tmp / f"log-{len(rows)}")
+                                      (f"API /v1/ask, {args.workers} workers", args.workers, ask_api),
+                                      (f"API, {args.workers} workers, re-indexing", args.workers, None)):
+            proc, port = start(docs, index, workers, tmp / f"log-{len(rows)}")
             try:
                 solo = asyncio.run(solo_answers(port, questions))
-                asyncio.run(load(port, asker, questions, min(100, args.questions), args.clients, solo))  # warm
-                r = asyncio.run(load(port, asker, questions, args.questions, args.clients, solo))
+                asyncio.run(load(port, asker or ask_api, questions, min(100, args.questions), args.clients, solo))
+                if asker is None:
+                    r = asyncio.run(load_while_reindexing(port, docs, index, questions, args.questions,
+                                                          args.clients, solo))
+                else:
+                    r = asyncio.run(load(port, asker, questions, args.questions, args.clients, solo))
                 mem = [memory(proc.pid)] + [memory(c) for c in children(proc.pid)]
                 chat_r = asyncio.run(chat(port, questions, args.sessions)) if asker is ask_api else None
             finally:
                 stop(proc)
-            rows.append((label, r, mem, chat_r))
-            print(f"{label:34s} {r['per_s']:7.1f} q/s  p50 {r['p50_ms']:6.0f} ms  p99 {r['p99_ms']:6.0f} ms  "
-                  f"errors {r['errors']}  differing from solo {r['mismatched']}", flush=True)
-            for i, m in enumerate(mem):
-                who = "server" if i == 0 else f"worker {i}"
-                print(f"    {who:9s} rss {m['rss']:6.0f} MB  pss {m['pss']:6.0f} MB  uss {m['uss']:6.0f} MB  "
-                      f"shared {m['shared']:6.0f} MB", flush=True)
-            if chat_r:
-                print(f"    chat: {args.sessions} sessions x 5 questions, 1 s apart: p50 {chat_r['p50_ms']:.0f} ms  "
-                      f"p99 {chat_r['p99_ms']:.0f} ms  errors {chat_r['errors']} of {chat_r['answers']}", flush=True)
+            rows.append(r)
+            report(label, r, mem, chat_r, args.sessions)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return 0 if all(r["errors"] == 0 and r["mismatched"] == 0 for _, r, _, _ in rows) else 1
+    return 0 if all(r["errors"] == 0 and r["mismatched"] == 0 for r in rows) else 1
 
 
 if __name__ == "__main__":
