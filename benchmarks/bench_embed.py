@@ -1,6 +1,6 @@
 """Embedding speed and agreement: sentence-transformers vs the ONNX path (fp32 and int8).
 
-    .venv/bin/python benchmarks/bench_embed.py [--passages 2000] [--runs 3] [--onnx-dir D] [--int8-dir D]
+    .venv/bin/python -m benchmarks.bench_embed [--passages 2000] [--runs 3] [--onnx-dir D] [--int8-dir D]
 
 Passages are SQuAD paragraphs (data[*].paragraphs[*].context of ../shared/data/squad-dev-half.json);
 that file has fewer paragraphs than asked for, so the rest are made by splitting paragraphs in two
@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # adds, never unsets
 
 import numpy as np  # noqa: E402

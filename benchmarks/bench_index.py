@@ -1,6 +1,6 @@
 """Indexing speed end to end: passages/s, time per stage and peak memory of a fresh index build.
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_index.py [--docs ../shared/data/bbc] [--limit N]
+    .venv/bin/python -m benchmarks.bench_index [--docs ../shared/data/bbc] [--limit N]
         [--cache .qa-eval/onnx-int8] [--code DIR] [--settings JSON] [--profile FILE] [--runs 1]
 
 The model export is done once, in its own process, into --cache (reused by later runs) and timed

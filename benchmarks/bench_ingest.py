@@ -1,6 +1,6 @@
 """Ingest throughput per format: documents (and PDF pages) read per second by qa.ingest.read_folder.
 
-    .venv/bin/python benchmarks/bench_ingest.py [--docs 200] [--runs 3] [--baseline-root ../main]
+    .venv/bin/python -m benchmarks.bench_ingest [--docs 200] [--runs 3] [--baseline-root ../main]
 
 Writes its own folders: the same articles as UTF-8 .txt, Windows-1252 .txt, .html, multi-page
 .pdf (fpdf2) and .docx (python-docx). The article texts are the first --docs BBC articles of --bbc
@@ -25,7 +25,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from qa.ingest import decode  # noqa: E402
 
 BBC = ROOT.parent / "shared" / "data" / "bbc"

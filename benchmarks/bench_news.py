@@ -1,6 +1,6 @@
 """The news archive benchmark: the engine against BM25, dense, RRF and txtai on the same passages.
 
-    .venv/bin/python benchmarks/bench_news.py [--index .qa-eval/bbc-index] [--squad-n 500] [--json out.json]
+    .venv/bin/python -m benchmarks.bench_news [--index .qa-eval/bbc-index] [--squad-n 500] [--json out.json]
 
 1. Quality on the news dev set (BBC archive), per kind (quote, fact, number, follow-up) and overall:
    hit@1 and hit@5 (a gold phrase inside one of the first 1 / 5 passages), highlight@1 (inside the
@@ -33,10 +33,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import (gold_rank, near_duplicates, peer_rankings, shared_data, squad_engine,  # noqa: E402
+from benchmarks.common import (gold_rank, near_duplicates, peer_rankings, shared_data, squad_engine,  # noqa: E402
                     squad_questions, txtai_rankings)
 
 DATA = shared_data()

@@ -1,6 +1,6 @@
 """Retrieval quality on SQuAD: this engine against BM25 alone, dense alone and plain RRF, in one run.
 
-    .venv/bin/python benchmarks/bench_quality.py [--squad ../shared/data/squad-dev-half.json] [--n 1000]
+    .venv/bin/python -m benchmarks.bench_quality [--squad ../shared/data/squad-dev-half.json] [--n 1000]
 
 Baselines use SQuAD paragraphs as passages, as a user of the usual tools would: bm25s with its
 default English tokenizer and stopwords; dense = the same model, one vector per paragraph, FAISS
@@ -21,10 +21,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import gold_rank, peer_rankings  # noqa: E402
+from benchmarks.common import gold_rank, peer_rankings  # noqa: E402
 from qa.evaluation import Item, load_questions  # noqa: E402
 from qa.textutil import normalise  # noqa: E402
 

@@ -1,6 +1,6 @@
 """A million passages: approximate dense search against exact search, in one run.
 
-    .venv/bin/python benchmarks/bench_scale.py [--n 1000000] [--queries 200]
+    .venv/bin/python -m benchmarks.bench_scale [--n 1000000] [--queries 200]
 
 Embedding a million real passages takes hours on two cores, so the vectors and texts are
 GENERATED: unit vectors drawn around 2,000 random centres (real embeddings cluster by topic; pure
@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def rss_mb() -> float:

@@ -1,6 +1,6 @@
 """Serving a team: questions/s and latency under concurrent clients, today's path against the new one.
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_serve.py [--docs seeds]
+    .venv/bin/python -m benchmarks.bench_serve [--docs seeds]
         [--questions-file F] [--questions 1000] [--clients 50] [--sessions 50] [--workers 2]
 
 Copies the documents into a temporary folder, builds their index once with `qa index` (timed, not part

@@ -1,6 +1,6 @@
 """Speed: cold CLI question, warm ask() against embedding alone, and the web app's memory.
 
-    .venv/bin/python benchmarks/bench_speed.py [--runs 5] [--squad-work .qa-eval/bench]
+    .venv/bin/python -m benchmarks.bench_speed [--runs 5] [--squad-work .qa-eval/bench]
 
 1. Cold single question: `qa ask` from process start to printed answer (index already built),
    median of --runs, against a baseline script that loads the model with sentence-transformers,
@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 PY = sys.executable
 Q = "What did Lavrov say about ceasefires?"
 
@@ -72,7 +71,7 @@ def app_memory(docs: Path, index: Path, env: dict) -> float:
     proc = subprocess.Popen([PY, str(ROOT / "app.py"), "--port", str(port), "--docs", str(docs), "--index", str(index)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        from qa.probe import wait_until_up
+        from tests.probe import wait_until_up
 
         problem = wait_until_up(f"http://127.0.0.1:{port}/", proc, 180)
         if problem:

@@ -1,6 +1,6 @@
 """Fit when the engine abstains, on SQuAD and news questions rather than on any seed question.
 
-    .venv/bin/python benchmarks/calibrate_abstention.py [--n 3000] [--news FILE ...] [--news-index DIR]
+    .venv/bin/python -m benchmarks.calibrate_abstention [--n 3000] [--news FILE ...] [--news-index DIR]
 
 Each sampled question is asked twice through the engine's own retrieval and reranking: over all
 articles (answerable) and with its own article excluded (the rest of the collection does not answer
@@ -19,10 +19,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import squad_engine  # noqa: E402
+from benchmarks.common import squad_engine  # noqa: E402
 
 # The criterion: decline at most this share of the questions the engine answers right. The issue
 # puts answering answerable questions first (answered >= 0.98, and every declined answerable
@@ -96,7 +94,7 @@ def collect_news(paths: list[Path], index_dir: Path, docs: Path):
     """News questions asked over the whole archive and with their own article, and every article
     holding one of their gold phrases (copies of the story), excluded; plus the truly
     unanswerable questions' evidence."""
-    from news import news_engine, news_items, news_unanswerable
+    from benchmarks.news import news_engine, news_items, news_unanswerable
     from qa.answer import evidence, rerank
     from qa.retrieve import formulate, retrieve
     from qa.textutil import normalise
@@ -135,7 +133,7 @@ def report(label: str, sp: np.ndarray, sn: np.ndarray, right: np.ndarray, t: flo
 
 
 def main() -> None:
-    from news import joint_fit_arguments, news_folds
+    from benchmarks.news import joint_fit_arguments, news_folds
 
     ap = joint_fit_arguments(__doc__.splitlines()[0], 3000)
     args = ap.parse_args()

@@ -1,6 +1,6 @@
 """Fit the answer stage's passage and sentence weights on SQuAD and news together, cross-fitted by article.
 
-    .venv/bin/python benchmarks/fit_ranker.py [--n 2500] [--news FILE ...] [--news-index DIR] [--news-weight 10]
+    .venv/bin/python -m benchmarks.fit_ranker [--n 2500] [--news FILE ...] [--news-index DIR] [--news-weight 10]
 
 For each sampled question (SQuAD, and the news question files over the BBC articles) the engine's
 own retrieval gives candidates; a passage is positive when it contains a gold answer, a sentence
@@ -18,10 +18,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import squad_engine  # noqa: E402
+from benchmarks.common import squad_engine  # noqa: E402
 
 
 def squad_items(n: int, work: Path, squad: Path):
@@ -156,7 +154,7 @@ def ablation(folds, steps, passage: bool):
 
 
 def main() -> None:
-    from news import joint_fit_arguments, news_engine, news_folds, news_items
+    from benchmarks.news import joint_fit_arguments, news_engine, news_folds, news_items
     from qa.features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_FEATURES, SENTENCE_WEIGHTS
 
     ap = joint_fit_arguments(__doc__.splitlines()[0], 2500)

@@ -1,7 +1,7 @@
 """Load test of the web app: many concurrent clients on its `/ask` API, uploads through the UI meanwhile.
 
-    .venv/bin/python benchmarks/load_test.py                  # starts app.py on a copy of seeds/
-    .venv/bin/python benchmarks/load_test.py --url http://127.0.0.1:7860/ --uploads 0
+    .venv/bin/python -m benchmarks.load_test                  # starts app.py on a copy of seeds/
+    .venv/bin/python -m benchmarks.load_test --url http://127.0.0.1:7860/ --uploads 0
 
 Starts `app.py` on a free loopback port with a temporary copy of the documents (or attaches to a
 running app given by --url, which must be a loopback address), then:
@@ -38,9 +38,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from qa.probe import wait_until_up  # noqa: E402
+from tests.probe import wait_until_up  # noqa: E402
 DEV_QUESTIONS = ROOT.parent / "shared" / "data" / "seed_questions_dev.json"
 CHROMIUM = Path("/usr/bin/chromium")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

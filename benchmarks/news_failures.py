@@ -1,6 +1,6 @@
 """Where the engine loses on news questions: each question's first passage sorted into categories.
 
-    .venv/bin/python benchmarks/news_failures.py [--news FILE ...] [--index DIR] [--docs DIR] [-v]
+    .venv/bin/python -m benchmarks.news_failures [--news FILE ...] [--index DIR] [--docs DIR] [-v]
 
 right: the first passage holds a gold phrase; lead: the right article is first but its lead
 paragraph (first passage) beats the answering one; same article: another wrong paragraph of the
@@ -16,10 +16,8 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from news import BBC, NEWS_DEV, news_engine, news_items  # noqa: E402
+from benchmarks.news import BBC, NEWS_DEV, news_engine, news_items  # noqa: E402
 
 
 def category(backend, passages, golds, doc) -> str:

@@ -1,6 +1,6 @@
 """A smaller copy of the news archive for quick runs of bench_news.py while the full index is not built.
 
-    .venv/bin/python benchmarks/news_subset.py [--every 8] [--out .qa-eval/bbc-subset/docs]
+    .venv/bin/python -m benchmarks.news_subset [--every 8] [--out .qa-eval/bbc-subset/docs]
 
 Keeps every article a news dev question was written from, all their near-duplicate copies, and every
 --every-th other article (in name order). Prints the copies found in the whole archive. Figures on
@@ -17,10 +17,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import near_duplicates, shared_data  # noqa: E402
+from benchmarks.common import near_duplicates, shared_data  # noqa: E402
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from qa.probe import wait_until_up
+from probe import wait_until_up
 
 pytestmark = pytest.mark.browser
 

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from common import even_sample, gold_rank, near_duplicates, peer_rankings  # noqa: E402
+from benchmarks.common import even_sample, gold_rank, near_duplicates, peer_rankings  # noqa: E402
 
 STORY = ("The harbour council voted on Tuesday to close the old ferry pier after engineers found deep cracks "
          "in its supports, and the mayor said repairs would cost more than a new pier.")
