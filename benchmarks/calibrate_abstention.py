@@ -5,7 +5,7 @@
 Each sampled question is asked twice through the engine's own retrieval and reranking: over all
 articles (answerable) and with its own article excluded (the rest of the collection does not answer
 it; for news, every article holding one of its gold phrases, i.e. copies of the story, is excluded
-too). A logistic model over the abstention signals (qa.answer.Evidence.vector) separates questions
+too). A logistic model over the abstention signals (qa.answer.Support.vector) separates questions
 answered right (a gold answer among the first 5 passages) from the unanswerable ones. Figures are
 cross-fitted by article (five folds of articles, SQuAD and news alike); the weights printed
 last are fitted on all sampled questions, with the threshold chosen by the stated criterion.
@@ -13,6 +13,7 @@ last are fitted on all sampled questions, with the threshold chosen by the state
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def collect(n: int, work: Path, squad: Path):
 def ask_twice(bot, qs, excluded):
     """For each (question, history, golds, group): evidence over all articles and over the articles
     `excluded(q)` (a set of doc_ids) leaves, and whether the first 5 passages hold a gold."""
-    from qa.answer import evidence, rerank
+    from qa.answer import rerank, support
     from qa.backends import Filter
     from qa.retrieve import formulate, retrieve
     from qa.textutil import normalise
@@ -83,7 +84,7 @@ def ask_twice(bot, qs, excluded):
             where = Filter() if gone is None else Filter(sources=every - frozenset(gone))
             found = retrieve(backend, qvec, query, where=where)
             scored = rerank(q, query, history, found.candidates, found.fetched, qvec)
-            out.append(evidence(scored).vector())
+            out.append(support(scored).vector())
             if gone is None:
                 right.append(any(any(g in normalise(found.fetched.chunks[s.cand.chunk_id].text) for g in golds)
                                  for s in scored[:5]))
@@ -95,7 +96,7 @@ def collect_news(paths: list[Path], index_dir: Path, docs: Path):
     holding one of their gold phrases (copies of the story), excluded; plus the truly
     unanswerable questions' evidence."""
     from benchmarks.news import news_engine, news_items, news_unanswerable
-    from qa.answer import evidence, rerank
+    from qa.answer import rerank, support
     from qa.retrieve import formulate, retrieve
     from qa.textutil import normalise
 
@@ -116,7 +117,7 @@ def collect_news(paths: list[Path], index_dir: Path, docs: Path):
     qvecs = embedder.embed_passages(unanswerable) if unanswerable else []
     def signals(q, v):
         found = retrieve(backend, v, q)
-        return evidence(rerank(q, q, [], found.candidates, found.fetched, v)).vector()
+        return support(rerank(q, q, [], found.candidates, found.fetched, v)).vector()
 
     real = np.array([signals(q, v) for q, v in zip(unanswerable, qvecs)]).reshape(-1, len(NAMES))
     return pos, neg, right, items, real
@@ -179,9 +180,10 @@ def main() -> None:
     row("fitted on all, the engine's new threshold (in-sample)", pos @ w + b, neg @ w + b, npos @ w + b,
         nneg @ w + b, real @ w + b, t)
     print("\nfeatures:", ", ".join(NAMES))
-    print(f"ABSTAIN_WEIGHTS = np.array({np.round(w, 3).tolist()})")
-    print(f"ABSTAIN_BIAS = {b:.3f}")
-    print(f"ABSTAIN_THRESHOLD = {t:.3f}")
+    from qa.answer import SUPPORT_FEATURES
+
+    print('weights.json "abstain":', json.dumps({"weights": dict(zip(SUPPORT_FEATURES, np.round(w, 3).tolist())),
+                                                 "bias": round(float(b), 3), "threshold": round(float(t), 3)}))
 
 
 if __name__ == "__main__":

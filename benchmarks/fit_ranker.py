@@ -214,10 +214,9 @@ def main() -> None:
             print(f"| {label} | {np.mean([r['hit@1'] for r in res]):.3f} | {np.mean([r['hit@5'] for r in res]):.3f} |")
     pw, sw = fit_both(everything)
     scale = lambda w: np.round(w / np.abs(w).max(), 3)  # noqa: E731  (ranking is scale-free)
-    print("PASSAGE_WEIGHTS =", dict(zip(PASSAGE_FEATURES, scale(pw).tolist())))
-    print("SENTENCE_WEIGHTS =", dict(zip(SENTENCE_FEATURES, scale(sw).tolist())))
-    print("passage:", scale(pw).tolist())
-    print("sentence:", scale(sw).tolist())
+    # In weights.json's form (feature name -> weight): paste with a provenance line.
+    print('weights.json "passage" weights:', dict(zip(PASSAGE_FEATURES, scale(pw).tolist())))
+    print('weights.json "sentence" weights:', dict(zip(SENTENCE_FEATURES, scale(sw).tolist())))
     for name, rs in corpora.items():
         print(f"{name}: in-sample with fitted weights: {score(rs, pw, sw)}")
 

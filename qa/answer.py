@@ -9,7 +9,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS, analyse, evidence as features
+from .features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS, analyse, evidence
+from .weights import MODELS
 from .backends.base import Fetched
 from .lexicon import segments
 from .retrieve import Candidate, Retrieved
@@ -19,8 +20,12 @@ from .types import Answer, Citation, Passage, Ranks, page_of
 TOPIC_COVERAGE = 0.3
 
 
+# The abstention signals, by name: the order of Support.vector() and of the fitted weights.
+SUPPORT_FEATURES = ("sentence", "coverage", "dense", "sent_coverage", "window", "bigrams", "names", "doc_names")
+
+
 @dataclass(frozen=True)
-class Evidence:
+class Support:
     """Whether the best passages answer: absolute signals, comparable across questions and collections."""
 
     sentence: float       # best sentence cosine among the first passages
@@ -34,33 +39,25 @@ class Evidence:
     topic: float | None = None  # for "what did X say about Y": share of Y's terms found
 
     def vector(self) -> np.ndarray:
-        return np.array([self.sentence, self.coverage, self.dense, self.sent_coverage, self.window, self.bigrams,
-                         self.names, self.doc_names])
+        """The signals in SUPPORT_FEATURES order."""
+        return np.array([getattr(self, name) for name in SUPPORT_FEATURES])
 
 
-# Logistic model of "the first passages answer the question", over Evidence.vector(); fitted by
-# benchmarks/calibrate_abstention.py on SQuAD and BBC news questions asked over all articles
-# (answered right: the answer among the first 5 passages) and over the other articles only
-# (unanswerable; for news, every article holding a gold phrase is excluded too). The two name
-# signals (the question's names found as units in the passage / its article) are what tells a
-# news question about another event of the same kind ("the 2005 prize") from an answerable one. Only
-# collection-independent signals (cosines, shares of the question's terms) are used, so the model
-# carries over from SQuAD's 900 paragraphs to a folder of a few articles. The threshold is the one
-# that declines at most 1 in 200 of the SQuAD questions the engine answers right and 1 in 50 of
-# the news ones (the issue puts answering answerable questions first); at it, cross-fitted, 82% of
-# SQuAD and 65% of news made-unanswerable questions are declined (news measured on a 264-article
-# part of the BBC archive; BENCHMARKS.md).
-ABSTAIN_WEIGHTS = np.array([6.901, 2.78, 5.873, 4.522, 4.54, 3.626, 0.302, 1.317])
-ABSTAIN_BIAS = -13.351
-ABSTAIN_THRESHOLD = -3.082
+# Logistic model of "the first passages answer the question" over Support (weights.json says how
+# it was fitted). Only collection-independent signals (cosines, shares of the question's terms) are
+# used, so the model carries over from SQuAD's 900 paragraphs to a folder of a few articles.
+ABSTAIN = MODELS["abstain"]
+ABSTAIN_WEIGHTS = ABSTAIN.vector(SUPPORT_FEATURES)
+ABSTAIN_BIAS = ABSTAIN.bias
+ABSTAIN_THRESHOLD = ABSTAIN.threshold
 
 
-def answer_logit(e: Evidence) -> float:
+def answer_logit(e: Support) -> float:
     """The model's log-odds that the first passages answer the question."""
     return float(e.vector() @ ABSTAIN_WEIGHTS + ABSTAIN_BIAS)
 
 
-def answers(e: Evidence) -> bool:
+def answers(e: Support) -> bool:
     """Abstain unless the first passages are close enough in meaning and words to the question.
 
     When a question asks what someone said about a topic, the person's name alone is no evidence:
@@ -90,7 +87,7 @@ def rerank(question: str, query: str, history: list[str], candidates: list[Candi
     chosen = {c.chunk_id for c in top}
     # Keep the passage right after a chosen one (see retrieve: scene in one, quote in the next).
     top += [c for c in candidates[depth:] if int(index.previous[c.chunk_id]) in chosen]
-    ev = features(q, top, index)
+    ev = evidence(q, top, index)
     scores = ev.passages @ PASSAGE_WEIGHTS
     best = _segment_argmax(ev.sentences @ SENTENCE_WEIGHTS, ev.offsets)
     topic = ev.topic_coverage.tolist() if q.person else [None] * len(top)
@@ -108,14 +105,14 @@ def _segment_argmax(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return order[offsets[:-1]] - offsets[:-1]
 
 
-def evidence(scored: list[Scored]) -> Evidence:
+def support(scored: list[Scored]) -> Support:
     """The abstention signals of a ranking."""
     top, first = scored[0], scored[:3]
     topic = None if top.topic is None else max(s.topic for s in first)
     col = {name: i for i, name in enumerate(PASSAGE_FEATURES)}
     best = lambda name: max(float(s.features[col[name]]) for s in first)  # noqa: E731
     # The best of the first few: the answer need not be the top passage for the question to be answerable.
-    return Evidence(max(s.cand.sentence for s in first), top.cand.dense, max(s.coverage for s in first),
+    return Support(max(s.cand.sentence for s in first), top.cand.dense, max(s.coverage for s in first),
                     best("sent_coverage"), best("window_cos"), best("bigrams"), best("names"), best("doc_names"), topic)
 
 
@@ -126,11 +123,11 @@ def compose(question: str, query: str, history: list[str], found: Retrieved, qve
     if not candidates:
         return Answer(question, False, (), query, "nothing in the documents matches the question")
     scored = rerank(question, query, history, candidates, index, qvec, depth=max(3 * k, 20))
-    ev = evidence(scored)
-    if not answers(ev):
+    sup = support(scored)
+    if not answers(sup):
         return Answer(question, False, (), query,
                       "best match too weak ("
-                      f"sentence similarity {ev.sentence:.2f}, term coverage {ev.coverage:.2f})")
+                      f"sentence similarity {sup.sentence:.2f}, term coverage {sup.coverage:.2f})")
     kept: list[dict] = []
     same = _same_words(index, [sc.cand.chunk_id for sc in scored])
     for i, sc in enumerate(scored):

@@ -1,8 +1,8 @@
 """Evidence features of candidate passages and of each of their sentences.
 
 The answer stage ranks passages and picks the highlight with linear models over these features;
-the weights are fitted on SQuAD by benchmarks/fit_ranker.py (cross-fitted by article) and kept
-below as plain constants so the ranking stays explainable. All candidates of a question are
+the weights are fitted by benchmarks/fit_ranker.py (cross-fitted by article) and kept by name in
+weights.json, so the ranking stays explainable. All candidates of a question are
 scored at once with array operations over the index's sentence term ids (lexicon.py): per-passage
 Python code cost more than embedding the question.
 """
@@ -22,6 +22,7 @@ from .retrieve import Candidate
 from .signals import (asked_figure, asks_amount, asks_for_words, figure_kinds, names_by_sentence, names_share,
                       question_names)
 from .textutil import terms
+from .weights import MODELS
 
 _WH = (
     ("number", re.compile(r"\bhow (?:many|much|long|old|far|large|big|often|high|tall|fast)\b|\bwhat (?:percentage|number|amount|proportion)\b", re.I)),
@@ -37,20 +38,9 @@ SENTENCE_FEATURES = ("cos", "coverage", "type_match", "speaker", "rel_cos", "nei
                      "bigrams", "rel_coverage", "novelty", "length", "local_coverage", "window_coverage",
                      "figure", "names", "quoted")
 
-# Weights fitted by benchmarks/fit_ranker.py (listwise logistic regression). The first 13 passage
-# weights were fitted on 2,500 SQuAD dev-half questions (out-of-sample by article: hit@1 0.879 /
-# 0.929, hit@5 0.980 / 0.996 on the two folds). SQuAD has no "what did X say" questions, so the
-# two speaker weights were set by hand: in a passage, a statement by the person asked about
-# outweighs a non-statement somewhat closer in meaning (0.3 on the cosine scale); for the
-# highlight, their direct quote (credit 1.0, reported speech 0.5) is preferred to the reporter's
-# paraphrase. The news weights (names, doc_names, doc_coverage, lead, figure, quoted) and all
-# sentence weights come from a joint fit on 1,000 SQuAD and 66 BBC questions (news questions
-# weighted 10x; five folds by article). Refitting every passage weight jointly gave news hit@1
-# 0.84 held out but cost SQuAD 1.5 points of hit@1, so the SQuAD passage weights are kept.
-PASSAGE_WEIGHTS = np.array([0.523, 0.154, 1.0, 0.085, 0.268, 0.069, 0.3, 0.264, 0.082, 0.523, -0.023, 0.834, 0.325,
-                            0.011, 0.179, 0.145, -0.167, 0.332, 0.482])
-SENTENCE_WEIGHTS = np.array([0.474, -0.137, 0.299, 1.0, 0.572, 0.11, 0.052, -0.096, -0.137, 0.879, 0.872, 0.532,
-                             0.516, -0.151, 0.607])
+# The fitted weights, by feature name (weights.json says how each was fitted).
+PASSAGE_WEIGHTS = MODELS["passage"].vector(PASSAGE_FEATURES)
+SENTENCE_WEIGHTS = MODELS["sentence"].vector(SENTENCE_FEATURES)
 
 
 # A statement by the person asked about counts as being on the question's topic when it is at

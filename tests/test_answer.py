@@ -4,16 +4,18 @@ import itertools
 
 import numpy as np
 
-from qa.answer import ABSTAIN_WEIGHTS, Evidence, answers
+from qa.answer import ABSTAIN_WEIGHTS, SUPPORT_FEATURES, Support, answers
 
 
 def _evidence(values, topic=None):
-    return Evidence(*values, topic=topic)
+    # values: sentence, dense, coverage, sent_coverage, window, bigrams (names keep their defaults)
+    fields = ("sentence", "dense", "coverage", "sent_coverage", "window", "bigrams")
+    return Support(**dict(zip(fields, (float(v) for v in values))), topic=topic)
 
 
 def test_more_evidence_never_turns_an_answer_into_an_abstention():
     # Every signal is "more is better": stronger evidence must not make the engine decline.
-    assert (ABSTAIN_WEIGHTS > 0).all()
+    assert (ABSTAIN_WEIGHTS > 0).all() and len(ABSTAIN_WEIGHTS) == len(SUPPORT_FEATURES)
     grid = [0.0, 0.3, 0.6, 0.9]
     for values in itertools.product(grid, repeat=3):
         base = np.array([values[0], values[1], values[2], values[1] * 0.8, values[0] * values[1], 0.0])
@@ -36,3 +38,25 @@ def test_a_statement_question_needs_its_topic():
     assert answers(_evidence(strong, topic=0.5))
     # The asked person is found but not the topic, and no sentence is very close in meaning.
     assert not answers(_evidence(strong, topic=0.0))
+
+
+def test_weights_are_looked_up_by_name(tmp_path):
+    import json
+
+    import pytest
+
+    from qa.features import PASSAGE_FEATURES, PASSAGE_WEIGHTS
+    from qa.weights import WEIGHTS_FILE, load
+
+    models = load()
+    assert dict(zip(PASSAGE_FEATURES, PASSAGE_WEIGHTS)) == dict(models["passage"].weights)
+    assert models["abstain"].threshold is not None and all(m.provenance for m in models.values())
+    # Reordering the saved mapping changes nothing; a renamed feature is an error, not a shifted vector.
+    raw = json.loads(WEIGHTS_FILE.read_text("utf-8"))
+    raw["passage"]["weights"] = dict(reversed(list(raw["passage"]["weights"].items())))
+    (tmp_path / "w.json").write_text(json.dumps(raw))
+    assert (load(tmp_path / "w.json")["passage"].vector(PASSAGE_FEATURES) == PASSAGE_WEIGHTS).all()
+    raw["passage"]["weights"]["renamed"] = raw["passage"]["weights"].pop("lead")
+    (tmp_path / "w.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="lead"):
+        load(tmp_path / "w.json")["passage"].vector(PASSAGE_FEATURES)
