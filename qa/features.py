@@ -182,15 +182,52 @@ def _distinct_count(keys: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(key[first] // base, minlength=n)
 
 
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """The candidates' sentence rows and what both feature tables are computed from."""
+
+    ids: np.ndarray      # the candidates' chunk ids
+    rows: np.ndarray     # their sentence rows in the lexicon, in order
+    owner: np.ndarray    # per sentence row: its candidate
+    off: np.ndarray      # candidate i owns rows off[i]:off[i+1]
+    t: _Terms            # the question's terms in the rows
+    flags: np.ndarray    # per row: the lexicon's answer-type flags
+    cos: np.ndarray      # per row: cosine with the question
+    cov: np.ndarray      # per row: idf-weighted share of the question's terms
+    spoken: np.ndarray   # per row: the asked person's words (1 quote, 0.5 reported), else 0
+    types: np.ndarray    # per row: holds what the question asks for (number, date, new name)
+    window: np.ndarray   # per row: the question's terms in it and the row before, locally weighted
+    figure: np.ndarray   # per row: holds the kind of figure a number question asks for
+    quoted: np.ndarray   # per row: a quotation, for a question asking for someone's words
+    sbig: np.ndarray     # per row: distinct question bigrams
+    pbig: np.ndarray     # per candidate: distinct question bigrams
+
+
 def evidence(q: Query, cands: list[Candidate], index: Fetched) -> Evidence:
     """Features of every candidate passage and of its sentences, computed together."""
+    r = _rows(q, cands, index)
+    sentences = _table(SENTENCE_FEATURES, _sentence_columns(q, r, index))
+    passage_cov, topic_cov, columns = _passage_columns(q, cands, r, index)
+    passages = _table(PASSAGE_FEATURES, columns) if cands else np.zeros((0, len(PASSAGE_FEATURES)))
+    related = (r.cos >= STATEMENT_MIN_COS) | (topic_cov[r.owner] >= 0.3)
+    statement = segment_reduce(np.logical_or, (r.spoken > 0) & related, r.off)
+    return Evidence(passages, sentences, r.off, passage_cov, topic_cov, statement)
+
+
+def _table(names: tuple[str, ...], columns: dict[str, object]) -> np.ndarray:
+    """Columns by feature name, stacked in the one order `names` defines."""
+    if set(columns) != set(names):
+        raise ValueError(f"feature columns differ from {names}: {sorted(set(columns) ^ set(names))}")
+    return np.column_stack([np.asarray(columns[n], dtype=np.float64) for n in names])
+
+
+def _rows(q: Query, cands: list[Candidate], index: Fetched) -> _Rows:
     n = len(cands)
     ids = np.fromiter((c.chunk_id for c in cands), np.int64, n)
     rows, owner, off = segments(index.sent_start[ids], index.sent_start[ids + 1])
     m = len(rows)
     t = _match(q, index, rows)
-    cand_of_term = owner[t.row]
-    cos = np.concatenate([c.sentence_cos for c in cands]).astype(np.float64)
+    cos = np.concatenate([c.sentence_cos for c in cands]).astype(np.float64) if n else np.zeros(0)
     cov = t.present @ q.w_terms
     flags = index.lexicon.flags[rows]
     if q.answer_type in ("number", "date"):
@@ -207,29 +244,10 @@ def evidence(q: Query, cands: list[Candidate], index: Fetched) -> Evidence:
         quote = (flags & QUOTE) > 0
         spoken = np.array([(1.0 if quote[r] else 0.5) if speaker_matches(s, q.person) else 0.0
                            for r, s in enumerate(speakers)])
-    before, after = np.zeros(m), np.zeros(m)
-    before[1:], after[:-1] = cov[:-1], cov[1:]
-    before[off[:-1]], after[off[1:] - 1] = 0.0, 0.0  # neighbours within the passage only
-    neighbour = np.maximum(before, after)
-    nbig = max(len(q.bigrams), 1)
-    sbig, pbig = _bigrams(q, index.vocab_size, t.ids, t.row, cand_of_term, m, n)
-    # An answer adds something the question lacks: the share of a sentence's terms that are new.
-    distinct = index.lexicon.distinct[rows]
-    asked = t.hit & q.in_terms[t.col] if len(q.cols) else t.hit
-    known = _distinct_count(t.col[asked], t.row[asked], m)
-    novelty = np.where(distinct > 0, (distinct - known) / np.maximum(distinct, 1), 0.0)
-    length = np.log1p(index.sent_chars[rows]) / 6
-    max_cos = segment_reduce(np.maximum, cos, off)
-    max_cov = segment_reduce(np.maximum, cov, off)
-    # Within a passage, a question term found in many of its sentences (the story's subject) tells
-    # them apart less than one found in a single sentence: weight each term by idf / (number of
-    # the passage's sentences holding it).
-    holding = segment_reduce(np.add, t.present.astype(np.int32), off)
-    local = q.w_terms / np.maximum(holding, 1)                     # (n, cols)
-    local /= np.where(local.sum(1) > 0, local.sum(1), 1.0)[:, None]
-    local_cov = (t.present * local[owner]).sum(1)
     # The answer often comes right after the sentence that sets the scene ("X was appointed in
-    # May. He replaced Y."): the question's terms in this sentence and the one before it.
+    # May. He replaced Y."): the question's terms in this sentence and the one before it, each term
+    # weighted as in `_local_weights`.
+    local = _local_weights(q, t, off)
     with_previous = t.present.copy()
     with_previous[1:] |= t.present[:-1]
     with_previous[off[:-1]] = t.present[off[:-1]]  # a passage's first sentence has none before it
@@ -241,55 +259,90 @@ def evidence(q: Query, cands: list[Candidate], index: Fetched) -> Evidence:
     if q.figure:
         kinds = np.concatenate([_figures(index, i) for i in ids.tolist()]) if n else np.zeros(0, np.int64)
         figure = ((kinds & q.figure) > 0).astype(float)
+    sbig, pbig = _bigrams(q, index.vocab_size, t.ids, t.row, owner[t.row], m, n)
+    return _Rows(ids, rows, owner, off, t, flags, cos, cov, spoken, types, window, figure, quoted, sbig, pbig)
+
+
+def _local_weights(q: Query, t: _Terms, off: np.ndarray) -> np.ndarray:
+    """(candidates, cols): within a passage, a question term found in many of its sentences (the
+    story's subject) tells them apart less than one found in a single sentence: each term weighs
+    idf / (number of the passage's sentences holding it), normalised per passage."""
+    holding = segment_reduce(np.add, t.present.astype(np.int32), off)
+    local = q.w_terms / np.maximum(holding, 1)
+    local /= np.where(local.sum(1) > 0, local.sum(1), 1.0)[:, None]
+    return local
+
+
+def _sentence_columns(q: Query, r: _Rows, index: Fetched) -> dict[str, np.ndarray]:
+    m, off, owner, t, cov = len(r.cos), r.off, r.owner, r.t, r.cov
+    before, after = np.zeros(m), np.zeros(m)
+    before[1:], after[:-1] = cov[:-1], cov[1:]
+    before[off[:-1]], after[off[1:] - 1] = 0.0, 0.0  # neighbours within the passage only
+    # An answer adds something the question lacks: the share of a sentence's terms that are new.
+    distinct = index.lexicon.distinct[r.rows]
+    asked = t.hit & q.in_terms[t.col] if len(q.cols) else t.hit
+    known = _distinct_count(t.col[asked], t.row[asked], m)
+    local_cov = (t.present * _local_weights(q, t, off)[owner]).sum(1)
     # The question's names as units in the sentence (or, for a pronoun, the one before it).
     sent_names = (np.concatenate([names_by_sentence(q.names, index.chunks[i].text, _sentence_starts(index, i))
-                                  for i in ids.tolist()]) if q.names and n else np.ones(m))
+                                  for i in r.ids.tolist()]) if q.names and len(r.ids) else np.ones(m))
     prev_names = np.zeros(m)
     prev_names[1:] = sent_names[:-1]
     prev_names[off[:-1]] = 0.0
-    names_window = np.maximum(sent_names, 0.5 * prev_names)
-    sentences = np.stack([cos, cov, types, spoken, cos - max_cos[owner], neighbour, sbig / nbig,
-                          cov - max_cov[owner], novelty, length, local_cov, window, figure, names_window,
-                          quoted], axis=1)
+    return {
+        "cos": r.cos, "coverage": cov, "type_match": r.types, "speaker": r.spoken,
+        "rel_cos": r.cos - segment_reduce(np.maximum, r.cos, off)[owner],
+        "neighbour_coverage": np.maximum(before, after),
+        "bigrams": r.sbig / max(len(q.bigrams), 1),
+        "rel_coverage": cov - segment_reduce(np.maximum, cov, off)[owner],
+        "novelty": np.where(distinct > 0, (distinct - known) / np.maximum(distinct, 1), 0.0),
+        "length": np.log1p(index.sent_chars[r.rows]) / 6,
+        "local_coverage": local_cov, "window_coverage": r.window, "figure": r.figure,
+        "names": np.maximum(sent_names, 0.5 * prev_names), "quoted": r.quoted,
+    }
 
-    own = segment_reduce(np.logical_or, t.present, off)
+
+def _passage_columns(q: Query, cands: list[Candidate], r: _Rows, index: Fetched):
+    """(passage coverage, topic coverage, feature columns by name) of the candidates."""
+    ids, off = r.ids, r.off
+    own = segment_reduce(np.logical_or, r.t.present, off)
     # Across the candidates, as within a passage: a question term most candidates hold (the
     # collection's subject, e.g. the university a question names) tells them apart less than a
     # term only a few hold. Weight each term by idf / (number of candidates holding it).
     pool = q.w_terms / np.maximum(own.sum(0), 1)
-    pool_cov = own @ (pool / (pool.sum() or 1.0))
     present = own
-    max_spoken = segment_reduce(np.maximum, spoken, off)
+    max_spoken = segment_reduce(np.maximum, r.spoken, off)
     if (max_spoken == 1.0).any():
         # News sets the scene of a quote in the paragraph before it ("Speaking to NBC News, X said
         # ..." then the quote): for the asked person's quotes, that paragraph's words count too.
         present = own | _previous_present(q, index, ids, max_spoken == 1.0)
     passage_cov, topic_cov = present @ q.w_terms, present @ q.w_topic
-    doc_ids = {index.chunks[i].doc_id for i in ids}
+    docs = [index.chunks[i].doc_id for i in ids.tolist()]
     titles = {d: coverage(q.terms, index.memo(("title", d), lambda d=d: set(terms(index.docs[d].title))))
-              for d in doc_ids}
+              for d in set(docs)}
     # The article as a whole is evidence for each of its passages: the lead restates the story,
     # the quote or figure comes later, in a paragraph that may not repeat the story's names.
-    doc_cov = {d: float(np.isin(q.cols, index.doc_terms[d]) @ q.w_terms) for d in doc_ids}
-    doc_names = {d: names_share(q.names, index.doc_text[d]) for d in doc_ids}
-    passages = np.column_stack([
-        [c.dense for c in cands], [c.bm25 for c in cands], [c.sentence for c in cands], passage_cov,
-        max_cov, segment_reduce(np.maximum, types, off), max_spoken,
-        [_rank_feature(c.dense_rank) for c in cands], [_rank_feature(c.bm25_rank) for c in cands],
-        pbig / nbig,
-        [titles[index.chunks[i].doc_id] for i in ids],
-        segment_reduce(np.maximum, window * cos, off),  # one place both close in meaning and holding the terms
-        pool_cov,
-        [names_share(q.names, index.chunks[i].text) for i in ids],
-        [doc_names[index.chunks[i].doc_id] for i in ids],
-        [doc_cov[index.chunks[i].doc_id] for i in ids],
-        index.is_lead[ids].astype(float),
-        segment_reduce(np.maximum, figure, off),
-        segment_reduce(np.maximum, quoted, off),
-    ]) if n else np.zeros((0, len(PASSAGE_FEATURES)))
-    related = (cos >= STATEMENT_MIN_COS) | (topic_cov[owner] >= 0.3)
-    statement = segment_reduce(np.logical_or, (spoken > 0) & related, off)
-    return Evidence(passages, sentences, off, passage_cov, topic_cov, statement)
+    doc_cov = {d: float(np.isin(q.cols, index.doc_terms[d]) @ q.w_terms) for d in set(docs)}
+    doc_names = {d: names_share(q.names, index.doc_text[d]) for d in set(docs)}
+    columns = {
+        "dense": [c.dense for c in cands], "bm25": [c.bm25 for c in cands],
+        "sentence": [c.sentence for c in cands], "coverage": passage_cov,
+        "sent_coverage": segment_reduce(np.maximum, r.cov, off),
+        "type_match": segment_reduce(np.maximum, r.types, off), "speaker": max_spoken,
+        "dense_rank": [_rank_feature(c.dense_rank) for c in cands],
+        "bm25_rank": [_rank_feature(c.bm25_rank) for c in cands],
+        "bigrams": r.pbig / max(len(q.bigrams), 1),
+        "title": [titles[d] for d in docs],
+        # one place both close in meaning and holding the terms
+        "window_cos": segment_reduce(np.maximum, r.window * r.cos, off),
+        "pool_coverage": own @ (pool / (pool.sum() or 1.0)),
+        "names": [names_share(q.names, index.chunks[i].text) for i in ids.tolist()],
+        "doc_names": [doc_names[d] for d in docs], "doc_coverage": [doc_cov[d] for d in docs],
+        "lead": index.is_lead[ids].astype(float),
+        "figure": segment_reduce(np.maximum, r.figure, off),
+        "quoted": segment_reduce(np.maximum, r.quoted, off),
+    }
+    return passage_cov, topic_cov, columns
 
 
 def _bigrams(q: Query, vocab_size: int, ids: np.ndarray, row: np.ndarray, cand: np.ndarray, m: int, n: int):
