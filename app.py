@@ -169,21 +169,13 @@ def _short(s: str, n: int) -> str:
 
 
 # -- the app ---------------------------------------------------------------------------------------
-def build_app(bot: QA, max_upload_bytes: int, asker=None, allow_changes: bool = True) -> gr.Blocks:
-    """The chat UI over an opened QA. Questions run through `asker` (default: this process);
-    uploads and removal are offered only when `allow_changes`."""
-    asker = asker or InProcess(bot)
+class Chat:
+    """The chat's event handlers: questions go through `asker`, sources are read from `bot`."""
 
-    def doc_rows():
-        return [[d.title, d.outlet or "", d.chars, d.doc_id] for d in bot.documents()]
+    def __init__(self, bot: QA, asker):
+        self.bot, self.asker = bot, asker
 
-    def doc_choices():
-        return [(f"{_short(d.title, 60)} ({d.doc_id})", d.doc_id) for d in bot.documents()]
-
-    def outlet_choices():
-        return sorted({d.outlet for d in bot.documents() if d.outlet})
-
-    def chat_turn(question, k, sources, since, until, outlets, messages, questions):
+    def chat_turn(self, question, k, sources, since, until, outlets, messages, questions):
         messages, questions = list(messages or []), list(questions or [])
         question = question if isinstance(question, str) else ""
         if not question.strip():
@@ -191,9 +183,9 @@ def build_app(bot: QA, max_upload_bytes: int, asker=None, allow_changes: bool = 
             return messages, messages, questions, gr.update(), gr.update(), gr.update(), gr.update()
         messages.append({"role": "user", "content": question_html(question)})
         try:
-            ans = asker.ask(question=question, k=int(k), history=questions, sources=list(sources or []) or None,
-                          since=(since or "").strip() or None, until=(until or "").strip() or None,
-                          outlets=list(outlets or []) or None)
+            ans = self.asker.ask(question=question, k=int(k), history=questions,
+                                 sources=list(sources or []) or None, since=(since or "").strip() or None,
+                                 until=(until or "").strip() or None, outlets=list(outlets or []) or None)
         except BadQuestionError as exc:
             messages.append({"role": "assistant", "content": note_html(f"Can't ask that: {exc}")})
             return messages, messages, questions, "", gr.update(), gr.update(), gr.update()
@@ -203,67 +195,19 @@ def build_app(bot: QA, max_upload_bytes: int, asker=None, allow_changes: bool = 
         messages.append({"role": "assistant", "content": answer_html(ans)})
         questions.append(question)
         labels, cites = citation_choices(ans)
-        first = source_html(bot, cites[0]) if cites else gr.update()
+        first = source_html(self.bot, cites[0]) if cites else gr.update()
         return (messages, messages, questions, "", cites,
                 gr.update(choices=labels, value=0 if labels else None, interactive=bool(labels)), first)
 
-    def clear():
-        return [], [], [], [], gr.update(choices=[], value=None), source_html(bot, None), ""
+    def clear(self):
+        return [], [], [], [], gr.update(choices=[], value=None), source_html(self.bot, None), ""
 
-    def show_source(idx, cites):
+    def show_source(self, idx, cites):
         if idx is None or not cites or not 0 <= int(idx) < len(cites):
-            return source_html(bot, None)
-        return source_html(bot, cites[int(idx)])
+            return source_html(self.bot, None)
+        return source_html(self.bot, cites[int(idx)])
 
-    def status_html(lines: list[str]) -> str:
-        return "".join(f'<div class="qa-status">{E(x)}</div>' for x in lines)
-
-    def doc_outputs(lines, ticked):
-        choices = doc_choices()
-        keep = set(ticked or ())
-        still = [c for _, c in choices if c in keep]
-        return (doc_rows(), gr.update(choices=choices, value=None), gr.update(choices=choices, value=still),
-                status_html(lines))
-
-    def upload(files, ticked, progress=gr.Progress()):
-        files = files if isinstance(files, list) else [files] if files else []
-        lines = []
-        for n, f in enumerate(files):
-            path = Path(f if isinstance(f, str) else getattr(f, "name", f))
-            progress((n, len(files)), desc=f"Adding {path.name} and updating the index…")
-            try:
-                data = path.read_bytes()
-                update = bot.add_file(path.name, data, max_bytes=max_upload_bytes)
-                if any(Path(x).name == path.name for x in update.skipped):
-                    lines.append(f"Saved {path.name}, but it has no readable article text, so it is not indexed.")
-                else:
-                    lines.append(f"Added {path.name} ({update.passages} passages indexed).")
-            except QAError as exc:
-                lines.append(f"Not added: {exc}")
-                gr.Warning(str(exc))
-            except OSError as exc:
-                lines.append(f"Not added: {path.name}: could not read the upload ({exc.strerror})")
-            finally:
-                path.unlink(missing_ok=True)  # the copy in Gradio's upload cache is not needed
-        return (None, *doc_outputs(lines, ticked))
-
-    def remove(doc_id, ticked, progress=gr.Progress()):
-        if not doc_id:
-            gr.Warning("Choose a document to remove first.")
-            return doc_outputs(["Choose a document to remove first."], ticked)
-        progress(0, desc=f"Removing {doc_id} and updating the index…")
-        try:
-            update = bot.remove_document(doc_id)
-            return doc_outputs([f"Removed {doc_id} ({update.passages} passages indexed)."], ticked)
-        except QAError as exc:
-            gr.Warning(str(exc))
-            return doc_outputs([f"Not removed: {exc}"], ticked)
-
-    def pick_row(evt: gr.SelectData):
-        row = evt.row_value if evt is not None else None
-        return gr.update(value=row[3]) if row and len(row) > 3 else gr.update()
-
-    def api_ask(question: str, k: int = 5, history: str = "[]", sources: str = "[]") -> str:
+    def api_ask(self, question: str, k: int = 5, history: str = "[]", sources: str = "[]") -> str:
         """Answer a question; returns the engine's Answer (`Answer.to_dict()`) as a JSON string.
 
         history / sources: JSON lists (earlier questions, oldest first; doc_ids, empty = all).
@@ -276,11 +220,81 @@ def build_app(bot: QA, max_upload_bytes: int, asker=None, allow_changes: bool = 
         if not isinstance(past, list) or not isinstance(only, list):
             raise gr.Error("history and sources must be JSON lists")
         try:
-            ans = asker.ask(question=question, k=int(k), history=past, sources=only or None)
+            ans = self.asker.ask(question=question, k=int(k), history=past, sources=only or None)
         except (QAError, ValueError, TypeError) as exc:
             raise gr.Error(str(exc)) from None
         # A string, not a dict: gradio_client would take each citation's "path" for a file to download.
         return json.dumps(ans.to_dict(), ensure_ascii=False)
+
+
+class Library:
+    """The Documents tab's data and event handlers (listing, upload, removal)."""
+
+    def __init__(self, bot: QA, max_upload_bytes: int):
+        self.bot, self.max_upload_bytes = bot, max_upload_bytes
+
+    def doc_rows(self):
+        return [[d.title, d.outlet or "", d.chars, d.doc_id] for d in self.bot.documents()]
+
+    def doc_choices(self):
+        return [(f"{_short(d.title, 60)} ({d.doc_id})", d.doc_id) for d in self.bot.documents()]
+
+    def outlet_choices(self):
+        return sorted({d.outlet for d in self.bot.documents() if d.outlet})
+
+    def status_html(self, lines: list[str]) -> str:
+        return "".join(f'<div class="qa-status">{E(x)}</div>' for x in lines)
+
+    def doc_outputs(self, lines, ticked):
+        choices = self.doc_choices()
+        keep = set(ticked or ())
+        still = [c for _, c in choices if c in keep]
+        return (self.doc_rows(), gr.update(choices=choices, value=None), gr.update(choices=choices, value=still),
+                self.status_html(lines))
+
+    def upload(self, files, ticked, progress=gr.Progress()):
+        files = files if isinstance(files, list) else [files] if files else []
+        lines = []
+        for n, f in enumerate(files):
+            path = Path(f if isinstance(f, str) else getattr(f, "name", f))
+            progress((n, len(files)), desc=f"Adding {path.name} and updating the index…")
+            try:
+                data = path.read_bytes()
+                update = self.bot.add_file(path.name, data, max_bytes=self.max_upload_bytes)
+                if any(Path(x).name == path.name for x in update.skipped):
+                    lines.append(f"Saved {path.name}, but it has no readable article text, so it is not indexed.")
+                else:
+                    lines.append(f"Added {path.name} ({update.passages} passages indexed).")
+            except QAError as exc:
+                lines.append(f"Not added: {exc}")
+                gr.Warning(str(exc))
+            except OSError as exc:
+                lines.append(f"Not added: {path.name}: could not read the upload ({exc.strerror})")
+            finally:
+                path.unlink(missing_ok=True)  # the copy in Gradio's upload cache is not needed
+        return (None, *self.doc_outputs(lines, ticked))
+
+    def remove(self, doc_id, ticked, progress=gr.Progress()):
+        if not doc_id:
+            gr.Warning("Choose a document to remove first.")
+            return self.doc_outputs(["Choose a document to remove first."], ticked)
+        progress(0, desc=f"Removing {doc_id} and updating the index…")
+        try:
+            update = self.bot.remove_document(doc_id)
+            return self.doc_outputs([f"Removed {doc_id} ({update.passages} passages indexed)."], ticked)
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return self.doc_outputs([f"Not removed: {exc}"], ticked)
+
+    def pick_row(self, evt: gr.SelectData):
+        row = evt.row_value if evt is not None else None
+        return gr.update(value=row[3]) if row and len(row) > 3 else gr.update()
+
+
+def build_app(bot: QA, max_upload_bytes: int, asker=None, allow_changes: bool = True) -> gr.Blocks:
+    """The chat UI over an opened QA. Questions run through `asker` (default: this process);
+    uploads and removal are offered only when `allow_changes`."""
+    chat_events, library = Chat(bot, asker or InProcess(bot)), Library(bot, max_upload_bytes)
 
     private = {"api_visibility": "private"}
     with gr.Blocks(title="News QA", analytics_enabled=False) as demo:
@@ -306,7 +320,7 @@ def build_app(bot: QA, max_upload_bytes: int, asker=None, allow_changes: bool = 
                                            elem_id="citation-pick")
                         viewer = gr.HTML(source_html(bot, None), js_on_load=SCROLL_JS, elem_id="source-viewer")
                     with gr.Tab("Documents"):
-                        table = gr.Dataframe(doc_rows(), headers=["Title", "Outlet", "Chars", "doc_id"],
+                        table = gr.Dataframe(library.doc_rows(), headers=["Title", "Outlet", "Chars", "doc_id"],
                                              datatype=["str", "str", "number", "str"], interactive=False,
                                              wrap=True, max_height=320, elem_id="doc-table",
                                              label="Loaded articles", column_widths=["40%", "18%", "14%", "28%"])
@@ -315,7 +329,7 @@ def build_app(bot: QA, max_upload_bytes: int, asker=None, allow_changes: bool = 
                                             f"up to {max_upload_bytes / 1e6:g} MB each)", file_count="multiple",
                                             file_types=UPLOAD_TYPES, elem_id="upload", height=130)
                             with gr.Row():
-                                to_remove = gr.Dropdown(label="Document to remove", choices=doc_choices(),
+                                to_remove = gr.Dropdown(label="Document to remove", choices=library.doc_choices(),
                                                         value=None, scale=3, elem_id="remove-pick")
                                 remove_btn = gr.Button("Remove", variant="stop", scale=1, elem_id="remove")
                             status = gr.HTML("", elem_id="doc-status")
@@ -324,26 +338,29 @@ def build_app(bot: QA, max_upload_bytes: int, asker=None, allow_changes: bool = 
                                     "server.</p>", elem_id="changes-off")
                     with gr.Tab("Settings"):
                         k = gr.Slider(1, 10, value=5, step=1, label="Passages per answer", elem_id="k")
-                        only = gr.CheckboxGroup(choices=doc_choices(), value=[], elem_id="sources",
+                        only = gr.CheckboxGroup(choices=library.doc_choices(), value=[], elem_id="sources",
                                                 label="Only these sources (none ticked = all)")
                         with gr.Row():
                             since = gr.Textbox(label="Published since", placeholder="YYYY-MM-DD", elem_id="since")
                             until = gr.Textbox(label="Published until", placeholder="YYYY-MM-DD", elem_id="until")
-                        outlets = gr.Dropdown(label="Only these outlets (none = all)", choices=outlet_choices(),
-                                              value=[], multiselect=True, elem_id="outlets")
+                        outlets = gr.Dropdown(label="Only these outlets (none = all)",
+                                              choices=library.outlet_choices(), value=[], multiselect=True,
+                                              elem_id="outlets")
 
         ask_inputs = [box, k, only, since, until, outlets, messages, questions]
         ask_outputs = [chat, messages, questions, box, cites, pick, viewer]
         for trigger in (box.submit, ask_btn.click):
-            trigger(chat_turn, ask_inputs, ask_outputs, **private).then(None, js=SCROLL_CHAT_JS, **private)
-        clear_btn.click(clear, None, [chat, messages, questions, cites, pick, viewer, box], **private)
-        chat.clear(clear, None, [chat, messages, questions, cites, pick, viewer, box], **private)  # its own bin icon
-        pick.input(show_source, [pick, cites], viewer, **private)
+            trigger(chat_events.chat_turn, ask_inputs, ask_outputs, **private).then(None, js=SCROLL_CHAT_JS,
+                                                                                    **private)
+        cleared = [chat, messages, questions, cites, pick, viewer, box]
+        clear_btn.click(chat_events.clear, None, cleared, **private)
+        chat.clear(chat_events.clear, None, cleared, **private)  # the chat's own bin icon
+        pick.input(chat_events.show_source, [pick, cites], viewer, **private)
         if allow_changes:
-            files.upload(upload, [files, only], [files, table, to_remove, only, status], **private)
-            remove_btn.click(remove, [to_remove, only], [table, to_remove, only, status], **private)
-            table.select(pick_row, None, to_remove, **private)
-        gr.api(api_ask, api_name="ask")
+            files.upload(library.upload, [files, only], [files, table, to_remove, only, status], **private)
+            remove_btn.click(library.remove, [to_remove, only], [table, to_remove, only, status], **private)
+            table.select(library.pick_row, None, to_remove, **private)
+        gr.api(chat_events.api_ask, api_name="ask")
     return demo
 
 
