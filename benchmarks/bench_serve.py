@@ -229,7 +229,8 @@ async def chat(port: int, questions, sessions: int, per_session: int = 5, gap: f
                 stream = Conn(port)
                 st2, events = await stream.request("GET", f"/gradio_api/queue/data?session_hash={hash_}")
                 stream.close()
-                ok = st == 200 and st2 == 200 and b'"process_completed"' in events and b'"success": true' in events.replace(b'"success":true', b'"success": true')
+                compact = events.replace(b" ", b"")
+                ok = st == 200 and st2 == 200 and b'"process_completed"' in compact and b'"success":true' in compact
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 ok = False
                 conn.close()
