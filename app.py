@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -29,6 +31,10 @@ log = logging.getLogger("qa.app")
 UPLOAD_TYPES = list(UPLOAD_SUFFIXES)
 SHOWN_QUESTION_CHARS = 500  # longer questions are shortened in the chat echo (the engine sees all)
 NOT_ANSWERED = "The articles don't answer this question."
+EXPORT_FORMATS = ("csv", "json", "md")
+PAGE_ROWS = 50  # documents per page of the Documents tab
+ALL_OUTLETS = "All outlets"
+DOCUMENT_ORDERS = [("Title", "title"), ("Newest first", "newest"), ("Oldest first", "oldest"), ("Outlet", "outlet")]
 
 CSS = """
 .qa-answer ol { margin: 0; padding-left: 1.6em; }
@@ -120,6 +126,22 @@ def answer_html(ans) -> str:
     return f'<div class="qa-answer">{_filters_html(ans)}<ol>{items}</ol></div>'
 
 
+def statements_html(st) -> str:
+    """A person's statements, each with its date, outlet and where it was first reported."""
+    head = f"{st.person}" + (f" on “{st.about}”" if st.about else "")
+    if not st.statements:
+        return f'<div class="qa-answer">{_filters_html(st)}<p>{E(f"No statements by {head} found")}' \
+               f'{E(f" ({st.reason})" if st.reason else "")}.</p></div>'
+    items = []
+    for i, s in enumerate(st.statements, start=1):
+        first = s.first_reported
+        when = f"First reported: {_source_name(first)} ({_place(first)})"
+        items.append(_passage_html(i, s.passage).replace("</li>", f'<p class="qa-also">{E(when)}</p></li>'))
+    order = "newest first" if st.order == "newest" else "oldest first"
+    return (f'<div class="qa-answer"><p class="qa-meta">{len(st.statements)} statements by {E(head)}, {order}</p>'
+            f'{_filters_html(st)}<ol>{"".join(items)}</ol></div>')
+
+
 def note_html(text: str) -> str:
     return f'<p class="qa-note">{E(text)}</p>'
 
@@ -164,43 +186,90 @@ def source_html(bot: QA, cite: dict | None) -> str:
             f"{E(text[e:])}</div></div>")
 
 
+def _filters(sources, since, until, outlets) -> dict:
+    """The Settings tab's filters as `QA.ask` keyword arguments (empty fields: no filter)."""
+    return {"sources": list(sources or []) or None, "since": (since or "").strip() or None,
+            "until": (until or "").strip() or None, "outlets": list(outlets or []) or None}
+
+
 def _short(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
 # -- the app ---------------------------------------------------------------------------------------
+class Exports:
+    """Answers and statement lists written as files to download (qa.export), in a temporary folder
+    removed when the app stops."""
+
+    def __init__(self):
+        self._dir = tempfile.TemporaryDirectory(prefix="qa-export-")
+
+    def write(self, what, fmt: str, stem: str) -> str:
+        from qa.export import render
+
+        path = Path(self._dir.name) / f"{stem}-{uuid.uuid4().hex[:8]}.{fmt}"
+        path.write_text(render(what, fmt), encoding="utf-8")
+        return str(path)
+
+    def button(self, what, fmt: str, stem: str):
+        """The download button's update: the export of `what`, or hidden when there is nothing."""
+        has = what is not None and (getattr(what, "passages", None) or getattr(what, "statements", None))
+        if not has:
+            return gr.update(visible=False, value=None)
+        return gr.update(visible=True, value=self.write(what, fmt if fmt in EXPORT_FORMATS else "csv", stem))
+
+
 class Chat:
     """The chat's event handlers: questions go through `asker`, sources are read from `bot`."""
 
-    def __init__(self, bot: QA, asker):
-        self.bot, self.asker = bot, asker
+    def __init__(self, bot: QA, asker, exports: Exports):
+        self.bot, self.asker, self.exports = bot, asker, exports
 
-    def chat_turn(self, question, k, sources, since, until, outlets, messages, questions):
+    def chat_turn(self, question, k, sources, since, until, outlets, fmt, messages, questions):
+        """Outputs: chat, messages, questions, box, cites, citation pick, viewer, last answer, download."""
+        keep = (gr.update(),) * 2
         messages, questions = list(messages or []), list(questions or [])
         question = question if isinstance(question, str) else ""
         if not question.strip():
             messages.append({"role": "assistant", "content": note_html("Please type a question first.")})
-            return messages, messages, questions, gr.update(), gr.update(), gr.update(), gr.update()
+            return messages, messages, questions, gr.update(), gr.update(), gr.update(), gr.update(), *keep
         messages.append({"role": "user", "content": question_html(question)})
         try:
-            ans = self.asker.ask(question=question, k=int(k), history=questions,
-                                 sources=list(sources or []) or None, since=(since or "").strip() or None,
-                                 until=(until or "").strip() or None, outlets=list(outlets or []) or None)
+            ans = self.asker.ask(question=question, k=int(k), history=questions, **_filters(sources, since, until,
+                                                                                             outlets))
         except BadQuestionError as exc:
             messages.append({"role": "assistant", "content": note_html(f"Can't ask that: {exc}")})
-            return messages, messages, questions, "", gr.update(), gr.update(), gr.update()
+            return messages, messages, questions, "", gr.update(), gr.update(), gr.update(), *keep
         except QAError as exc:
             messages.append({"role": "assistant", "content": note_html(f"Error: {exc}")})
-            return messages, messages, questions, "", gr.update(), gr.update(), gr.update()
+            return messages, messages, questions, "", gr.update(), gr.update(), gr.update(), *keep
         messages.append({"role": "assistant", "content": answer_html(ans)})
         questions.append(question)
         labels, cites = citation_choices(ans)
         first = source_html(self.bot, cites[0]) if cites else gr.update()
         return (messages, messages, questions, "", cites,
-                gr.update(choices=labels, value=0 if labels else None, interactive=bool(labels)), first)
+                gr.update(choices=labels, value=0 if labels else None, interactive=bool(labels)), first,
+                ans, self.exports.button(ans if ans.answered else None, fmt, "answer"))
+
+    def export(self, last, fmt):
+        return self.exports.button(last if last is not None and last.answered else None, fmt, "answer")
+
+    def timeline(self, person, about, order, sources, since, until, outlets, fmt):
+        """Outputs: the statements' HTML, the last statements, the download button."""
+        try:
+            st = self.asker.statements(person=person if isinstance(person, str) else "",
+                                       about=about if isinstance(about, str) else None, order=order or "newest",
+                                       **_filters(sources, since, until, outlets))
+        except QAError as exc:
+            return note_html(f"Can't list statements: {exc}"), None, gr.update(visible=False, value=None)
+        return statements_html(st), st, self.exports.button(st, fmt, "statements")
+
+    def export_timeline(self, last, fmt):
+        return self.exports.button(last, fmt, "statements")
 
     def clear(self):
-        return [], [], [], [], gr.update(choices=[], value=None), source_html(self.bot, None), ""
+        return ([], [], [], [], gr.update(choices=[], value=None), source_html(self.bot, None), "", None,
+                gr.update(visible=False, value=None))
 
     def show_source(self, idx, cites):
         if idx is None or not cites or not 0 <= int(idx) < len(cites):
@@ -228,13 +297,10 @@ class Chat:
 
 
 class Library:
-    """The Documents tab's data and event handlers (listing, upload, removal)."""
+    """The Documents tab: a searchable, sortable, paged list of the documents; upload and removal."""
 
     def __init__(self, bot: QA, max_upload_bytes: int):
         self.bot, self.max_upload_bytes = bot, max_upload_bytes
-
-    def doc_rows(self):
-        return [[d.title, d.outlet or "", d.chars, d.doc_id] for d in self.bot.documents()]
 
     def doc_choices(self):
         return [(f"{_short(d.title, 60)} ({d.doc_id})", d.doc_id) for d in self.bot.documents()]
@@ -242,17 +308,44 @@ class Library:
     def outlet_choices(self):
         return sorted({d.outlet for d in self.bot.documents() if d.outlet})
 
-    def status_html(self, lines: list[str]) -> str:
-        return "".join(f'<div class="qa-status">{E(x)}</div>' for x in lines)
+    def page(self, text, outlet, order, page_no=0):
+        """Outputs: table rows, the counts line, the page number shown."""
+        outlet = None if outlet in (None, "", ALL_OUTLETS) else outlet
+        page_no = max(0, int(page_no or 0))
+        try:
+            found = self.bot.find_documents(text, outlet, order or "title", page_no * PAGE_ROWS, PAGE_ROWS)
+            if page_no and not found.documents and found.matching:  # past the end: show the last page
+                page_no = (found.matching - 1) // PAGE_ROWS
+                found = self.bot.find_documents(text, outlet, order or "title", page_no * PAGE_ROWS, PAGE_ROWS)
+        except QAError as exc:
+            return [], note_html(str(exc)), 0
+        rows = [[d.title, d.outlet or "", d.date or "", d.chars, d.doc_id] for d in found.documents]
+        if not found.matching:
+            counts = f"No document matches ({found.total:,} in the index)."
+        else:
+            counts = (f"{found.offset + 1:,}–{found.offset + len(rows):,} of {found.matching:,} matching · "
+                      f"{found.total:,} in the index")
+        return rows, f'<p class="qa-meta" id="doc-counts-text">{E(counts)}</p>', page_no
 
-    def doc_outputs(self, lines, ticked):
-        choices = self.doc_choices()
-        keep = set(ticked or ())
-        still = [c for _, c in choices if c in keep]
-        return (self.doc_rows(), gr.update(choices=choices, value=None), gr.update(choices=choices, value=still),
-                self.status_html(lines))
+    def first_page(self, text, outlet, order):
+        return self.page(text, outlet, order, 0)
 
-    def upload(self, files, ticked, progress=gr.Progress()):
+    def previous_page(self, text, outlet, order, page_no):
+        return self.page(text, outlet, order, max(0, int(page_no or 0) - 1))
+
+    def next_page(self, text, outlet, order, page_no):
+        return self.page(text, outlet, order, int(page_no or 0) + 1)
+
+    def refreshed(self, lines, ticked, text, outlet, order):
+        """After a change: table, counts, page, removal box, sources, outlets (both lists), status."""
+        choices, outlets = self.doc_choices(), self.outlet_choices()
+        still = [c for _, c in choices if c in set(ticked or ())]
+        rows, counts, page_no = self.page(text, outlet, order, 0)
+        return (rows, counts, page_no, "", gr.update(choices=choices, value=still), gr.update(choices=outlets),
+                gr.update(choices=[ALL_OUTLETS, *outlets]), "".join(f'<div class="qa-status">{E(x)}</div>'
+                                                                    for x in lines))
+
+    def upload(self, files, ticked, text, outlet, order, progress=gr.Progress()):
         files = files if isinstance(files, list) else [files] if files else []
         lines = []
         for n, f in enumerate(files):
@@ -272,35 +365,47 @@ class Library:
                 lines.append(f"Not added: {path.name}: could not read the upload ({exc.strerror})")
             finally:
                 path.unlink(missing_ok=True)  # the copy in Gradio's upload cache is not needed
-        return (None, *self.doc_outputs(lines, ticked))
+        return (None, *self.refreshed(lines, ticked, text, outlet, order))
 
-    def remove(self, doc_id, ticked, progress=gr.Progress()):
+    def remove(self, doc_id, ticked, text, outlet, order, progress=gr.Progress()):
+        doc_id = (doc_id or "").strip()
         if not doc_id:
-            gr.Warning("Choose a document to remove first.")
-            return self.doc_outputs(["Choose a document to remove first."], ticked)
+            gr.Warning("Choose a document to remove first: click its row in the list.")
+            return self.refreshed(["Choose a document to remove first: click its row in the list."], ticked, text,
+                                  outlet, order)
         progress(0, desc=f"Removing {doc_id} and updating the index…")
         try:
             update = self.bot.remove_document(doc_id)
-            return self.doc_outputs([f"Removed {doc_id} ({update.passages} passages indexed)."], ticked)
+            return self.refreshed([f"Removed {doc_id} ({update.passages} passages indexed)."], ticked, text,
+                                  outlet, order)
         except QAError as exc:
             gr.Warning(str(exc))
-            return self.doc_outputs([f"Not removed: {exc}"], ticked)
+            return self.refreshed([f"Not removed: {exc}"], ticked, text, outlet, order)
+
+    def on_load(self):
+        """A page (re)load shows the index as it is now (another process may have changed it)."""
+        choices, outlets = self.doc_choices(), self.outlet_choices()
+        rows, counts, page_no = self.page("", ALL_OUTLETS, "title", 0)
+        return (gr.update(choices=choices), gr.update(choices=outlets), gr.update(choices=[ALL_OUTLETS, *outlets]),
+                rows, counts, page_no)
 
     def pick_row(self, evt: gr.SelectData):
         row = evt.row_value if evt is not None else None
-        return gr.update(value=row[3]) if row and len(row) > 3 else gr.update()
+        return gr.update(value=row[4]) if row and len(row) > 4 else gr.update()
 
 
 def build_app(bot: QA, max_upload_bytes: int, asker=None, allow_changes: bool = True) -> gr.Blocks:
     """The chat UI over an opened QA. Questions run through `asker` (default: this process);
     uploads and removal are offered only when `allow_changes`."""
-    chat_events, library = Chat(bot, asker or InProcess(bot)), Library(bot, max_upload_bytes)
-
+    exports = Exports()
+    chat_events, library = Chat(bot, asker or InProcess(bot), exports), Library(bot, max_upload_bytes)
     private = {"api_visibility": "private"}
     with gr.Blocks(title="News QA", analytics_enabled=False) as demo:
+        demo.exports = exports  # the download folder lives as long as the app
         gr.HTML("<h1 style='margin:0'>News QA</h1><p class='qa-meta'>Ask about the loaded articles. "
                 "Answers are verbatim passages with the answering sentence highlighted and a citation.</p>")
         messages, questions, cites = gr.State([]), gr.State([]), gr.State([])
+        last_answer, last_statements, page_no = gr.State(None), gr.State(None), gr.State(0)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 # render_markdown=False: messages are the escaped HTML built above, shown as is (and still
@@ -313,6 +418,7 @@ def build_app(bot: QA, max_upload_bytes: int, asker=None, allow_changes: bool = 
                                      scale=5, max_lines=4, elem_id="question")
                     ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
                     clear_btn = gr.Button("Clear", scale=1, min_width=80, elem_id="clear")
+                download = gr.DownloadButton("Download this answer", visible=False, size="sm", elem_id="download")
             with gr.Column(scale=2, min_width=360):
                 with gr.Tabs():
                     with gr.Tab("Source"):
@@ -320,46 +426,85 @@ def build_app(bot: QA, max_upload_bytes: int, asker=None, allow_changes: bool = 
                                            elem_id="citation-pick")
                         viewer = gr.HTML(source_html(bot, None), js_on_load=SCROLL_JS, elem_id="source-viewer")
                     with gr.Tab("Documents"):
-                        table = gr.Dataframe(library.doc_rows(), headers=["Title", "Outlet", "Chars", "doc_id"],
-                                             datatype=["str", "str", "number", "str"], interactive=False,
-                                             wrap=True, max_height=320, elem_id="doc-table",
-                                             label="Loaded articles", column_widths=["40%", "18%", "14%", "28%"])
+                        with gr.Row():
+                            doc_search = gr.Textbox(show_label=False, placeholder="Search titles, bylines, doc_ids",
+                                                    scale=3, elem_id="doc-search")
+                            doc_outlet = gr.Dropdown([ALL_OUTLETS, *library.outlet_choices()], value=ALL_OUTLETS,
+                                                     show_label=False, scale=2, elem_id="doc-outlet")
+                            doc_order = gr.Dropdown(DOCUMENT_ORDERS, value="title", show_label=False, scale=1,
+                                                    elem_id="doc-order")
+                        rows, counts_html, _ = library.first_page("", ALL_OUTLETS, "title")
+                        table = gr.Dataframe(rows, headers=["Title", "Outlet", "Date", "Chars", "doc_id"],
+                                             datatype=["str", "str", "str", "number", "str"], interactive=False,
+                                             wrap=True, max_height=320, elem_id="doc-table", show_label=False,
+                                             column_widths=["38%", "16%", "12%", "10%", "24%"])
+                        with gr.Row():
+                            prev_btn = gr.Button("◀ Previous", size="sm", scale=1, elem_id="doc-prev")
+                            counts = gr.HTML(counts_html, elem_id="doc-counts")
+                            next_btn = gr.Button("Next ▶", size="sm", scale=1, elem_id="doc-next")
                         if allow_changes:
                             files = gr.File(label=f"Add articles ({', '.join(UPLOAD_TYPES)}; "
                                             f"up to {max_upload_bytes / 1e6:g} MB each)", file_count="multiple",
                                             file_types=UPLOAD_TYPES, elem_id="upload", height=130)
                             with gr.Row():
-                                to_remove = gr.Dropdown(label="Document to remove", choices=library.doc_choices(),
-                                                        value=None, scale=3, elem_id="remove-pick")
+                                to_remove = gr.Textbox(label="Document to remove (click its row above)",
+                                                       scale=3, elem_id="remove-pick")
                                 remove_btn = gr.Button("Remove", variant="stop", scale=1, elem_id="remove")
                             status = gr.HTML("", elem_id="doc-status")
                         else:
                             gr.HTML("<p class='qa-meta'>Adding and removing articles is turned off on this "
                                     "server.</p>", elem_id="changes-off")
+                    with gr.Tab("Timeline"):
+                        with gr.Row():
+                            person = gr.Textbox(label="Person", placeholder="e.g. Lavrov", elem_id="tl-person")
+                            about = gr.Textbox(label="About (optional)", placeholder="e.g. ceasefire",
+                                               elem_id="tl-about")
+                        with gr.Row():
+                            order = gr.Radio([("Newest first", "newest"), ("Oldest first", "oldest")],
+                                             value="newest", show_label=False, elem_id="tl-order", scale=2)
+                            show_btn = gr.Button("Show statements", variant="primary", scale=1, elem_id="tl-show")
+                        timeline = gr.HTML("", elem_id="timeline")
+                        tl_download = gr.DownloadButton("Download these statements", visible=False, size="sm",
+                                                        elem_id="tl-download")
                     with gr.Tab("Settings"):
                         k = gr.Slider(1, 10, value=5, step=1, label="Passages per answer", elem_id="k")
-                        only = gr.CheckboxGroup(choices=library.doc_choices(), value=[], elem_id="sources",
-                                                label="Only these sources (none ticked = all)")
+                        only = gr.Dropdown(choices=library.doc_choices(), value=[], multiselect=True,
+                                           label="Only these sources (none = all; type to search)",
+                                           elem_id="sources")
                         with gr.Row():
                             since = gr.Textbox(label="Published since", placeholder="YYYY-MM-DD", elem_id="since")
                             until = gr.Textbox(label="Published until", placeholder="YYYY-MM-DD", elem_id="until")
                         outlets = gr.Dropdown(label="Only these outlets (none = all)",
                                               choices=library.outlet_choices(), value=[], multiselect=True,
                                               elem_id="outlets")
+                        fmt = gr.Radio([("CSV", "csv"), ("JSON", "json"), ("Markdown", "md")], value="csv",
+                                       label="Download format", elem_id="export-format")
 
-        ask_inputs = [box, k, only, since, until, outlets, messages, questions]
-        ask_outputs = [chat, messages, questions, box, cites, pick, viewer]
+        filters = [only, since, until, outlets]
+        ask_outputs = [chat, messages, questions, box, cites, pick, viewer, last_answer, download]
         for trigger in (box.submit, ask_btn.click):
-            trigger(chat_events.chat_turn, ask_inputs, ask_outputs, **private).then(None, js=SCROLL_CHAT_JS,
-                                                                                    **private)
-        cleared = [chat, messages, questions, cites, pick, viewer, box]
+            trigger(chat_events.chat_turn, [box, k, *filters, fmt, messages, questions], ask_outputs,
+                    **private).then(None, js=SCROLL_CHAT_JS, **private)
+        cleared = [chat, messages, questions, cites, pick, viewer, box, last_answer, download]
         clear_btn.click(chat_events.clear, None, cleared, **private)
         chat.clear(chat_events.clear, None, cleared, **private)  # the chat's own bin icon
         pick.input(chat_events.show_source, [pick, cites], viewer, **private)
+        for trigger in (show_btn.click, person.submit, about.submit):
+            trigger(chat_events.timeline, [person, about, order, *filters, fmt],
+                    [timeline, last_statements, tl_download], **private)
+        fmt.change(chat_events.export, [last_answer, fmt], download, **private)
+        fmt.change(chat_events.export_timeline, [last_statements, fmt], tl_download, **private)
+        browse = [doc_search, doc_outlet, doc_order]
+        for trigger in (doc_search.change, doc_outlet.change, doc_order.change):
+            trigger(library.first_page, browse, [table, counts, page_no], trigger_mode="always_last", **private)
+        prev_btn.click(library.previous_page, [*browse, page_no], [table, counts, page_no], **private)
+        next_btn.click(library.next_page, [*browse, page_no], [table, counts, page_no], **private)
         if allow_changes:
-            files.upload(library.upload, [files, only], [files, table, to_remove, only, status], **private)
-            remove_btn.click(library.remove, [to_remove, only], [table, to_remove, only, status], **private)
+            changed = [table, counts, page_no, to_remove, only, outlets, doc_outlet, status]
+            files.upload(library.upload, [files, only, *browse], [files, *changed], **private)
+            remove_btn.click(library.remove, [to_remove, only, *browse], changed, **private)
             table.select(library.pick_row, None, to_remove, **private)
+        demo.load(library.on_load, None, [only, outlets, doc_outlet, table, counts, page_no], **private)
         gr.api(chat_events.api_ask, api_name="ask")
     return demo
 

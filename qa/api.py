@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import BadQuestionError, DocumentsError, QAError
-from .types import Answer, DocInfo, IndexStatus, IndexUpdate, Settings
+from .types import Answer, DocInfo, DocumentPage, IndexStatus, IndexUpdate, Settings
 
 if TYPE_CHECKING:  # the engine's modules import numpy: kept off `import qa` (e.g. the ingest worker)
     from .backends import Backend
@@ -26,6 +26,13 @@ log = logging.getLogger("qa")
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
 MAX_NAME_BYTES = 200  # below the usual 255-byte limit of file systems
+DOCUMENT_ORDERS = ("newest", "oldest", "title", "outlet")
+_DOCUMENT_KEYS = {
+    "newest": lambda d: d.doc_id,  # re-sorted below: dates descending, undated last
+    "oldest": lambda d: (d.date is None, d.date or "", d.doc_id),
+    "title": lambda d: (d.title.casefold(), d.doc_id),
+    "outlet": lambda d: ((d.outlet or "\uffff").casefold(), d.title.casefold(), d.doc_id),
+}
 _INHERITED: list = []  # query models replaced by fresh_model (see there)
 FOLLOW_SECONDS = 0.5  # how often a question checks for a version written by another process
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
@@ -202,6 +209,37 @@ class QA:
     def documents(self) -> list[DocInfo]:
         """The indexed documents, by doc_id."""
         return sorted(self._current().backend.documents().values(), key=lambda d: d.doc_id)
+
+    def find_documents(self, text: str | None = None, outlet: str | None = None, order: str = "newest",
+                       offset: int = 0, limit: int = 50) -> DocumentPage:
+        """A page of the indexed documents whose title, doc_id or byline contains `text`.
+
+        Args:
+            text: words to look for (case and spacing do not matter); None or "": every document.
+            outlet: only this outlet's documents (case and spacing do not matter).
+            order: "newest" or "oldest" (undated last either way), "title" or "outlet".
+            offset, limit: which page (limit 1 to 1,000).
+
+        Raises:
+            BadQuestionError: an unknown order, or a page out of range.
+        """
+        from .textutil import normalise
+
+        if order not in DOCUMENT_ORDERS:
+            raise BadQuestionError(f"order must be one of {', '.join(DOCUMENT_ORDERS)}, got {order!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0 or not 1 <= limit <= 1000:
+            raise BadQuestionError("offset must be 0 or more and limit from 1 to 1,000")
+        docs = list(self._current().backend.documents().values())
+        words = normalise(text or "").split()
+        wanted = normalise(outlet) if outlet else None
+        found = [d for d in docs
+                 if (wanted is None or normalise(d.outlet or "") == wanted)
+                 and all(w in normalise(f"{d.title} {d.doc_id} {d.byline or ''}") for w in words)]
+        found.sort(key=_DOCUMENT_KEYS[order])
+        if order == "newest":  # newest first, undated last
+            dated = [d for d in found if d.date]
+            found = sorted(dated, key=lambda d: (d.date, d.doc_id), reverse=True) + [d for d in found if not d.date]
+        return DocumentPage(tuple(found[offset:offset + limit]), len(found), len(docs), offset)
 
     def passage_count(self) -> int:
         """How many passages the index holds."""

@@ -187,6 +187,16 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class DocumentPage:
+    """One page of the documents matching a search, and how many there are."""
+
+    documents: tuple[DocInfo, ...]
+    matching: int   # documents matching the search
+    total: int      # documents in the index
+    offset: int     # of the first one shown, counted from 0
+
+
+@dataclass(frozen=True)
 class IndexStatus:
     """What an index serves now: its backend kind, version, and size."""
 

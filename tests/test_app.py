@@ -282,23 +282,92 @@ def test_upload_ask_restrict_and_remove(browser_page, served, tmp_path):
     page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "source.png"))
 
-    # Restricting the sources: only the ticked article may answer.
+    # Restricting the sources (a searchable list): only the chosen article may answer.
     page.get_by_role("tab", name="Settings").click()
-    page.locator("#sources label", has_text="zorbland_bridge.txt").click()
+    page.click("#sources input")
+    page.keyboard.type("zorbland_bridge")
+    page.get_by_role("option", name=re.compile("zorbland_bridge.txt")).click()
+    page.keyboard.press("Escape")
     reply = _ask(page, "What did Lavrov say about ceasefires?")
     assert {c[0] for c in _citations(reply)} <= {"zorbland_bridge.txt"}
-    page.locator("#sources label", has_text="zorbland_bridge.txt").click()
+    page.locator("#sources .token-remove:not(.remove-all)").first.click()
+    expect(page.locator("#sources .token")).to_have_count(0)
 
-    # Remove it again: table, settings and folder follow.
+    # Remove them again, each found by searching and clicking its row: table, settings and folder follow.
     page.get_by_role("tab", name="Documents").click()
     for name in ("zorbland_bridge.txt", "zorbland_wire.txt"):
-        page.click("#remove-pick input")
-        page.get_by_role("option", name=re.compile(re.escape(name))).click()
+        page.fill("#doc-search textarea", name)
+        expect(page.locator("#doc-counts")).to_contain_text("of 1 matching")
+        page.locator("#doc-table [data-testid=cell-0-0]").click()
+        expect(page.locator("#remove-pick textarea")).to_have_value(name)
         page.click("#remove")
         expect(status).to_contain_text(f"Removed {name}", timeout=90_000)
         assert not (docs / name).exists()
-    expect(page.locator("#doc-table")).not_to_contain_text("zorbland")
+    page.fill("#doc-search textarea", "zorbland")
+    expect(page.locator("#doc-counts")).to_contain_text("No document matches")
+    page.fill("#doc-search textarea", "")
     page.get_by_role("tab", name="Settings").click()
-    expect(page.locator("#sources")).not_to_contain_text("zorbland")
+    page.click("#sources input")
+    page.keyboard.type("zorbland")
+    expect(page.get_by_role("option", name=re.compile("zorbland"))).to_have_count(0)
+    page.keyboard.press("Escape")
+    assert not errors, errors
+    _assert_local(requests)
+
+
+def test_timeline_filters_and_downloads(browser_page, served):
+    """The Timeline tab, the Settings filter row and both download buttons (runs last: it dates the
+    seeds with a manifest)."""
+    from playwright.sync_api import expect
+
+    page, requests, errors = browser_page
+    _, docs = served
+    _clear(page)
+    names = sorted(p.name for p in docs.glob("0*.txt"))
+    (docs / "qa-manifest.csv").write_text("file,date,outlet\n" + "".join(
+        f"{n},2025-08-{10 + i:02d},Outlet {'AB'[i % 2]}\n" for i, n in enumerate(names)), encoding="utf-8")
+    # `qa index` in another process writes a new version; the app takes it up, and a page load shows it.
+    done = subprocess.run([sys.executable, "-m", "qa", "index", "--docs", str(docs), "--index",
+                           str(docs.parent / "index")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert done.returncode == 0, done.stderr
+    page.reload()
+    page.wait_for_selector("#question textarea")
+
+    # The timeline of a person's statements, newest first, each with where it was first reported.
+    page.get_by_role("tab", name="Timeline").click()
+    page.fill("#tl-person textarea", "Lavrov")
+    page.fill("#tl-about textarea", "ceasefire")
+    page.click("#tl-show")
+    timeline = page.locator("#timeline")
+    expect(timeline).to_contain_text("statements by Lavrov on “ceasefire”, newest first", timeout=60_000)
+    expect(timeline.locator(".qa-passage mark").first).to_be_visible()
+    expect(timeline).to_contain_text("First reported:")
+    with page.expect_download() as got:
+        page.click("#tl-download")
+    csv_text = Path(got.value.path()).read_text(encoding="utf-8")
+    assert csv_text.startswith("rank,text,highlight,doc_id") and "What did Lavrov say about ceasefire?" in csv_text
+
+    # The filter row: a date range no article falls in is said plainly; an outlet restricts the answer.
+    page.get_by_role("tab", name="Settings").click()
+    page.fill("#since textarea", "2030-01-01")
+    reply = _ask(page, "What did Lavrov say about ceasefires?")
+    expect(reply).to_contain_text("no article matches the filter")
+    page.fill("#since textarea", "")
+    page.click("#outlets input")
+    page.get_by_role("option", name="Outlet B").click()
+    page.keyboard.press("Escape")
+    reply = _ask(page, "What did Lavrov say about ceasefires?")
+    expect(reply).to_contain_text("Filtered by outlets: outlet b")
+    outlet_b = {n for i, n in enumerate(names) if i % 2}
+    assert {c[0] for c in _citations(reply)} <= outlet_b
+
+    # The answer's download, in the chosen format.
+    page.get_by_role("radio", name="JSON").check()
+    with page.expect_download() as got:
+        page.click("#download")
+    data = json.loads(Path(got.value.path()).read_text(encoding="utf-8"))
+    assert data and {r["doc_id"] for r in data} <= outlet_b and data[0]["question"].startswith("What did Lavrov")
+    assert data[0]["date"].startswith("2025-08-") and data[0]["file_sha256"]
     assert not errors, errors
     _assert_local(requests)

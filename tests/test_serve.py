@@ -229,6 +229,11 @@ def test_documents_health_and_openapi(team):
     listing = json.loads(raw)
     assert status == 200 and listing["total"] == 5 and len(listing["documents"]) == 2
     assert "path" not in listing["documents"][0]  # the server's file system is not shown
+    status, _, raw = team.request("GET", "/v1/documents?q=lavrov%20interview&order=title", token=TOKEN)
+    found = json.loads(raw)
+    assert status == 200 and found["total"] == 5 and 1 <= found["matching"] < 5
+    assert all("lavrov" in d["title"].lower() for d in found["documents"])
+    assert team.request("GET", "/v1/documents?order=sideways", token=TOKEN)[0] == 400
     status, _, raw = team.request("GET", "/v1/health", token=TOKEN)
     health = json.loads(raw)
     assert status == 200 and health["backend"] == "local" and health["passages"] > 0 and health["workers"] == 2

@@ -58,12 +58,18 @@ def router(bot, asker, policy: Policy) -> APIRouter:
             return error(503, str(exc))
         return answer.to_dict()
 
-    @r.get("/v1/documents", summary="The indexed documents, by doc_id")
-    def documents(offset: Annotated[int, Query(ge=0)] = 0,
+    @r.get("/v1/documents", summary="The indexed documents: search, sort, page")
+    def documents(q: Annotated[str | None, Query(max_length=500, description="words of title, doc_id, byline")] = None,
+                  outlet: str | None = None,
+                  order: Annotated[str, Query(pattern="^(newest|oldest|title|outlet)$")] = "title",
+                  offset: Annotated[int, Query(ge=0)] = 0,
                   limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100):
-        docs = bot.documents()
-        page = [{f: getattr(d, f) for f in DOCUMENT_FIELDS} for d in docs[offset: offset + limit]]
-        return {"total": len(docs), "offset": offset, "documents": page}
+        try:
+            page = bot.find_documents(q, outlet, order, offset, limit)
+        except BadQuestionError as exc:
+            return error(400, str(exc))
+        return {"total": page.total, "matching": page.matching, "offset": page.offset,
+                "documents": [{f: getattr(d, f) for f in DOCUMENT_FIELDS} for d in page.documents]}
 
     @r.get("/v1/health", summary="The index served now: backend, version, size")
     def health():

@@ -41,6 +41,9 @@ class InProcess:
     async def ask_async(self, **kwargs) -> Answer:
         return await asyncio.get_running_loop().run_in_executor(None, partial(self.bot.ask, **kwargs))
 
+    def statements(self, **kwargs):
+        return self.bot.statements(**kwargs)
+
     def close(self) -> None:
         pass
 
@@ -76,6 +79,13 @@ class WorkerPool:
         except BrokenProcessPool:
             raise self._restart(pool) from None
 
+    def statements(self, **kwargs):
+        pool = self._pool
+        try:
+            return pool.submit(_statements, kwargs).result()
+        except BrokenProcessPool:
+            raise self._restart(pool) from None
+
     async def ask_async(self, **kwargs) -> Answer:
         pool = self._pool
         try:
@@ -101,6 +111,10 @@ def _start_worker(threads: int) -> None:
 
 def _ask(kwargs: dict) -> Answer:
     return _BOT.ask(**kwargs)
+
+
+def _statements(kwargs: dict):
+    return _BOT.statements(**kwargs)
 
 
 def asker_for(bot, workers: int):
