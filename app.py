@@ -354,7 +354,7 @@ class Library:
             try:
                 data = path.read_bytes()
                 update = self.bot.add_file(path.name, data, max_bytes=self.max_upload_bytes)
-                if any(Path(x).name == path.name for x in update.skipped):
+                if any(Path(x.path).name == path.name for x in update.skipped):
                     lines.append(f"Saved {path.name}, but it has no readable article text, so it is not indexed.")
                 else:
                     lines.append(f"Added {path.name} ({update.passages} passages indexed).")

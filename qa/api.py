@@ -330,7 +330,7 @@ class QA:
                     update = plan(_hashes(folder, stored), backend, self.settings)
                 if not folder.documents and not folder.unchanged:
                     raise DocumentsError(f"no readable articles in {self.docs_dir}")
-                skipped = tuple(s.path for s in folder.skipped)
+                skipped = tuple(folder.skipped)
                 query_embedder, model_note = self._query_embedder()
                 manifest = read_manifest(self.docs_dir)
                 relabel = {} if update.rebuilt else _stale_records(folder, stored, self.docs_dir, manifest)

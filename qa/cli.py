@@ -207,10 +207,13 @@ def _index(args) -> int:
     elif not update.changed_anything:
         print(f"index up to date: {len(update.unchanged)} documents")
     for label, names in (("added", update.added if not update.rebuilt else ()), ("changed", update.changed),
-                         ("removed", update.removed), ("skipped", update.skipped)):
+                         ("removed", update.removed)):
         for name in names:
             print(f"{label}: {name}")
-    print(f"{update.passages} passages indexed")
+    for skipped in update.skipped:
+        print(f"skipped: {skipped.path}: {skipped.reason}")
+    print(f"{update.passages} passages indexed" + (f"; {len(update.skipped)} files skipped (reasons above)"
+                                                   if update.skipped else ""))
     return 0
 
 

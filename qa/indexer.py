@@ -115,7 +115,7 @@ def _batches(documents: Sequence[Document], settings: Settings, embedder, progre
     """PassageBatch of each document, embedding about EMBED_BATCH passages at a time."""
     group: list[tuple[DocInfo, tuple[Chunk, ...]]] = []
     size = 0
-    bar = _progress(sum(len(d.text) for d in documents)) if progress else None
+    bar = _Progress(sum(len(d.text) for d in documents), len(documents)) if progress else None
     for doc in documents:
         chunks = passages(doc, settings)
         group.append((doc_info(doc, facts.get(doc.doc_id, (0, 0)), manifest.get(doc.doc_id)), chunks))
@@ -123,13 +123,14 @@ def _batches(documents: Sequence[Document], settings: Settings, embedder, progre
         if size >= EMBED_BATCH:
             yield from _embed(group, settings, embedder)
             if bar is not None:
-                bar.update(sum(info.chars for info, _ in group))
+                bar.done(group)
             group, size = [], 0
     if group:
         yield from _embed(group, settings, embedder)
         if bar is not None:
-            bar.update(sum(info.chars for info, _ in group))
-            bar.close()
+            bar.done(group)
+    if bar is not None:
+        bar.close()
 
 
 def _embed(group, settings: Settings, embedder):
@@ -149,7 +150,28 @@ def _embed(group, settings: Settings, embedder):
         p, s = p + len(chunks), s + n_sent
 
 
-def _progress(total_chars: int):
-    from tqdm import tqdm
+class _Progress:
+    """A progress bar over the text to index (characters predict the work better than documents),
+    with the passages indexed and their rate; tqdm adds the time spent and the time left."""
 
-    return tqdm(total=total_chars, unit="char", unit_scale=True, desc="indexing", leave=False)
+    def __init__(self, total_chars: int, total_docs: int):
+        import time
+
+        from tqdm import tqdm
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self._docs = self._passages = 0
+        self._total_docs = total_docs
+        self._bar = tqdm(total=total_chars, unit="char", unit_scale=True, desc="indexing", leave=False)
+
+    def done(self, group) -> None:
+        self._docs += len(group)
+        self._passages += sum(len(chunks) for _, chunks in group)
+        rate = self._passages / max(self._clock() - self._start, 1e-6)
+        self._bar.set_postfix_str(f"{self._docs:,}/{self._total_docs:,} documents, {self._passages:,} passages, "
+                                  f"{rate:.0f} passages/s", refresh=False)
+        self._bar.update(sum(info.chars for info, _ in group))
+
+    def close(self) -> None:
+        self._bar.close()

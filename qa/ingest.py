@@ -22,7 +22,7 @@ from . import formats
 from .errors import DocumentsError
 from .textutil import is_stopword
 from .metadata import iso_date
-from .types import Block, Document, Publication
+from .types import Block, Document, Publication, Skipped
 
 log = logging.getLogger("qa")
 
@@ -32,14 +32,6 @@ SUPPORTED_SUFFIXES = _PLAIN_SUFFIXES + _HTML_SUFFIXES + tuple(formats.SUFFIXES)
 DEFAULT_MAX_BYTES = 20_000_000
 # The model and the stemmer are English: other languages are refused unless asked for.
 DEFAULT_LANGUAGES = frozenset({"en"})
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A file that was not ingested, and why."""
-
-    path: str
-    reason: str
 
 
 @dataclass(frozen=True)

@@ -249,6 +249,14 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A file that was not ingested, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class IndexUpdate:
     """What an index build or update did."""
 
@@ -256,7 +264,7 @@ class IndexUpdate:
     changed: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()  # files not indexed, each with why
     rebuilt: bool = False
     reason: str = ""
     passages: int = 0

@@ -325,7 +325,7 @@ def test_bad_files_are_skipped_with_a_warning_naming_them(bad_folder):
     # latin1.txt is read in its own encoding (Windows-1252), report.pdf is no PDF.
     assert {d.doc_id for d in bot.documents()} == {"ferry.txt", "orchard.txt", "orchard-copy.txt", "tower.txt",
                                                    "latin1.txt"}
-    skipped = {Path(p).name for p in bot.last_update.skipped}
+    skipped = {Path(p.path).name for p in bot.last_update.skipped}
     expected = {"binary.txt", "report.pdf", "empty.txt", "blank.md", "huge.txt", "leak.txt", "leakdir",
                 "dangling.txt", "vanish.txt"}
     assert skipped == expected
@@ -756,10 +756,11 @@ def test_web_app_listens_on_loopback_by_default(seed_dirs, seed_qa, monkeypatch)
     assert app._parser().parse_args([]).host == "127.0.0.1"
     launched = {}
 
-    def fake_launch(self, *args, **kwargs):  # the real main(), up to the point of opening the port
-        launched.update(kwargs)
+    def fake_serve(bot, asker, policy, host, port, max_bytes):  # the real main(), up to opening the port
+        launched.update(host=host, port=port, policy=policy)
 
-    monkeypatch.setattr(app.gr.Blocks, "launch", fake_launch)
+    monkeypatch.setattr(app, "serve", fake_serve)
     docs, index = seed_dirs
     assert app.main(["--docs", str(docs), "--index", str(index), "--port", "1"]) == 0
-    assert launched["server_name"] == "127.0.0.1" and launched["share"] is False
+    assert launched["host"] == "127.0.0.1" and launched["policy"].token is None
+    assert launched["policy"].allow_changes is True

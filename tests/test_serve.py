@@ -377,3 +377,43 @@ def test_questions_beyond_the_rate_are_refused_with_429(team):
             retry = headers.get("retry-after")
             break
     assert 429 in codes and retry and int(retry) >= 1
+
+
+def test_workers_exit_when_the_server_is_killed(index_copy):
+    base, docs, index = index_copy("orphans")
+    server = Server(base, docs, index, "--workers", "2").wait()
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            workers = _children(server.proc.pid)
+            time.sleep(0.2)
+        assert len(workers) >= 2
+        server.proc.kill()  # SIGKILL: the server cannot tell its workers
+        server.proc.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.3)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
@@ -106,7 +107,15 @@ class WorkerPool:
 
 
 def _start_worker(threads: int) -> None:
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="qa-orphan-watch", daemon=True).start()
     _BOT.fresh_model(threads=threads)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose server process died (even by SIGKILL) exits instead of lingering."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _ask(kwargs: dict) -> Answer:
