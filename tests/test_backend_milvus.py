@@ -136,3 +136,91 @@ def test_server_down_is_one_clear_error(tmp_path):
     with pytest.raises(IndexServerError, match="index server"):
         MilvusBackend(f"http://127.0.0.1:{port}")
     assert time.monotonic() - start < 15
+
+
+# -- the engine on Milvus ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def milvus_qa(server, seed_qa, seed_dirs):
+    """The seeds indexed into the module's server, embedding with the session's model."""
+    from qa import QA
+
+    docs, _ = seed_dirs
+    return QA(docs, server, embedder=seed_qa.engine.embedder)
+
+
+def _shape(answer):
+    """What must be identical between backends: passages, offsets, highlights, 'also reported by'."""
+    return (answer.answered, [(p.citation.doc_id, p.citation.start, p.citation.end, p.highlight_start,
+                               p.highlight_end, p.speaker, [(c.doc_id, c.start, c.end) for c in p.also_in])
+                              for p in answer.passages])
+
+
+def test_seed_answers_match_the_local_backend(milvus_qa, seed_qa, dev_questions):
+    assert milvus_qa.passage_count() == seed_qa.passage_count()
+    assert {d.doc_id: d.content_hash for d in milvus_qa.documents()} == \
+        {d.doc_id: d.content_hash for d in seed_qa.documents()}
+    for item in dev_questions["answerable"]:
+        assert _shape(milvus_qa.ask(item["q"], k=5)) == _shape(seed_qa.ask(item["q"], k=5)), item["q"]
+    for q in dev_questions["unanswerable"][:3]:
+        assert _shape(milvus_qa.ask(q)) == _shape(seed_qa.ask(q)), q
+    for conv in dev_questions["conversations"][:2]:
+        *history, last = conv["turns"]
+        assert _shape(milvus_qa.ask(last, history=history)) == _shape(seed_qa.ask(last, history=history))
+
+
+class CountingClient:
+    """A MilvusClient stand-in that counts calls and how many ran one after another (round trips:
+    calls overlapping in time, issued in parallel, make one)."""
+
+    def __init__(self, client):
+        self._client, self.calls, self._spans = client, [], []
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+
+        def call(*args, **kwargs):
+            start = time.monotonic()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.calls.append(name)
+                self._spans.append((start, time.monotonic()))
+        return call
+
+    def round_trips(self) -> int:
+        trips, end = 0, -1.0
+        for s, e in sorted(self._spans):
+            if s >= end:
+                trips += 1
+                end = e
+            else:
+                end = max(end, e)
+        return trips
+
+
+def test_a_question_costs_at_most_three_round_trips(milvus_qa, dev_questions):
+    backend = milvus_qa.engine.backend
+    question = dev_questions["answerable"][0]["q"]
+    milvus_qa.ask(question)  # the first question of a version also reads the document table
+    counter = backend.client = CountingClient(backend.client)
+    try:
+        milvus_qa.ask(dev_questions["answerable"][1]["q"])
+    finally:
+        backend.client = counter._client
+    print("calls:", counter.calls, "round trips:", counter.round_trips())
+    assert counter.round_trips() <= 3, counter.calls
+    assert counter.calls.count("search") == 2 and counter.calls.count("query") <= 2, counter.calls
+
+
+def test_cli_reports_a_server_that_is_down_in_one_line(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "QA_CACHE": str(tmp_path / "cache")}
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "qa", "ask", "--docs", str(ROOT / "seeds"), "--index",
+                          f"http://127.0.0.1:{port}", "Who said what?"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "index server" in lines[0] and f"127.0.0.1:{port}" in lines[0], run.stderr
+    assert "Traceback" not in run.stderr
+    assert time.monotonic() - start < 60
