@@ -49,9 +49,6 @@ from ..types import Chunk, DocInfo, Settings
 from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
 
 log = logging.getLogger("qa")
-# pymilvus logs every failed call with a traceback at ERROR; its failures reach the user as one
-# IndexServerError line from here instead.
-logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 
 FORMAT = 1
 VARCHAR_MAX = 65_535          # Milvus' portable VARCHAR limit (bytes)
@@ -184,6 +181,7 @@ class MilvusBackend:
             from pymilvus import MilvusClient
         except ImportError:  # the optional extra is not installed
             raise IndexServerError("a Milvus index needs pymilvus: pip install 'qa[milvus]'") from None
+        _quiet_pymilvus()
         try:
             return MilvusClient(self.uri, timeout=CONNECT_TIMEOUT)
         except Exception as exc:
@@ -678,6 +676,13 @@ def _insert(b: MilvusBackend, collection: str, rows) -> None:
             page = []
     if page:
         b._rpc("insert", collection, page)
+
+
+def _quiet_pymilvus() -> None:
+    """pymilvus logs every failed call (and each reconnection attempt) with a traceback, through
+    handlers it configures on import; its failures reach the user as one IndexServerError line."""
+    for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _short(exc: Exception) -> str:
