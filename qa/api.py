@@ -102,7 +102,7 @@ class QA:
         history, sources = _text_list(history, "history"), _text_list(sources, "sources")
         outlets, authors = _text_list(outlets, "outlets"), _text_list(authors, "authors")
         past = [_clean_question(h) for h in history if h.strip()][-3:]
-        engine = self._engine  # one version for the whole question
+        engine = self._live_engine()  # one version for the whole question
         docs = engine.backend.documents()
         where = make_filter(docs, sources, since, until, outlets, authors, quoted_phrases(question))
         shown = describe(where)
@@ -143,6 +143,16 @@ class QA:
         about = about.strip() if isinstance(about, str) and about.strip() else None
         answer = self.ask(question_for(person.strip(), about), k=MAX_STATEMENTS, **filters)
         return from_answer(person.strip(), about, answer, order)
+
+    def _live_engine(self) -> Engine:
+        """The engine, moved to the index's live version first if another process (e.g. a second app
+        worker on the same Milvus server) replaced the one it serves."""
+        engine = self._engine
+        if engine.backend.is_current():
+            return engine
+        live = replace(engine, backend=engine.backend.reopen())
+        self._engine = live  # a refresh under way in this process swaps in its own engine after
+        return live
 
     @property
     def engine(self) -> Engine:

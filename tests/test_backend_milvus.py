@@ -198,7 +198,12 @@ class CountingClient:
         return trips
 
 
-def test_a_question_costs_at_most_three_round_trips(milvus_qa, dev_questions):
+def test_a_question_costs_at_most_three_round_trips(milvus_qa, dev_questions, monkeypatch):
+    import qa.backends.milvus as milvus
+
+    # The check "is this version still live?" runs beside a question's dense search and is reused for
+    # FOLLOW_SECONDS; a long window keeps this count independent of how fast the machine is.
+    monkeypatch.setattr(milvus, "FOLLOW_SECONDS", 600.0)
     backend = milvus_qa.engine.backend
     question = dev_questions["answerable"][0]["q"]
     milvus_qa.ask(question)  # the first question of a version also reads the document table
@@ -210,6 +215,20 @@ def test_a_question_costs_at_most_three_round_trips(milvus_qa, dev_questions):
     print("calls:", counter.calls, "round trips:", counter.round_trips())
     assert counter.round_trips() <= 3, counter.calls
     assert counter.calls.count("search") == 2 and counter.calls.count("query") <= 2, counter.calls
+    assert milvus_qa.engine.backend is backend  # still current: no reopening
+
+
+def test_the_alias_check_rides_beside_the_dense_search(milvus_qa, dev_questions, monkeypatch):
+    import qa.backends.milvus as milvus
+
+    monkeypatch.setattr(milvus, "FOLLOW_SECONDS", 0.0)  # every question checks
+    backend = milvus_qa.engine.backend
+    counter = backend.client = CountingClient(backend.client)
+    try:
+        milvus_qa.ask(dev_questions["answerable"][1]["q"])
+    finally:
+        backend.client = counter._client
+    assert "describe_alias" in counter.calls and counter.round_trips() <= 4, counter.calls
 
 
 def test_cli_reports_a_server_that_is_down_in_one_line(tmp_path):
@@ -224,3 +243,68 @@ def test_cli_reports_a_server_that_is_down_in_one_line(tmp_path):
     assert len(lines) == 1 and "index server" in lines[0] and f"127.0.0.1:{port}" in lines[0], run.stderr
     assert "Traceback" not in run.stderr
     assert time.monotonic() - start < 60
+
+
+def test_a_server_killed_mid_session_fails_per_question_and_recovers(tmp_path, seed_qa, seed_dirs, dev_questions):
+    from qa import QA
+    from qa.errors import QAError
+
+    docs, _ = seed_dirs
+    port = free_port()
+    proc = start_server(tmp_path / "data", port)
+    try:
+        bot = QA(docs, f"http://127.0.0.1:{port}", embedder=seed_qa.engine.embedder)
+        question = dev_questions["answerable"][0]["q"]
+        before = _shape(bot.ask(question))
+        proc.kill()
+        proc.wait(10)
+        start = time.monotonic()
+        with pytest.raises(QAError, match="index server"):
+            bot.ask(question)
+        assert time.monotonic() - start < 10
+        proc = start_server(tmp_path / "data", port)  # the same data: the running engine carries on
+        assert _shape(bot.ask(question)) == before
+    finally:
+        stop_server(proc)
+
+
+def test_one_process_indexes_while_another_answers(server, seed_qa, tmp_path, dev_questions):
+    """Two engines on one server (as two app workers; threads here): one adds articles and re-indexes
+    twice while the other keeps answering, without an error and with the same answers; the other then
+    follows the alias to the live version by itself."""
+    import shutil
+    import threading
+
+    from qa import QA
+
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "seeds", docs)
+    uri = server
+    writer_qa = QA(docs, uri, embedder=seed_qa.engine.embedder)
+    reader_qa = QA(docs, uri, embedder=seed_qa.engine.embedder)
+    question = dev_questions["answerable"][0]["q"]
+    expected = _shape(reader_qa.ask(question))
+    errors, answers, done = [], [], threading.Event()
+
+    def serve():
+        try:
+            while not done.is_set():
+                answers.append(_shape(reader_qa.ask(question)))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        for i in range(2):  # two new versions while the reader serves its own
+            (docs / f"extra{i}.txt").write_text(f"Extra story {i}\n\nThe zeppelin number {i} landed in Velmora.",
+                                                encoding="utf-8")
+            writer_qa.refresh()
+    finally:
+        done.set()
+        t.join(60)
+    assert not errors and answers and all(a == expected for a in answers)
+    time.sleep(1.1)  # past FOLLOW_SECONDS: the reader's next question moves it to the live version
+    ans = reader_qa.ask("Where did the zeppelin land?")
+    assert ans.passages[0].citation.doc_id.startswith("extra")
+    assert {"extra0.txt", "extra1.txt"} <= {d.doc_id for d in reader_qa.documents()}

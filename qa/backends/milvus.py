@@ -15,8 +15,9 @@ Layout. A version is three collections sharing one name stem `{name}__{tag}`:
     {stem}_terms    the vocabulary: term -> (term id, document frequency)
 The alias `{name}` names the live passages collection. A commit writes a complete new version and
 then switches the alias, so readers never see half an index; a backend resolves the alias once
-and serves that version for its whole life (as LocalBackend serves one folder version). The
-version before the live one is kept for readers still on it; older ones are dropped.
+and serves that version for its whole life (as LocalBackend serves one folder version); `QA`
+moves a process to the live version between questions when `is_current()` says so. A replaced
+version is dropped GRACE_SECONDS after it was replaced, once no process can still be on it.
 
 Filters never paste user text: documents become integer doc numbers (the document table is cached
 per version, and `Filter.allows` decides, as in the local backend); exact phrases enter a LIKE
@@ -31,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +62,11 @@ _ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
 # bm25s' defaults ("lucene"), so the lexical ranking follows the local backend's.
 _BM25 = {"bm25_k1": 1.5, "bm25_b": 0.75}
 _MEMO_LIMIT = 200_000
+# How old an answer to "which version is live?" may be when a question asks (the check itself runs
+# beside each question's dense search, so following another process's commit costs no round trip).
+FOLLOW_SECONDS = 1.0
+# A version replaced this long ago is dropped: a process still on it has followed the alias by then.
+GRACE_SECONDS = 300.0
 
 
 class IndexServerError(QAError):
@@ -167,6 +174,8 @@ class MilvusBackend:
         self._terms: dict[str, tuple[int | None, int | None]] = {}
         self._doc_blobs: dict[int, tuple[str, np.ndarray]] = {}
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="milvus")
+        self._seen: tuple[float, str | None] | None = None  # (when, live collection) of the last check
+        self._stale = False  # set when a writer of this backend committed
         self.client = self._connect()
         if collection is not None:
             self._bind(collection)
@@ -190,19 +199,34 @@ class MilvusBackend:
     def _rpc(self, method: str, *args, **kwargs):
         """One call to the server; any failure becomes one clear IndexServerError."""
         kwargs.setdefault("timeout", CALL_TIMEOUT)
+        for attempt in (1, 2):
+            try:
+                return getattr(self.client, method)(*args, **kwargs)
+            except QAError:
+                raise
+            except Exception as exc:
+                # A restarted Milvus Lite server holds its collections released: load and retry once.
+                if attempt == 1 and args and "released" in _short(exc):
+                    self._load(args[0])
+                    continue
+                raise IndexServerError(f"the index server at {self.uri} failed ({method}): {_short(exc)}") from None
+
+    def _load(self, collection: str) -> None:
         try:
-            return getattr(self.client, method)(*args, **kwargs)
-        except QAError:
-            raise
+            self.client.load_collection(collection, timeout=CALL_TIMEOUT)
         except Exception as exc:
-            raise IndexServerError(f"the index server at {self.uri} failed ({method}): {_short(exc)}") from None
+            raise IndexServerError(f"the index server at {self.uri} cannot load {collection}: {_short(exc)}") from None
 
     def _live(self) -> str | None:
-        """The passages collection the alias names now (None: no index yet)."""
-        aliases = self._rpc("list_aliases").get("aliases", [])
-        if self.name not in aliases:
-            return None
-        return self._rpc("describe_alias", self.name)["collection_name"]
+        """The passages collection the alias names now (None: no index yet); one call."""
+        try:
+            live = self._rpc("describe_alias", self.name)["collection_name"]
+        except IndexServerError as exc:
+            if "does not exist" not in str(exc):
+                raise
+            live = None
+        self._seen = (time.monotonic(), live)
+        return live
 
     def _bind(self, collection: str) -> None:
         rows = self._rpc("query", collection + "_docs", filter=f"doc == {META}", output_fields=["info"])
@@ -221,7 +245,20 @@ class MilvusBackend:
 
     # -- versions ------------------------------------------------------------------------------------
     def is_current(self) -> bool:
-        return self._live() == self.collection
+        """Is this version still the live one? Answered from the check that ran beside the last
+        dense search when that is under FOLLOW_SECONDS old, else asked now (one call)."""
+        if self._stale:
+            return False
+        seen = self._seen
+        if seen is None or time.monotonic() - seen[0] > FOLLOW_SECONDS:
+            return self._live() == self.collection
+        return seen[1] == self.collection
+
+    def _check_live(self) -> None:
+        try:
+            self._live()
+        except QAError as exc:  # the question itself reports a server that is down
+            log.debug("alias check failed: %s", exc)
 
     def reopen(self) -> "MilvusBackend":
         return MilvusBackend(self.uri, self.name)
@@ -238,6 +275,7 @@ class MilvusBackend:
             raise QAError(f"cannot create the index lock {str(path)!r}: {exc.strerror or exc}") from None
         with f:
             fcntl.flock(f, fcntl.LOCK_EX)
+            self._seen = None  # under the lock, is_current() asks the server
             try:
                 yield
             finally:
@@ -339,6 +377,9 @@ class MilvusBackend:
 
     def search_dense(self, vector: np.ndarray, k: int, where: Filter = EVERYTHING) -> list[Hit]:
         vec = np.asarray(vector, np.float32).ravel().tolist()
+        seen = self._seen
+        if seen is None or time.monotonic() - seen[0] > FOLLOW_SECONDS / 2:
+            self._pool.submit(self._check_live)  # beside the search: is_current() reads the answer
         return [Hit(p, s) for p, s in self._search(vec, "vec", k, where, "IP")]
 
     def search_lexical(self, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> list[Hit]:
@@ -518,7 +559,7 @@ class MilvusWriter:
         if not batches:
             raise DocumentsError("no passages to index: the documents have no article text")
         version = max(b.version, _newest_version(b)) + 1
-        stem = f"{b.name}__{version:08d}{uuid.uuid4().hex[:6]}"
+        stem = f"{b.name}__{version:08d}_{int(time.time()):010d}_{uuid.uuid4().hex[:6]}"
         try:
             _write_version(b, stem, version, self.settings, batches)
             live = b._live()
@@ -531,20 +572,22 @@ class MilvusWriter:
         except BaseException:
             _drop_version(b, stem)
             raise
-        _drop_older(b, keep_from=version - 1)
+        b._stale = True
+        _drop_replaced(b, live=version)
         return MilvusBackend(b.uri, b.name, collection=stem)
 
 
 def _newest_version(b: MilvusBackend) -> int:
-    return max([v for _, v in _versions(b)], default=0)
+    return max([v for _, v, _ in _versions(b)], default=0)
 
 
-def _versions(b: MilvusBackend) -> list[tuple[str, int]]:
+def _versions(b: MilvusBackend) -> list[tuple[str, int, int]]:
+    """(stem, version, created: unix seconds) of each version's passages collection on the server."""
     out = []
     for c in b._rpc("list_collections"):
-        rest = c[len(b.name) + 2:] if c.startswith(b.name + "__") else ""
-        if len(rest) == 14 and rest[:8].isdigit():
-            out.append((c, int(rest[:8])))
+        parts = c[len(b.name) + 2:].split("_") if c.startswith(b.name + "__") else []
+        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit() and len(parts[2]) == 6:
+            out.append((c, int(parts[0]), int(parts[1])))
     return out
 
 
@@ -557,11 +600,15 @@ def _drop_version(b: MilvusBackend, stem: str) -> None:
             log.debug("could not drop %s: %s", stem + suffix, exc)
 
 
-def _drop_older(b: MilvusBackend, keep_from: int) -> None:
-    """Drop versions older than the one before the new live one (readers may still be on that)."""
+def _drop_replaced(b: MilvusBackend, live: int) -> None:
+    """Drop versions that a newer one replaced over GRACE_SECONDS ago (a process still serving
+    one follows the alias within FOLLOW_SECONDS), and half-written ones of failed commits."""
     try:
-        for stem, v in _versions(b):
-            if v < keep_from:
+        versions = _versions(b)
+        now = time.time()
+        for stem, v, _ in versions:
+            replaced_at = min([c for _, w, c in versions if w > v], default=None)
+            if v != live and replaced_at is not None and now - replaced_at > GRACE_SECONDS:
                 _drop_version(b, stem)
     except QAError as exc:
         log.warning("old index versions at %s were not dropped: %s", b.uri, exc)
