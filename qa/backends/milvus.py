@@ -177,12 +177,11 @@ class MilvusBackend:
         self._seen: tuple[float, str | None] | None = None  # (when, live collection) of the last check
         self._stale = False  # set when a writer of this backend committed
         self.client = self._connect()
-        if collection is not None:
-            self._bind(collection)
-        elif load:
-            live = self._live()
-            if live is not None:
-                self._bind(live)
+        # What the alias named when this backend opened (even if unusable): a commit switches the
+        # alias only from there, so two writers cannot both think they wrote the next version.
+        self.opened_from = collection if collection is not None else self._live()
+        if self.opened_from is not None and (load or collection is not None):
+            self._bind(self.opened_from)
 
     # -- connection -------------------------------------------------------------------------------
     def _connect(self):
@@ -229,7 +228,12 @@ class MilvusBackend:
         return live
 
     def _bind(self, collection: str) -> None:
-        rows = self._rpc("query", collection + "_docs", filter=f"doc == {META}", output_fields=["info"])
+        try:
+            rows = self._rpc("query", collection + "_docs", filter=f"doc == {META}", output_fields=["info"])
+        except IndexServerError as exc:
+            if "does not exist" not in str(exc):
+                raise
+            rows = []
         if not rows:
             self.problem = "the index on the server is incomplete"
             log.warning("index %s at %s has no meta row: it is rebuilt", collection, self.uri)
@@ -563,7 +567,7 @@ class MilvusWriter:
         try:
             _write_version(b, stem, version, self.settings, batches)
             live = b._live()
-            if live != b.collection and not (self.fresh and live is None):
+            if live != b.opened_from:
                 raise IndexServerError(f"another process changed the index at {b.uri} meanwhile; try again")
             if live is None:
                 b._rpc("create_alias", stem, b.name)
