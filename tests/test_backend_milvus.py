@@ -308,3 +308,21 @@ def test_one_process_indexes_while_another_answers(server, seed_qa, tmp_path, de
     ans = reader_qa.ask("Where did the zeppelin land?")
     assert ans.passages[0].citation.doc_id.startswith("extra")
     assert {"extra0.txt", "extra1.txt"} <= {d.doc_id for d in reader_qa.documents()}
+
+
+def test_an_embedded_milvus_lite_file_keeps_the_index(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    path = tmp_path / "index.db"
+    backend = open_backend(path)
+    writer = backend.writer(SETTINGS)
+    for name in ARTICLES:
+        writer.upsert(batch_of(docs, name))
+    written = writer.commit()
+    hits = written.search_lexical(terms("cider apples"), 3)
+    assert hits and "cider" in written.fetch([hits[0].passage]).chunks[0].text
+    for b in (written, backend):
+        b.close()
+    again = open_backend(str(path))
+    assert set(again.documents()) == set(ARTICLES) and again.search_lexical(terms("cider apples"), 3) == hits
+    again.close()

@@ -77,7 +77,10 @@ def cache_dir(location) -> Path:
     """A local folder for what a process derives for a Milvus index (the exported query model, the
     writers' lock): under $QA_CACHE or ~/.cache/qa, keyed by the URI."""
     base = Path(os.environ.get("QA_CACHE") or Path.home() / ".cache" / "qa")
-    key = hashlib.sha1(str(location).encode("utf-8")).hexdigest()[:16]
+    where = str(location)
+    if not where.startswith(("http://", "https://")):  # a Milvus Lite file: one key however it is spelt
+        where = str(Path(where).resolve())
+    key = hashlib.sha1(where.encode("utf-8")).hexdigest()[:16]
     return base / f"milvus-{key}"
 
 
