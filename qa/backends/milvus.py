@@ -62,6 +62,7 @@ _ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
 # bm25s' defaults ("lucene"), so the lexical ranking follows the local backend's.
 _BM25 = {"bm25_k1": 1.5, "bm25_b": 0.75}
 _MEMO_LIMIT = 200_000
+_DOC_BLOBS = 2_000  # documents whose text and terms a process keeps between questions
 # How old an answer to "which version is live?" may be when a question asks (the check itself runs
 # beside each question's dense search, so following another process's commit costs no round trip).
 FOLLOW_SECONDS = 1.0
@@ -441,7 +442,11 @@ class MilvusBackend:
         local = {g: i for i, g in enumerate(all_ids)}
         previous = np.array([local.get(p, -1) for p in prev.tolist()] + [-1] * len(extra), np.int64)
         where = [self._where[i] for i in all_ids]
-        leads = {lo for doc, lo, hi in where if doc not in self._doc_blobs}
+        if len(self._doc_blobs) > _DOC_BLOBS:
+            self._doc_blobs.clear()
+        # This question's own copy: another thread may clear the shared one meanwhile.
+        blobs = {doc: self._doc_blobs.get(doc) for doc, _, _ in where}
+        leads = {lo for doc, lo, hi in where if blobs[doc] is None}
         rows = {}
         if all_ids or leads:
             for r in self._rpc("query", self.collection, filter=_ints("pid", sorted(set(all_ids) | leads)),
@@ -450,10 +455,11 @@ class MilvusBackend:
         for pid in leads:
             r = rows[pid]
             blob = _unpack(r["dblob"])
-            self._doc_blobs[int(r["doc"])] = (blob["text"], _unb64(blob["terms"], np.int32).astype(np.int64))
-        return self._assemble(all_ids, rows, where, previous)
+            blobs[int(r["doc"])] = self._doc_blobs[int(r["doc"])] = (
+                blob["text"], _unb64(blob["terms"], np.int32).astype(np.int64))
+        return self._assemble(all_ids, rows, where, previous, blobs)
 
-    def _assemble(self, all_ids: list[int], rows: dict, where: list, previous: np.ndarray) -> Fetched:
+    def _assemble(self, all_ids: list[int], rows: dict, where: list, previous: np.ndarray, blobs: dict) -> Fetched:
         dim = int(self._meta.get("dim", 0))
         chunks, vecs, svecs = [], [], []
         term_ids, term_start, flags, distinct = [], [0], [], []
@@ -495,8 +501,8 @@ class MilvusBackend:
             sent_vectors=(np.concatenate(svecs) if svecs else np.zeros((0, dim), np.float32)),
             sent_start=starts, sent_chars=sent_chars, lexicon=lex, stats=self.stats(), previous=previous,
             is_lead=np.array([pid == lo for pid, (_, lo, _) in zip(all_ids, where)], bool),
-            doc_terms={self._ids[d]: self._doc_blobs[d][1] for d in doc_nums},
-            doc_text={self._ids[d]: self._doc_blobs[d][0] for d in doc_nums},
+            doc_terms={self._ids[d]: blobs[d][1] for d in doc_nums},
+            doc_text={self._ids[d]: blobs[d][0] for d in doc_nums},
             # Per question: its lexicon numbers names locally, so memos of another question do not apply.
             cache={})
 
