@@ -334,21 +334,22 @@ class MilvusBackend:
         return int(self._meta.get("passages", 0))
 
     def _term(self, term: str) -> tuple[int | None, int | None]:
-        if term not in self._terms:
-            self._learn_terms([term])
-        return self._terms.get(term, (None, None))
+        known = self._terms.get(term)
+        return known if known is not None else self._learn_terms([term]).get(term, (None, None))
 
-    def _learn_terms(self, wanted: Sequence[str]) -> None:
+    def _learn_terms(self, wanted: Sequence[str]) -> dict[str, tuple[int | None, int | None]]:
+        """(term id, document frequency) of terms not yet known ((None, None): in no passage)."""
         wanted = [t for t in dict.fromkeys(wanted) if t not in self._terms]
         if not wanted or self.collection is None:
-            return
+            return {}
         rows = self._rpc("query", self.collection + "_terms",
                          filter=f"term in [{', '.join(quote(t) for t in wanted)}]", output_fields=["term", "tid", "df"])
         if len(self._terms) > _MEMO_LIMIT:
             self._terms.clear()
         found = {r["term"]: (int(r["tid"]), int(r["df"])) for r in rows}
-        for t in wanted:
-            self._terms[t] = found.get(t, (None, None))
+        learnt = {t: found.get(t, (None, None)) for t in wanted}
+        self._terms.update(learnt)
+        return learnt
 
     # -- search -------------------------------------------------------------------------------------------
     def _expr(self, where: Filter) -> str | None:
@@ -373,8 +374,9 @@ class MilvusBackend:
         expr = self._expr(where)
         if self.collection is None or expr is None or k <= 0:
             return []
+        params = {"ef": max(4 * int(k), 128)} if metric == "IP" and not self._meta.get("exact", True) else {}
         res = self._rpc("search", self.collection, data=[data], anns_field=field, limit=int(k), filter=expr,
-                        output_fields=["doc", "lo", "hi"], search_params={"metric_type": metric, "params": {}})
+                        output_fields=["doc", "lo", "hi"], search_params={"metric_type": metric, "params": params})
         out = []
         for hit in res[0]:
             e = hit["entity"]
@@ -408,26 +410,37 @@ class MilvusBackend:
             self._where.clear()
         self._where[pid] = (doc, lo, hi)
 
-    def _locate(self, ids: Iterable[int]) -> None:
-        """Learn (doc, lo, hi) of passages not seen in a search result (one query)."""
-        unknown = sorted({int(i) for i in ids} - set(self._where))
+    def _locate(self, ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
+        """(doc, lo, hi) of each passage: remembered from a search result, else asked (one query)."""
+        ids = [int(i) for i in ids]
+        found = {i: self._where.get(i) for i in ids}
+        unknown = sorted(i for i, w in found.items() if w is None)
         if unknown and self.collection is not None:
             for r in self._rpc("query", self.collection, filter=_ints("pid", unknown),
                                output_fields=["pid", "doc", "lo", "hi"]):
-                self._remember(int(r["pid"]), int(r["doc"]), int(r["lo"]), int(r["hi"]))
+                found[int(r["pid"])] = (int(r["doc"]), int(r["lo"]), int(r["hi"]))
+                self._remember(int(r["pid"]), *found[int(r["pid"])])
+        missing = [i for i, w in found.items() if w is None]
+        if missing:
+            raise IndexServerError(f"no passage {missing[0]} in the index version {self.collection}")
+        return found
 
     def neighbours(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
-        ids = [int(i) for i in ids]
-        self._locate(ids)
+        return self._neighbours([int(i) for i in ids])[:2]
+
+    def _neighbours(self, ids: list[int]):
+        """(previous, next, locations of ids and their neighbours)."""
+        where = self._locate(ids)
         prev, nxt = [], []
         for i in ids:
-            doc, lo, hi = self._where[i]
+            doc, lo, hi = where[i]
             prev.append(i - 1 if i > lo else -1)
             nxt.append(i + 1 if i + 1 < hi else -1)
             for j in (prev[-1], nxt[-1]):  # of the same document: no call needed to locate them
                 if j >= 0:
                     self._remember(j, doc, lo, hi)
-        return np.array(prev, np.int64), np.array(nxt, np.int64)
+                    where[j] = (doc, lo, hi)
+        return np.array(prev, np.int64), np.array(nxt, np.int64), where
 
     # -- fetching -----------------------------------------------------------------------------------------
     def fetch(self, ids: Iterable[int]) -> Fetched:
@@ -435,13 +448,13 @@ class MilvusBackend:
         the passages came from a search of this backend."""
         self._load_documents()
         asked = [int(i) for i in ids]
-        prev, _ = self.neighbours(asked)
+        prev, _, located = self._neighbours(asked)
         seen = set(asked)
         extra = [p for p in dict.fromkeys(prev.tolist()) if p >= 0 and p not in seen]
         all_ids = asked + extra
         local = {g: i for i, g in enumerate(all_ids)}
         previous = np.array([local.get(p, -1) for p in prev.tolist()] + [-1] * len(extra), np.int64)
-        where = [self._where[i] for i in all_ids]
+        where = [located[i] for i in all_ids]
         if len(self._doc_blobs) > _DOC_BLOBS:
             self._doc_blobs.clear()
         # This question's own copy: another thread may clear the shared one meanwhile.
@@ -685,7 +698,7 @@ def _write_version(b: MilvusBackend, stem: str, version: int, settings: Settings
 
     nums = {d: i for i, d in enumerate(docs)}
     meta = {"format": FORMAT, "version": version, "settings": asdict(settings), "passages": len(chunks),
-            "vocab": len(vocab), "dim": dim, "model": settings.model}
+            "vocab": len(vocab), "dim": dim, "model": settings.model, "exact": exact}
     doc_rows = [{"doc": META, "info": json.dumps(meta), "dummy": [0.0, 0.0]}]
     doc_rows += [{"doc": nums[d], "info": json.dumps(asdict(info), ensure_ascii=False), "dummy": [0.0, 0.0]}
                  for d, info in docs.items()]
