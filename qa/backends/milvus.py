@@ -248,8 +248,13 @@ class MilvusBackend:
                             f"this one reads format {FORMAT}")
             log.warning("index %s at %s is rebuilt: %s", collection, self.uri, self.problem)
             return
-        self.collection, self._meta, self.version = collection, meta, int(meta["version"])
-        self.settings = Settings(**meta["settings"])
+        try:
+            settings = Settings(**meta["settings"])
+        except (TypeError, ValueError) as exc:  # settings of another version of qa
+            self.problem = f"index settings are not this version's: {exc}"
+            log.warning("index %s at %s is rebuilt: %s", collection, self.uri, self.problem)
+            return
+        self.collection, self._meta, self.version, self.settings = collection, meta, int(meta["version"]), settings
 
     # -- versions ------------------------------------------------------------------------------------
     def is_current(self) -> bool:
