@@ -326,3 +326,22 @@ def test_an_embedded_milvus_lite_file_keeps_the_index(tmp_path):
     again = open_backend(str(path))
     assert set(again.documents()) == set(ARTICLES) and again.search_lexical(terms("cider apples"), 3) == hits
     again.close()
+
+
+def test_a_version_missing_its_parts_is_reported_not_served(server, tmp_path):
+    from pymilvus import MilvusClient
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    name = name_for(tmp_path)
+    writer = MilvusBackend(server, name=name).writer(SETTINGS)
+    for article in ARTICLES:
+        writer.upsert(batch_of(docs, article))
+    live = writer.commit()
+    assert live.stats().doc_freq('har"bour\\') is None  # a term is quoted, never pasted
+    MilvusClient(server).drop_collection(live.collection + "_docs")
+    again = MilvusBackend(server, name=name)
+    assert again.settings is None and again.documents() == {} and "incomplete" in again.problem
+    fresh = again.writer(SETTINGS, fresh=True)  # a rebuild replaces it
+    fresh.upsert(batch_of(docs, "library.txt"))
+    assert set(fresh.commit().documents()) == {"library.txt"}
