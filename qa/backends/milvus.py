@@ -695,11 +695,16 @@ def _write_version(b: MilvusBackend, stem: str, version: int, settings: Settings
         ip.add_index(field_name="vec", index_type="FLAT", metric_type="IP")
     else:
         ip.add_index(field_name="vec", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200})
-    b._rpc("create_collection", stem, schema=p_schema, index_params=ip, consistency_level="Strong")
+    jobs = [(stem, p_schema, ip)]
     for suffix, schema in (("_docs", d_schema), ("_terms", t_schema)):
         small = b.client.prepare_index_params()
         small.add_index(field_name="dummy", index_type="FLAT", metric_type="L2")
-        b._rpc("create_collection", stem + suffix, schema=schema, index_params=small, consistency_level="Strong")
+        jobs.append((stem + suffix, schema, small))
+    # Together: pymilvus waits for each new index by polling every half second.
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        for done in [pool.submit(b._rpc, "create_collection", name, schema=schema, index_params=index,
+                                 consistency_level="Strong") for name, schema, index in jobs]:
+            done.result()
 
     nums = {d: i for i, d in enumerate(docs)}
     meta = {"format": FORMAT, "version": version, "settings": asdict(settings), "passages": len(chunks),
