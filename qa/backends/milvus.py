@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 import zlib
@@ -72,6 +73,14 @@ GRACE_SECONDS = 300.0
 
 class IndexServerError(QAError):
     """The index server cannot be reached or refused a call."""
+
+
+# One connection per URI in a process, shared by the backends of its successive versions (a
+# process that follows many updates would otherwise keep a connection per version), with a count
+# of the backends using it; and one small pool for the calls a question makes side by side.
+_CLIENTS: dict[str, list] = {}
+_CLIENTS_LOCK = threading.Lock()
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="milvus")
 
 
 def cache_dir(location) -> Path:
@@ -177,7 +186,7 @@ class MilvusBackend:
         self._where: dict[int, tuple[int, int, int]] = {}   # pid -> (doc, lo, hi), learnt from calls
         self._terms: dict[str, tuple[int | None, int | None]] = {}
         self._doc_blobs: dict[int, tuple[str, np.ndarray]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="milvus")
+        self._pool = _POOL
         self._seen: tuple[float, str | None] | None = None  # (when, live collection) of the last check
         self._stale = False  # set when a writer of this backend committed
         self.client = self._connect()
@@ -189,15 +198,13 @@ class MilvusBackend:
 
     # -- connection -------------------------------------------------------------------------------
     def _connect(self):
-        try:
-            from pymilvus import MilvusClient
-        except ImportError:  # the optional extra is not installed
-            raise IndexServerError("a Milvus index needs pymilvus: pip install 'qa[milvus]'") from None
-        _quiet_pymilvus()
-        try:
-            return MilvusClient(self.uri, timeout=CONNECT_TIMEOUT)
-        except Exception as exc:
-            raise IndexServerError(f"cannot reach the index server at {self.uri}: {_short(exc)}") from None
+        with _CLIENTS_LOCK:
+            shared = _CLIENTS.get(self.uri)
+            if shared is None:
+                shared = _CLIENTS[self.uri] = [_new_client(self.uri), 0]
+            shared[1] += 1
+            self._closed = False
+            return shared[0]
 
     def _rpc(self, method: str, *args, **kwargs):
         """One call to the server; any failure becomes one clear IndexServerError."""
@@ -295,9 +302,18 @@ class MilvusBackend:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False)
+        """Release this backend's share of the connection (closed when no backend uses it)."""
+        with _CLIENTS_LOCK:
+            shared = _CLIENTS.get(self.uri)
+            if self._closed or shared is None:
+                return
+            self._closed = True
+            shared[1] -= 1
+            if shared[1] > 0:
+                return
+            del _CLIENTS[self.uri]
         try:
-            self.client.close()
+            shared[0].close()
         except Exception:  # closing a connection to a dead server is not an error worth raising
             pass
 
@@ -759,6 +775,18 @@ def _insert(b: MilvusBackend, collection: str, rows) -> None:
             page = []
     if page:
         b._rpc("insert", collection, page)
+
+
+def _new_client(uri: str):
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:  # the optional extra is not installed
+        raise IndexServerError("a Milvus index needs pymilvus: pip install 'qa[milvus]'") from None
+    _quiet_pymilvus()
+    try:
+        return MilvusClient(uri, timeout=CONNECT_TIMEOUT)
+    except Exception as exc:
+        raise IndexServerError(f"cannot reach the index server at {uri}: {_short(exc)}") from None
 
 
 def _quiet_pymilvus() -> None:
