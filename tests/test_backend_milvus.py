@@ -345,3 +345,35 @@ def test_a_version_missing_its_parts_is_reported_not_served(server, tmp_path):
     fresh = again.writer(SETTINGS, fresh=True)  # a rebuild replaces it
     fresh.upsert(batch_of(docs, "library.txt"))
     assert set(fresh.commit().documents()) == {"library.txt"}
+
+
+def test_date_outlet_and_author_filters_match_the_local_backend(server, tmp_path):
+    """Every kind of filter gives the same passages on both backends (they share Filter.allows)."""
+    import dataclasses
+
+    from qa.backends.local import LocalBackend
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    facts = {"harbour.txt": ("2024-03-01", "Velmora Post", "Ann O'Hara"),
+             "orchard.txt": ("2024-05-09", 'The "Valley" Times', "Bo Li"),
+             "library.txt": (None, "Velmora Post", None)}
+    batches = []
+    for name, (date, outlet, byline) in facts.items():
+        b = batch_of(docs, name)
+        batches.append(dataclasses.replace(b, doc=dataclasses.replace(b.doc, date=date, outlet=outlet, byline=byline)))
+    backends = []
+    for backend in (LocalBackend(tmp_path / "index"), MilvusBackend(server, name=name_for(tmp_path))):
+        writer = backend.writer(SETTINGS)
+        for b in batches:
+            writer.upsert(b)
+        backends.append(writer.commit())
+    from qa.textutil import normalise
+
+    filters = [Filter(since="2024-04-01"), Filter(until="2024-04-01"), Filter(outlets=frozenset({normalise('The "Valley" Times')})),
+               Filter(authors=frozenset({"o'hara"})), Filter(since="2024-01-01", outlets=frozenset({"velmora post"}))]
+    for where in filters:
+        # as sets: equal cosines of the toy vectors come in either order
+        got = [{(b.fetch([h.passage]).chunks[0].doc_id, b.fetch([h.passage]).chunks[0].start)
+                for h in b.search_dense(embed("harbour apple library"), 10, where)} for b in backends]
+        assert got[0] == got[1] and got[0], where
