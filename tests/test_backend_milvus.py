@@ -5,6 +5,7 @@ that is down gives one clear error, and the answers match the local backend's on
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -377,3 +378,58 @@ def test_date_outlet_and_author_filters_match_the_local_backend(server, tmp_path
         got = [{(b.fetch([h.passage]).chunks[0].doc_id, b.fetch([h.passage]).chunks[0].start)
                 for h in b.search_dense(embed("harbour apple library"), 10, where)} for b in backends]
         assert got[0] == got[1] and got[0], where
+
+
+WORKER = """
+import json, pathlib, sys
+from qa import QA
+docs, uri, question, stop = sys.argv[1:5]
+bot = QA(docs, uri)
+print("ready", flush=True)
+while not pathlib.Path(stop).exists():
+    try:
+        a = bot.ask(question)
+        print(json.dumps([bot.engine.backend.collection, a.answered,
+                          [(p.citation.doc_id, p.citation.start, p.citation.end) for p in a.passages]]), flush=True)
+    except Exception as exc:
+        print("ERROR " + repr(exc), flush=True)
+"""
+
+
+def test_two_processes_one_indexing_while_the_other_answers(server, seed_qa, seed_dirs, tmp_path, dev_questions):
+    """A second process (as a second app worker, with its query model in the Milvus cache folder)
+    answers while this one re-indexes twice: no error, the same answers, and it moves to the live
+    version by itself."""
+    import shutil
+
+    from qa import QA
+    from qa.backends.milvus import cache_dir
+
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "seeds", docs)
+    uri = server
+    writer_qa = QA(docs, uri, embedder=seed_qa.engine.embedder)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "QA_CACHE": str(tmp_path / "cache")}
+    model = cache_dir(uri).relative_to(cache_dir(uri).parent)
+    shutil.copytree(seed_dirs[1] / "model", tmp_path / "cache" / model / "model")  # no second export
+    stop = tmp_path / "stop"
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(docs), uri, dev_questions["answerable"][0]["q"],
+                               str(stop)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert worker.stdout.readline().strip() == "ready"
+        first = worker.stdout.readline()  # it answers before anything changes
+        for i in range(2):
+            (docs / f"extra{i}.txt").write_text(f"Extra story {i}\n\nThe zeppelin number {i} landed in Velmora.",
+                                                encoding="utf-8")
+            writer_qa.refresh()
+        time.sleep(2.5)  # past FOLLOW_SECONDS, while it keeps answering
+        stop.touch()
+        out, err = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    lines = [first] + out.splitlines()
+    assert not [x for x in lines if x.startswith("ERROR")], lines
+    answers = [json.loads(x) for x in lines if x.strip()]
+    assert len(answers) >= 2 and all(a[1:] == answers[0][1:] for a in answers)
+    assert answers[0][0] != answers[-1][0] == writer_qa.engine.backend.collection

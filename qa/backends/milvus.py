@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -84,8 +85,8 @@ _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="milvus")
 
 
 def cache_dir(location) -> Path:
-    """A local folder for what a process derives for a Milvus index (the exported query model, the
-    writers' lock): under $QA_CACHE or ~/.cache/qa, keyed by the URI."""
+    """A local folder for what a process derives for a Milvus index (the exported query model):
+    under $QA_CACHE or ~/.cache/qa, keyed by the URI."""
     base = Path(os.environ.get("QA_CACHE") or Path.home() / ".cache" / "qa")
     where = str(location)
     if not where.startswith(("http://", "https://")):  # a Milvus Lite file: one key however it is spelt
@@ -287,7 +288,9 @@ class MilvusBackend:
     def lock(self):
         """Serialise writers on this machine (a file lock keyed by the URI and name); a writer on
         another machine is caught at commit, which refuses to switch an alias that moved."""
-        path = cache_dir(self.uri) / f"{self.name}.lock"
+        # In the machine's temporary folder, not the per-user cache: every process here shares it.
+        key = hashlib.sha1(f"{cache_dir(self.uri).name}/{self.name}".encode("utf-8")).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / "qa-milvus-locks" / f"{key}.lock"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             f = open(path, "w")
