@@ -7,9 +7,10 @@ term statistics all live in Milvus. What a process keeps are caches of an immuta
 Layout. A version is three collections sharing one name stem `{name}__{tag}`:
     {stem}          passages: pid (the backend id), doc number, the doc's first/last pid, the
                     analysed text with a BM25 Function into a sparse field, the normalised text
-                    (exact phrases), the passage vector, and packed blobs (chunk + lexicon rows,
-                    sentence vectors; on a document's first passage also the document's text and
-                    terms, so one query fetches both)
+                    (exact phrases), the passage vector (searched), and packed blobs (chunk + lexicon
+                    rows; the passage vector again and the sentence vectors, as read back; on a
+                    document's first passage also the document's text and terms, so one query
+                    fetches both)
     {stem}_docs     one row per document (its DocInfo as JSON) and a meta row (doc = -1: settings,
                     counts, version)
     {stem}_terms    the vocabulary: term -> (term id, document frequency)
@@ -54,7 +55,7 @@ from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
 
 log = logging.getLogger("qa")
 
-FORMAT = 1
+FORMAT = 2  # 2: the passage vector leads the packed sentence vectors
 VARCHAR_MAX = 65_535          # Milvus' portable VARCHAR limit (bytes)
 INSERT_BATCH = 256
 CONNECT_TIMEOUT = 5.0         # seconds: a server that is down is reported quickly
@@ -487,7 +488,7 @@ class MilvusBackend:
         rows = {}
         if all_ids or leads:
             for r in self._rpc("query", self.collection, filter=_ints("pid", sorted(set(all_ids) | leads)),
-                               output_fields=["pid", "doc", "vec", "data", "svec", "dblob"]):
+                               output_fields=["pid", "doc", "data", "svec", "dblob"]):
                 rows[int(r["pid"])] = r
         for pid in leads:
             r = rows[pid]
@@ -507,8 +508,9 @@ class MilvusBackend:
             d = _unpack(r["data"])
             doc_id, start, end, text, sentences, speakers = d["c"]
             chunks.append(Chunk(doc_id, start, end, text, tuple(tuple(s) for s in sentences), tuple(speakers)))
-            vecs.append(np.asarray(r["vec"], np.float32))
-            svecs.append(_unpack_vectors(r["svec"], dim))
+            both = _unpack_vectors(r["svec"], dim)
+            vecs.append(both[0])
+            svecs.append(both[1:])
             ids = _unb64(d["t"], np.int32)
             pos = 0
             for n in d["ts"]:
@@ -548,7 +550,7 @@ class MilvusBackend:
         if doc_id not in self._num:
             raise DocumentsError(f"no document {doc_id!r} in the index")
         rows = self._rpc("query", self.collection, filter=f"doc == {self._num[doc_id]}",
-                         output_fields=["pid", "vec", "data", "svec"])
+                         output_fields=["pid", "data", "svec"])
         return self._batch(self._docs[doc_id], sorted(rows, key=lambda r: r["pid"]))
 
     def _batch(self, info: DocInfo, rows: list[dict]) -> PassageBatch:
@@ -557,9 +559,9 @@ class MilvusBackend:
         for r in rows:
             doc_id, start, end, text, sentences, speakers = _unpack(r["data"])["c"]
             chunks.append(Chunk(doc_id, start, end, text, tuple(tuple(s) for s in sentences), tuple(speakers)))
-        vectors = np.array([r["vec"] for r in rows], np.float32).reshape(-1, dim)
-        sents = (np.concatenate([_unpack_vectors(r["svec"], dim) for r in rows]) if rows
-                 else np.zeros((0, dim), np.float32))
+        both = [_unpack_vectors(r["svec"], dim) for r in rows]
+        vectors = np.array([b[0] for b in both], np.float32).reshape(-1, dim)
+        sents = np.concatenate([b[1:] for b in both]) if rows else np.zeros((0, dim), np.float32)
         return PassageBatch(info, tuple(chunks), vectors, sents)
 
     def _all_batches(self, doc_ids: Iterable[str]):
@@ -569,7 +571,7 @@ class MilvusBackend:
         if not wanted:
             return
         rows_by_doc: dict[int, list] = {}
-        for r in self._scan(self.collection, "pid >= 0", ["pid", "doc", "vec", "data", "svec"]):
+        for r in self._scan(self.collection, "pid >= 0", ["pid", "doc", "data", "svec"]):
             if int(r["doc"]) in wanted:
                 rows_by_doc.setdefault(int(r["doc"]), []).append(r)
         for num in sorted(rows_by_doc):
@@ -761,7 +763,10 @@ def _passage_rows(batches: list[PassageBatch], chunks: list[Chunk], indexed: lis
                 dblob = _pack({"text": text, "terms": _b64(d_terms.astype(np.int32))})
             row = {"pid": pid, "doc": nums[c.doc_id], "lo": lo, "hi": hi, "lexical": " ".join(indexed[pid]),
                    "flat": normalise(c.text), "vec": np.asarray(x.vectors[j], np.float32).tolist(),
-                   "data": _pack(data), "svec": _pack_vectors(x.sent_vectors[s0:s0 + n]), "dblob": dblob}
+                   # The passage vector again, first: read back from text it costs less than from
+                   # the vector field (pymilvus hands those out as lists of Python floats).
+                   "data": _pack(data), "svec": _pack_vectors(np.vstack([x.vectors[j:j + 1], x.sent_vectors[s0:s0 + n]])),
+                   "dblob": dblob}
             for field in ("lexical", "flat", "data", "dblob"):
                 if len(row[field].encode("utf-8")) > VARCHAR_MAX:
                     raise QAError(f"{c.doc_id}: a passage is too large to store in Milvus ({field})")
