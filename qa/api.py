@@ -150,7 +150,10 @@ class QA:
         engine = self._engine
         if engine.backend.is_current():
             return engine
-        live = replace(engine, backend=engine.backend.reopen())
+        backend = engine.backend.reopen()
+        if backend.settings is None:  # the live version is unusable (damaged): keep serving this one
+            return engine
+        live = replace(engine, backend=backend)
         self._engine = live  # a refresh under way in this process swaps in its own engine after
         return live
 

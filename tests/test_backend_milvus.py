@@ -437,3 +437,18 @@ def test_two_processes_one_indexing_while_the_other_answers(server, seed_qa, see
     answers = [json.loads(x) for x in lines if x.strip()]
     assert len(answers) >= 2 and all(a[1:] == answers[0][1:] for a in answers)
     assert answers[0][0] != answers[-1][0] == writer_qa.engine.backend.collection
+
+
+# -- QA follows the live version (any backend; shown here on the local one, no server needed) -------
+def test_a_qa_follows_another_process_commit_and_ignores_a_damaged_pointer(folder_qa, seed_qa):
+    from qa import QA
+
+    bot = folder_qa({"harbour.txt": ARTICLES["harbour.txt"], "library.txt": ARTICLES["library.txt"]}, "follow")
+    other = QA(bot.docs_dir, bot.index_dir, embedder=seed_qa.engine.embedder)  # e.g. a second app worker
+    (bot.docs_dir / "orchard.txt").write_text(ARTICLES["orchard.txt"], encoding="utf-8")
+    other.refresh()
+    ans = bot.ask("What happened to the price of cider apples?")
+    assert ans.passages[0].citation.doc_id == "orchard.txt"  # the next question saw the new version
+    (bot.index_dir / "CURRENT").write_text("v-nothing\n", encoding="utf-8")
+    again = bot.ask("What happened to the price of cider apples?")
+    assert [p.citation for p in again.passages] == [p.citation for p in ans.passages]
