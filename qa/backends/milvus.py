@@ -666,7 +666,7 @@ def _drop_replaced(b: MilvusBackend, live: int) -> None:
         log.warning("old index versions at %s were not dropped: %s", b.uri, exc)
 
 
-def _schemas(dim: int, exact: bool):
+def _schemas(dim: int):
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     p = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -709,7 +709,7 @@ def _write_version(b: MilvusBackend, stem: str, version: int, settings: Settings
             df[t] = df.get(t, 0) + 1
     lex = lexicon_mod.build(chunks, vocab)
     exact = len(chunks) <= settings.ann_threshold
-    p_schema, d_schema, t_schema = _schemas(dim, exact)
+    p_schema, d_schema, t_schema = _schemas(dim)
     ip = b.client.prepare_index_params()
     ip.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=dict(_BM25))
     if exact:  # as the local backend: exact search up to ann_threshold passages, then a graph
