@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: this version resolves to a CPU build here (no CUDA packages).
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	# the Milvus extra too: CI runs the Milvus backend's tests against a local milvus-lite server
+	$(PY) -m pip install --quiet -e '.[test,milvus]'
 	touch $(STAMP)
 
 run: $(STAMP)

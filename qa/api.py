@@ -44,7 +44,8 @@ class QA:
 
     Args:
         docs_dir: folder of .txt/.md/.html/.pdf/.docx articles (searched recursively).
-        index_dir: folder where the index is saved; created if missing.
+        index_dir: folder where the index is saved; created if missing. Or a Milvus URI
+            (http://host:port, or a Milvus Lite file ending in .db): the index lives there.
         settings: index settings; a change triggers a rebuild.
         progress: show a progress bar while embedding (default: only when many passages).
         embedder: embeds passages and questions (default: the settings' model, exported to ONNX
@@ -60,8 +61,12 @@ class QA:
     def __init__(self, docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLike = "embeddings",
                  settings: Settings | None = None, progress: bool | None = None, *,
                  embedder=None, backend: Backend | None = None, full_scan: bool = False):
+        from .backends import is_server_location
+
         self.docs_dir = Path(docs_dir)
-        self.index_dir = Path(index_dir)
+        # A Milvus URI is passed on as given; the query model then lives in a local cache folder.
+        self.index_location = str(index_dir) if is_server_location(index_dir) else Path(index_dir)
+        self.index_dir = Path(index_dir) if isinstance(self.index_location, Path) else _server_cache(index_dir)
         self.settings = settings or Settings()
         self.progress = progress
         self._given_embedder = embedder
@@ -167,8 +172,9 @@ class QA:
             return False  # up to date, or another thread is opening the new version right now
         try:
             backend = engine.backend.reopen()
-            if getattr(backend, "problem", None):  # a damaged new version: keep answering from this one
-                log.warning("index version not taken up: %s", backend.problem)
+            problem = getattr(backend, "problem", None) or (backend.settings is None and "it holds no index")
+            if problem:  # a damaged new version: keep answering from this one
+                log.warning("index version not taken up: %s", problem)
                 return False
             with self._lock:
                 if self._engine is engine:  # not replaced meanwhile by our own refresh
@@ -347,7 +353,7 @@ class QA:
     def _open_backend(self) -> Backend:
         from .backends import open_backend
 
-        return open_backend(self.index_dir)
+        return open_backend(self.index_location)
 
     def _show_progress(self, folder) -> bool:
         if self.progress is not None:
@@ -377,6 +383,12 @@ class QA:
         shutil.rmtree(target, ignore_errors=True)  # a damaged or other-precision copy
         embed.export_onnx(self.settings.model, target, quantize=self.settings.int8)
         return _model_works(target, self.settings) or embed.Embedder(self.settings.model), note
+
+
+def _server_cache(location) -> Path:
+    from .backends.milvus import cache_dir
+
+    return cache_dir(location)
 
 
 def _hashes(folder, stored: dict[str, DocInfo]) -> dict[str, str]:

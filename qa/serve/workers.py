@@ -67,8 +67,16 @@ class WorkerPool:
         global _BOT
         _BOT = self.bot
         threads = max(1, (os.cpu_count() or 1) // self.workers)
-        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
-                                   initializer=_start_worker, initargs=(threads,))
+        if _holds_connections(self.bot):
+            # An index on a server: nothing to share, and its client (gRPC channel, threads) must not
+            # cross a fork. Each worker starts afresh and opens its own connection.
+            pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_open_worker,
+                                       initargs=(str(self.bot.docs_dir), str(self.bot.index_location),
+                                                 self.bot.settings, threads, os.getpid()))
+        else:
+            pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=_start_worker, initargs=(threads,))
         # With fork, the first task forks every worker: do it now, before the server starts threads.
         pool.submit(os.getpid).result(timeout=120)
         return pool
@@ -104,6 +112,21 @@ class WorkerPool:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _holds_connections(bot) -> bool:
+    from ..backends import is_server_location
+
+    return is_server_location(getattr(bot, "index_location", ""))
+
+
+def _open_worker(docs: str, index: str, settings, threads: int, parent: int) -> None:
+    global _BOT
+    from ..api import QA
+
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="qa-orphan-watch", daemon=True).start()
+    _BOT = QA(docs, index, settings)
+    _BOT.fresh_model(threads=threads)
 
 
 def _start_worker(threads: int) -> None:

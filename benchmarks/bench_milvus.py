@@ -1,0 +1,233 @@
+"""The local backend and the Milvus backend side by side, in one run, on the same documents.
+
+    .venv/bin/python benchmarks/bench_milvus.py [--squad ../shared/data/squad-dev-half.json]
+        [--articles 6] [--n 200] [--uri http://127.0.0.1:19530] [--out result.json]
+
+Without --uri a `milvus-lite server` is started on a free loopback port (a fresh data folder under
+--work) and stopped at the end. Both engines embed with one model (loaded once). Reported for each
+backend: on the seed dev questions and on a SQuAD subset (--articles articles evenly spread over the
+file, --n of their questions), hit@1, hit@5, answer in the highlight and the share answered, ask()
+latency p50/p99 in this process, and for Milvus the calls and round trips (sequential waves of calls)
+per question; how many seed answers are identical (passages, offsets, highlights, "also reported
+by"); indexing: end to end (cut, embed, write) and the backend's write alone (the same passages
+written to a fresh collection), in passages per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _args() -> argparse.Namespace:
+    from common import shared_data
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--squad", default=str(shared_data() / "squad-dev-half.json"))
+    ap.add_argument("--seeds", default=str(shared_data() / "seed_questions_dev.json"))
+    ap.add_argument("--articles", type=int, default=6, help="SQuAD articles indexed (0: all)")
+    ap.add_argument("--n", type=int, default=200, help="SQuAD questions asked (evenly spread)")
+    ap.add_argument("--uri", default=None, help="a running Milvus (default: start a milvus-lite server)")
+    ap.add_argument("--work", default=None, help="folder for documents, indexes and the server's data")
+    ap.add_argument("--out", default=None, help="write the figures as JSON here too")
+    return ap.parse_args()
+
+
+def start_server(data: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).with_name("milvus-lite")
+    proc = subprocess.Popen([str(exe), "server", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from pymilvus import MilvusClient
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            MilvusClient(f"http://127.0.0.1:{port}", timeout=2).list_collections()
+            return proc, f"http://127.0.0.1:{port}"
+        except Exception:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("milvus-lite server not ready within 30 s")
+
+
+def squad_subset(path: Path, articles: int, n: int, docs: Path):
+    """The chosen SQuAD articles written as documents, and their questions (evenly spread)."""
+    from common import even_sample
+    from qa.evaluation import Item, squad_documents
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    keep = even_sample(list(range(len(data["data"]))), articles or None)
+    data = {"data": [data["data"][i] for i in keep]}
+    docs.mkdir(parents=True, exist_ok=True)
+    for name, text in squad_documents(data).items():
+        (docs / name).write_text(text, encoding="utf-8")
+    items = [Item(q["question"], tuple(("", a["text"]) for a in q["answers"]))
+             for a in data["data"] for p in a["paragraphs"] for q in p["qas"]]
+    return even_sample(items, n)
+
+
+def run_questions(bot, items, counter=None) -> tuple[dict, list]:
+    """Quality and latency of asking every item; the answers' shapes (for parity)."""
+    from qa.evaluation import _figures, _outcome
+
+    outcomes, lat, shapes, calls, trips = [], [], [], [], []
+    bot.ask(items[0].question, history=list(items[0].history))  # warm: the version's document table
+    for item in items:
+        if counter:
+            counter.reset()
+        t = time.perf_counter()
+        ans = bot.ask(item.question, k=10, history=list(item.history))
+        lat.append((time.perf_counter() - t) * 1000)
+        if counter:
+            calls.append(len(counter.calls))
+            trips.append(counter.round_trips())
+        outcomes.append(_outcome(item, ans))
+        shapes.append(shape(ans))
+    lat.sort()
+    figs = _figures([o for o in outcomes if o["gold"]])
+    out = {"hit@1": figs["hit@1"], "hit@5": figs["recall@5"], "highlight@1": figs["answer_in_highlight"],
+           "answered": figs["answered"], "questions": len(items),
+           "p50_ms": round(lat[len(lat) // 2], 1), "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1)}
+    if counter:
+        out["calls_per_question_max"] = max(calls)
+        out["round_trips_per_question_max"] = max(trips)
+        out["round_trips_per_question_mean"] = round(sum(trips) / len(trips), 2)
+    return out, shapes
+
+
+def shape(ans):
+    return (ans.answered, [(p.citation.doc_id, p.citation.start, p.citation.end, p.highlight_start, p.highlight_end,
+                            [(c.doc_id, c.start, c.end) for c in p.also_in]) for p in ans.passages])
+
+
+class Counter:
+    """Counts a MilvusClient's calls and their sequential waves (calls overlapping in time are one)."""
+
+    def __init__(self, client):
+        self._client = client
+        self.reset()
+
+    def reset(self):
+        self.calls, self.spans = [], []
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+
+        def call(*a, **kw):
+            start = time.monotonic()
+            try:
+                return method(*a, **kw)
+            finally:
+                self.calls.append(name)
+                self.spans.append((start, time.monotonic()))
+        return call
+
+    def round_trips(self) -> int:
+        trips, end = 0, -1.0
+        for s, e in sorted(self.spans):
+            trips, end = (trips + 1, e) if s >= end else (trips, max(end, e))
+        return trips
+
+
+def build(docs: Path, index, embedder=None):
+    from qa import QA
+
+    t = time.perf_counter()
+    bot = QA(docs, index, embedder=embedder, progress=False)
+    return bot, time.perf_counter() - t
+
+
+def write_speed(source, make_backend) -> float:
+    """Passages per second for a backend to take the source's passages (no embedding)."""
+    from qa.backends.base import PassageBatch
+
+    batches: list[PassageBatch] = [source.passages_of(d) for d in source.documents()]
+    n = sum(len(b.chunks) for b in batches)
+    backend = make_backend()
+    t = time.perf_counter()
+    writer = backend.writer(source.settings, fresh=True)
+    for b in batches:
+        writer.upsert(b)
+    writer.commit().close()
+    return round(n / (time.perf_counter() - t), 1)
+
+
+def main() -> int:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    args = _args()
+    from qa.backends.local import LocalBackend
+    from qa.backends.milvus import MilvusBackend
+    from qa.evaluation import load_questions
+
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-milvus-"))
+    work.mkdir(parents=True, exist_ok=True)
+    proc = None
+    uri = args.uri
+    if uri is None:
+        proc, uri = start_server(work / "milvus-data")
+    try:
+        results: dict = {"uri": uri if args.uri else "milvus-lite server (loopback)"}
+        sets = {}
+        seed_items, _ = load_questions(args.seeds, ROOT / "seeds")
+        seed_docs = work / "seeds"
+        shutil.copytree(ROOT / "seeds", seed_docs, dirs_exist_ok=True)
+        sets["seeds"] = (seed_docs, seed_items)
+        sets["squad"] = (work / "squad", squad_subset(Path(args.squad), args.articles, args.n, work / "squad"))
+        embedder = None  # the first engine exports and loads the model; the others share it
+        for name, (docs, items) in sets.items():
+            local, local_s = build(docs, work / f"{name}-index", embedder)
+            embedder = local.engine.embedder
+            milvus, milvus_s = build(docs, uri, embedder)  # the server is cleared between sets
+            passages = local.passage_count()
+            row = {"passages": passages,
+                   "index_local_passages_per_s": round(passages / local_s, 1),
+                   "index_milvus_passages_per_s": round(passages / milvus_s, 1)}
+            row["local"], local_shapes = run_questions(local, items)
+            backend = milvus.engine.backend
+            counter = backend.client = Counter(backend.client)
+            row["milvus"], milvus_shapes = run_questions(milvus, items, counter)
+            backend.client = counter._client
+            row["identical_answers"] = sum(a == b for a, b in zip(local_shapes, milvus_shapes))
+            row["write_only_local_passages_per_s"] = write_speed(
+                local.engine.backend, lambda: LocalBackend(work / f"{name}-copy", load=False))
+            row["write_only_milvus_passages_per_s"] = write_speed(
+                local.engine.backend, lambda: MilvusBackend(uri, name=f"copy_{name}", load=False))
+            results[name] = row
+            # The next set gets a server of its own names: drop this set's alias and collections.
+            _clear(uri)
+        print(json.dumps(results, indent=1))
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=1), encoding="utf-8")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+    return 0
+
+
+def _clear(uri: str) -> None:
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri)
+    for alias in client.list_aliases().get("aliases", []):
+        client.drop_alias(alias)
+    for name in client.list_collections():
+        client.drop_collection(name)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
