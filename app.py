@@ -515,7 +515,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=env("QA_HOST", "127.0.0.1"), help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=int(env("QA_PORT", "7860")), help="port (default 7860)")
     p.add_argument("--docs", default=env("QA_DOCS", "seeds"), help="documents folder (default seeds)")
-    p.add_argument("--index", default=env("QA_INDEX", "embeddings"), help="index folder (default embeddings)")
+    p.add_argument("--index", default=env("QA_INDEX", "embeddings"),
+                   help="index folder, or a Milvus URI (http://host:port, or a Milvus Lite file *.db); "
+                        "default embeddings")
     p.add_argument("--max-upload-mb", type=float, default=float(env("QA_MAX_UPLOAD_MB", "5")),
                    help="largest accepted upload in MB (default 5)")
     p.add_argument("--workers", type=int, default=int(env("QA_WORKERS", "1")),

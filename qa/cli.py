@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--docs", default=os.environ.get("QA_DOCS", "seeds"),
                         help="documents folder (default: $QA_DOCS or ./seeds)")
         sp.add_argument("--index", default=os.environ.get("QA_INDEX", "embeddings"),
-                        help="index folder (default: $QA_INDEX or ./embeddings)")
+                        help="index folder, or a Milvus URI: http://host:port or a Milvus Lite file *.db "
+                             "(default: $QA_INDEX or ./embeddings)")
         sp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     ask = sub.add_parser("ask", help="answer one question")
