@@ -452,3 +452,61 @@ def test_a_qa_follows_another_process_commit_and_ignores_a_damaged_pointer(folde
     (bot.index_dir / "CURRENT").write_text("v-nothing\n", encoding="utf-8")
     again = bot.ask("What happened to the price of cider apples?")
     assert [p.citation for p in again.passages] == [p.citation for p in ans.passages]
+
+
+def test_the_app_reports_a_killed_server_per_question_and_recovers(tmp_path, seed_qa, seed_dirs, dev_questions):
+    """`app.py --workers 2` on a Milvus server: a question asked while the server is down gets a
+    503 with one clear message; once the server is back, the same app answers again by itself. An
+    app started while the server is down exits with one line."""
+    import json
+    import os
+    import urllib.error
+    import urllib.request
+
+    from test_serve import Server
+
+    docs, index = seed_dirs
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    env = {"QA_CACHE": str(tmp_path / "cache")}
+    (tmp_path / "gradio-tmp").mkdir()
+    down = Server(tmp_path, docs, uri, env=env)  # no server yet
+    assert down.proc.wait(timeout=120) != 0
+    log = down.log.read_text()
+    assert "index server" in log and "Traceback" not in log
+    proc = start_server(tmp_path / "data", port)
+    app = None
+    try:
+        app = Server(tmp_path, docs, uri, "--workers", "2", "--rate-limit", "0", env=env).wait()
+
+        def ask() -> tuple[int, dict]:
+            req = urllib.request.Request(app.url + "/v1/ask", data=json.dumps({"question": question}).encode(),
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as exc:
+                return exc.code, json.loads(exc.read())
+
+        question = dev_questions["answerable"][0]["q"]
+        deadline = time.monotonic() + 60
+        status, before = ask()
+        while status != 200 and time.monotonic() < deadline:  # the first start indexes the seeds
+            time.sleep(1)
+            status, before = ask()
+        assert status == 200 and before["answered"]
+        proc.kill()
+        proc.wait(10)
+        status, body = ask()
+        assert status == 503 and "index server" in body["error"]
+        proc = start_server(tmp_path / "data", port)
+        deadline = time.monotonic() + 30
+        status, after = ask()
+        while status != 200 and time.monotonic() < deadline:
+            time.sleep(1)
+            status, after = ask()
+        assert status == 200 and after == before
+    finally:
+        if app is not None:
+            app.stop()
+        stop_server(proc)

@@ -101,8 +101,8 @@ class Server:
         self.base, self.docs, self.index = base, docs, index
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = base / f"app-{self.port}.log"
-        full_env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
-                        GRADIO_TEMP_DIR=str(base / "gradio-tmp"), **(env or {}))
+        full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+                    "PYTHONUNBUFFERED": "1", "GRADIO_TEMP_DIR": str(base / "gradio-tmp"), **(env or {})}
         for name in ("QA_HOST", "QA_PORT", "QA_DOCS", "QA_INDEX", "QA_WORKERS", "QA_RATE_LIMIT"):
             full_env.pop(name, None)
         for name in ("QA_TOKEN", "QA_TOKEN_FILE"):
