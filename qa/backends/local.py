@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -58,7 +59,11 @@ class LocalBackend:
             return
         try:
             if snapshot.manifest_format(version) == migrate.FROM_FORMAT:
+                self._private = None
                 version = self._migrate(version)
+                if self._private is not None:  # opened, not committed: serves no live version
+                    self._use(self._private, None)
+                    return
             self._use(Snapshot.load(version), version)
         except OSError as exc:  # e.g. a read-only folder that needed migrating
             self.problem = f"the saved index could not be migrated: {exc}"
@@ -72,19 +77,30 @@ class LocalBackend:
 
     def _migrate(self, version: Path) -> Path:
         """Write the old-format version `version` as a new version in this format (vectors and
-        lexical data kept) and make it the live one; returns it."""
-        with self.store.lock():
+        lexical data kept) and make it the live one; returns the folder to open.
+
+        If a writer holds the folder (possibly this process, reopening under its lock), the
+        migrated copy is only opened, from a private folder removed at once (the open maps keep
+        its files), and the writer's next commit is in the new format.
+        """
+        with self.store.lock(wait=False) as locked:
             live = self.store.current()
             if live != version:  # another process migrated (or rebuilt) meanwhile
                 if live is None:
                     raise IndexCorruptError("the index changed while it was being migrated")
                 return live
-            tmp = self.store.new_version()
+            tmp = self.store.new_version() if locked else Path(tempfile.mkdtemp(prefix=".migrating-", dir=self.root))
             try:
                 migrate.from_format_2(version, tmp)
+                if not locked:
+                    self._private = Snapshot.load(tmp, deep_at_open=0)
+                    return tmp
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            finally:
+                if not locked:
+                    shutil.rmtree(tmp, ignore_errors=True)
             final = self.store.commit(tmp)
         log.info("index at %s migrated to format %d", self.root, snapshot.FORMAT_VERSION)
         return final
