@@ -6,8 +6,8 @@ import logging
 import numpy as np
 import pytest
 
-from format2 import write_format_2
 from qa import QA
+from qa.backends.migrate import write_format_2
 from qa.backends.snapshot import FORMAT_VERSION, Snapshot, read_manifest
 from qa.backends.store import IndexStore
 from test_index import ARTICLE_A, ARTICLE_B, _write

@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import DocumentsError, IndexCorruptError, IndexFormatError
+from ..errors import DocumentsError, IndexCorruptError, IndexFormatError, QAError
 from ..lexicon import Lexicon, segments
 from .store import IndexStore
 from ..types import DocInfo, Settings
@@ -65,15 +65,15 @@ class LocalBackend:
                     self._use(self._private, None)
                     return
             self._use(Snapshot.load(version), version)
-        except OSError as exc:  # e.g. a read-only folder that needed migrating
-            self.problem = f"the saved index could not be migrated: {exc}"
-            log.warning("index at %s could not be migrated: %s", version, exc)
         except IndexFormatError as exc:
             self.problem = str(exc)
             log.warning("index at %s is rebuilt: %s", version, exc)
         except IndexCorruptError as exc:
             self.problem = "the saved index was damaged"
             log.warning("index at %s is damaged, rebuilding: %s", version, exc)
+        except (OSError, QAError) as exc:  # e.g. a read-only folder that needed migrating
+            self.problem = f"the saved index could not be migrated: {exc}"
+            log.warning("index at %s could not be migrated: %s", version, exc)
 
     def _migrate(self, version: Path) -> Path:
         """Write the old-format version `version` as a new version in this format (vectors and

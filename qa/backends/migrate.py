@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import IndexCorruptError
 from ..types import Chunk, DocInfo, Settings
-from . import snapshot
+from . import lexicon_files, snapshot
 
 FROM_FORMAT = 2
 
@@ -59,3 +61,39 @@ def from_format_2(old: Path, new: Path) -> None:
         raise IndexCorruptError(f"cannot migrate index in {old}: {type(exc).__name__}: {exc}") from exc
     # Writing errors (a full disk, a read-only folder) are not damage: they propagate as they are.
     snapshot.write(new, settings, [by_id[d] for d in order], chunks, vectors, sent_vectors, lexical_from=old)
+
+
+# -- the old layout, written for the migration tests and the open-time benchmark ----------------
+
+def write_format_2(snap: "snapshot.Snapshot", old: Path, vectors: np.ndarray | None = None,
+                   sent_vectors: np.ndarray | None = None) -> None:
+    """The passages of an opened version in the format-2 layout, as qa wrote it before format 3
+    (vectors: float32 originals, else the stored float16 ones widened)."""
+    old.mkdir(parents=True, exist_ok=True)
+    (old / "documents.json").write_text(json.dumps([asdict(x) for x in snap.docs.values()], ensure_ascii=False),
+                                        "utf-8")
+    with open(old / "chunks.jsonl", "w", encoding="utf-8") as f:
+        for c in snap.chunks:
+            f.write(json.dumps({"doc_id": c.doc_id, "start": c.start, "end": c.end, "text": c.text,
+                                "sentences": c.sentences, "speakers": c.speakers}, ensure_ascii=False) + "\n")
+    np.save(old / "vectors.npy", np.asarray(snap.vectors if vectors is None else vectors, np.float32))
+    np.save(old / "sentences.npy", np.asarray(snap.sent_vectors if sent_vectors is None else sent_vectors, np.float32))
+    if snapshot._is_approximate(len(snap), snap.settings):  # format 2 saved only an approximate index
+        import faiss
+
+        vecs = np.asarray(snap.vectors if vectors is None else vectors, np.float32)
+        dim, nlist = vecs.shape[1], int(4 * np.sqrt(len(vecs)))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(len(vecs), size=min(len(vecs), 40 * nlist), replace=False)
+        index.train(np.ascontiguousarray(vecs[np.sort(sample)]))
+        index.add(vecs)
+        faiss.write_index(index, str(old / "dense.faiss"))
+    shutil.copytree(snap.directory / "bm25", old / "bm25")
+    for name in [*lexicon_files.FILES.values(), lexicon_files.NAME_WORDS]:
+        shutil.copyfile(snap.directory / name, old / name)
+    files = {p.relative_to(old).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted(old.rglob("*")) if p.is_file()}
+    m = snap.manifest
+    manifest = {"format": 2, "model": m["model"], "settings": m["settings"], "documents": m["documents"],
+                "counts": {k: m["counts"][k] for k in ("passages", "sentences", "dim")}, "files": files}
+    (old / "manifest.json").write_text(json.dumps(manifest, indent=1), "utf-8")
