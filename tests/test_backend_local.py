@@ -60,3 +60,19 @@ def test_qa_check_verifies_a_sound_index_and_finds_byte_damage_open_may_skip(tmp
     assert main(["check", "--index", str(tmp_path / "index")]) == 1
     assert "sentences.npy does not match" in capsys.readouterr().err
     assert main(["check", "--index", str(tmp_path / "nothing")]) == 2
+
+
+def test_document_records_round_trip_without_their_defaults():
+    import json
+
+    from qa.backends.snapshot import _doc_row
+    from qa.types import DocInfo, Publication
+
+    full = DocInfo("a.txt", "/x/a.txt", "Title", "By A", "Outlet", "h" * 64, 100, encoding="latin-1", pages=(1, 50),
+                   language="en", file_sha256="f" * 64, size=10, mtime_ns=5, date="2024-01-02", url="http://x",
+                   meta_sources=(("date", "manifest"),),
+                   guess=Publication(date="2024-01-01", sources=(("date", "document"),)))
+    bare = DocInfo("b.txt", "b.txt", "Title", None, None, "h" * 64, 1)
+    for doc in (full, bare):
+        assert DocInfo(**json.loads(json.dumps(_doc_row(doc)))) == doc
+    assert set(_doc_row(bare)) == {"doc_id", "path", "title", "byline", "outlet", "content_hash", "chars"}

@@ -550,9 +550,26 @@ def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -
                "s_span": np.array(s_span, np.int64).reshape(-1, 2), "s_speaker": np.array(s_speaker, np.int32)}
     for name, arr in columns.items():
         np.save(d / COLUMNS[name][0], arr, allow_pickle=False)
-    _write_json(d / DOCUMENTS, [asdict(x) for x in docs])
+    with open(d / DOCUMENTS, "w", encoding="utf-8") as f:  # compact: parsed at every open
+        json.dump([_doc_row(x) for x in docs], f, ensure_ascii=False, separators=(",", ":"))
     _write_json(d / SPEAKERS, list(names))
     return len(s_span)
+
+
+_DOC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DocInfo) if f.default is not dataclasses.MISSING}
+
+
+def _doc_row(x: DocInfo) -> dict:
+    """A document's record without the fields at their defaults (DocInfo(**row) restores them):
+    documents.json is parsed at every open, so its size is open time (-40% on generated news)."""
+    row = {}
+    for name in (f.name for f in dataclasses.fields(DocInfo)):
+        value = getattr(x, name)
+        if name not in _DOC_DEFAULTS or value != _DOC_DEFAULTS[name]:
+            row[name] = asdict(value) if dataclasses.is_dataclass(value) else value
+    if "guess" in row:
+        row["guess"] = {k: v for k, v in row["guess"].items() if v not in (None, ())}
+    return row
 
 
 def _float16(a: np.ndarray) -> np.ndarray:
