@@ -322,6 +322,9 @@ def check(root: str | os.PathLike) -> str:
     version = IndexStore(root).current()
     if version is None:
         raise DocumentsError(f"no index in {str(root)!r}")
+    if snapshot.manifest_format(version) == migrate.FROM_FORMAT:
+        raise IndexFormatError(f"index is in format {migrate.FROM_FORMAT}: opening it (qa ask, qa index) migrates it "
+                               f"to format {snapshot.FORMAT_VERSION}, without embedding again; check it then")
     snapshot.check(version)
     m = snapshot.read_manifest(version)
     return (f"index {version.name} is sound: {m['counts']['documents']} documents, {m['counts']['passages']} "
