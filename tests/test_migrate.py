@@ -71,3 +71,25 @@ def test_damaged_old_format_is_rebuilt(old_index, caplog):
         bot = QA(docs, index)
     assert bot.last_update.rebuilt and "damaged" in bot.last_update.reason
     assert read_manifest(IndexStore(index).current())["format"] == FORMAT_VERSION
+
+
+def test_migration_while_a_writer_holds_the_folder_serves_a_private_copy(old_index):
+    """Reopening under a writer's lock (as QA.refresh does) must not wait for itself: the migrated
+    copy is served from a private folder, removed at once, and the writer's commit is in the new
+    format."""
+    from qa.backends.local import LocalBackend
+
+    _, index, _, chunks, _ = old_index
+    store = IndexStore(index)
+    old = store.current()
+    with store.lock():
+        backend = LocalBackend(index)
+        assert backend.problem == "" and list(backend.snapshot.chunks) == chunks
+        assert store.current() == old  # nothing committed under another process's lock
+        assert not any(p.name.startswith(".migrating-") for p in index.iterdir())
+        assert not backend.is_current()  # serves no live version: the writer's next commit replaces it
+        writer = backend.writer(backend.settings)
+        writer.upsert(backend.passages_of("a.txt"))
+        committed = writer.commit()
+    assert read_manifest(store.current())["format"] == FORMAT_VERSION
+    assert sorted(committed.snapshot.chunks, key=lambda c: (c.doc_id, c.start)) == chunks  # kept first, then a.txt
