@@ -14,7 +14,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from types import MappingProxyType
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -134,8 +135,10 @@ class LocalBackend:
     def settings(self) -> Settings | None:
         return self._snap.settings if self._snap else None
 
-    def documents(self) -> dict[str, DocInfo]:
-        return dict(self._snap.docs) if self._snap else {}
+    def documents(self) -> Mapping[str, DocInfo]:
+        """Every stored document, read-only: a view, not a copy (asked for on every question; a
+        copy costs ~10 ms at 200,000 documents)."""
+        return MappingProxyType(self._snap.docs if self._snap else {})
 
     def __len__(self) -> int:
         return len(self._snap) if self._snap else 0
