@@ -1,4 +1,4 @@
-"""Command line: `qa ask "question"`, `qa said PERSON`, `qa index`, `qa eval`. Thin over the Python API."""
+"""Command line: `qa ask "question"`, `qa said PERSON`, `qa index`, `qa check`, `qa eval`. Thin over the Python API."""
 
 from __future__ import annotations
 
@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     idx = sub.add_parser("index", help="build or update the index and report what changed")
     common(idx)
 
+    chk = sub.add_parser("check", help="verify the saved index completely (every checksum and value)")
+    chk.add_argument("--index", default=os.environ.get("QA_INDEX", "embeddings"),
+                     help="index folder (default: $QA_INDEX or ./embeddings)")
+
     ev = sub.add_parser("eval", help="measure answer quality on a question file")
     ev.add_argument("questions", help="question file (seed_questions format or SQuAD JSON)")
     ev.add_argument("--limit", type=int, default=None, help="evaluate at most this many questions")
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             return _said(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "check":
+            return _check(args)
         return _eval(args)
     except (BadQuestionError, DocumentsError) as exc:
         print(f"qa: error: {_one_line(exc)}", file=sys.stderr)
@@ -192,6 +198,15 @@ def _verify(args) -> int:
     bad = sum(not c.ok for c in checks)
     print(f"{len(checks) - bad} of {len(checks)} quotations still stand in their sources")
     return 1 if bad else 0
+
+
+def _check(args) -> int:
+    """Opening a large index checks only what costs nothing per passage; this reads it all.
+    Damage exits 1 with the reason (the next `qa index` rebuilds)."""
+    from .backends.local import check
+
+    print(check(args.index))
+    return 0
 
 
 def _index(args) -> int:

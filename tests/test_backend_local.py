@@ -35,3 +35,44 @@ def test_damaged_files_are_reported_at_open_not_served(damage, tmp_path):
     reopened = LocalBackend(tmp_path / "index")
     assert reopened.settings is None and reopened.documents() == {}
     assert "damaged" in reopened.problem
+
+
+def test_qa_check_verifies_a_sound_index_and_finds_byte_damage_open_may_skip(tmp_path, capsys):
+    """Opening a large index skips the checksums of its large files (snapshot.DEEP_AT_OPEN_BYTES);
+    `qa check` reads everything. Here the budget is 0, as for a large index."""
+    from backend_contract import ARTICLES, batch_of
+    from qa.backends.snapshot import Snapshot
+    from qa.cli import main
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    writer = LocalBackend(tmp_path / "index").writer(SETTINGS)
+    for name in ARTICLES:
+        writer.upsert(batch_of(docs, name))
+    writer.commit()
+    assert main(["check", "--index", str(tmp_path / "index")]) == 0
+    assert "is sound" in capsys.readouterr().out
+    version = IndexStore(tmp_path / "index").current()
+    data = bytearray((version / "sentences.npy").read_bytes())
+    data[-3] ^= 0x01  # a value still finite: only the checksum tells
+    (version / "sentences.npy").write_bytes(bytes(data))
+    Snapshot.load(version, deep_at_open=0)  # not caught by the open-time checks of a large index
+    assert main(["check", "--index", str(tmp_path / "index")]) == 1
+    assert "sentences.npy does not match" in capsys.readouterr().err
+    assert main(["check", "--index", str(tmp_path / "nothing")]) == 2
+
+
+def test_document_records_round_trip_without_their_defaults():
+    import json
+
+    from qa.backends.snapshot import _doc_row
+    from qa.types import DocInfo, Publication
+
+    full = DocInfo("a.txt", "/x/a.txt", "Title", "By A", "Outlet", "h" * 64, 100, encoding="latin-1", pages=(1, 50),
+                   language="en", file_sha256="f" * 64, size=10, mtime_ns=5, date="2024-01-02", url="http://x",
+                   meta_sources=(("date", "manifest"),),
+                   guess=Publication(date="2024-01-01", sources=(("date", "document"),)))
+    bare = DocInfo("b.txt", "b.txt", "Title", None, None, "h" * 64, 1)
+    for doc in (full, bare):
+        assert DocInfo(**json.loads(json.dumps(_doc_row(doc)))) == doc
+    assert set(_doc_row(bare)) == {"doc_id", "path", "title", "byline", "outlet", "content_hash", "chars"}

@@ -24,7 +24,7 @@ import pytest
 from qa import QA, Answer, BadQuestionError, DocumentsError, IndexCorruptError, QAError
 from qa.cli import main as cli_main
 from qa.backends.local import LocalBackend
-from qa.backends.snapshot import Snapshot, _file_hash
+from qa.backends.snapshot import Snapshot, _file_hash, check
 from qa.backends.store import IndexStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -466,6 +466,7 @@ def _rehash(version: Path) -> None:
     """Rewrite the manifest's file hashes so only the deeper checks can catch the damage."""
     m = json.loads((version / "manifest.json").read_text())
     m["files"] = {name: _file_hash(version / name) for name in m["files"] if (version / name).exists()}
+    m["sizes"] = {name: (version / name).stat().st_size for name in m["files"]}
     (version / "manifest.json").write_text(json.dumps(m))
 
 
@@ -490,12 +491,12 @@ def _flip_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def _edit_chunk(v: Path, **changes) -> None:
-    lines = (v / "chunks.jsonl").read_text().splitlines()
-    r = json.loads(lines[0])
-    r.update({k: (r[k] + val if isinstance(val, int) else val) for k, val in changes.items()})
-    lines[0] = json.dumps(r)
-    (v / "chunks.jsonl").write_text("\n".join(lines) + "\n")
+def _edit_column(v: Path, file: str, edit) -> None:
+    """Change a stored array in place (same shape), then rehash: only the value checks can tell."""
+    a = np.load(v / file).copy()
+    edit(a)
+    np.save(v / file, a)
+    _rehash(v)
 
 
 DAMAGE = {
@@ -513,7 +514,7 @@ DAMAGE = {
         (v / "bm25" / "params.index.json").write_text(
             json.dumps(dict(json.loads((v / "bm25" / "params.index.json").read_text()), num_docs=2))), _rehash(v)),
     "bm25-of-another-index": lambda v: (_other_bm25(v), _rehash(v)),
-    "chunk-offsets-rehashed": lambda v: (_edit_chunk(v, start=3), _rehash(v)),
+    "passage-offsets-rehashed": lambda v: _edit_column(v, "p_span.npy", lambda a: a.__setitem__((0, 0), a[0, 0] + 3)),
     "sentence-terms-out-of-vocabulary-rehashed": lambda v: (
         np.save(v / "sent_terms.npy", np.load(v / "sent_terms.npy") + np.int32(10**6)), _rehash(v)),
     "sentence-flags-one-short-rehashed": lambda v: (
@@ -522,7 +523,19 @@ DAMAGE = {
     "name-words-not-a-list-rehashed": lambda v: ((v / "name_words.json").write_text('{"a": 1}'), _rehash(v)),
     "same-words-offsets-one-short-rehashed": lambda v: (
         np.save(v / "same_words_start.npy", np.load(v / "same_words_start.npy")[:-1]), _rehash(v)),
-    "chunk-unknown-document": lambda v: (_edit_chunk(v, doc_id="elsewhere.txt"), _rehash(v)),
+    "passage-of-unknown-document": lambda v: _edit_column(v, "p_doc.npy", lambda a: a.__setitem__(-1, 99)),
+    "passages-out-of-document-order": lambda v: _edit_column(v, "p_doc.npy", lambda a: a.__setitem__(0, a[-1])),
+    "sentence-outside-its-passage": lambda v: _edit_column(v, "s_span.npy", lambda a: a.__setitem__((0, 1), 10**6)),
+    "speaker-not-stored": lambda v: _edit_column(v, "s_speaker.npy", lambda a: a.__setitem__(0, 10**6)),
+    "text-not-utf8-rehashed": lambda v: ((v / "text.bin").write_bytes(b"\xff" + (v / "text.bin").read_bytes()[1:]),
+                                         _rehash(v)),
+    "text-offsets-end-short": lambda v: _edit_column(v, "p_text.npy", lambda a: a.__setitem__(-1, a[-1] - 1)),
+    # byte damage with the manifest left alone: found by the checksums
+    "vectors-byte-flipped": lambda v: _flip_byte(v / "vectors.npy"),
+    "text-byte-flipped": lambda v: _flip_byte(v / "text.bin"),
+    "dense-index-byte-flipped": lambda v: _flip_byte(v / "dense.faiss"),
+    "documents-byte-flipped": lambda v: _flip_byte(v / "documents.json"),
+    "text-truncated": lambda v: (v / "text.bin").write_bytes((v / "text.bin").read_bytes()[:-7]),
     "manifest-files-not-a-map": lambda v: _edit_manifest(v, lambda m: m.update(files=["vectors.npy"])),
     "manifest-documents-not-a-map": lambda v: _edit_manifest(v, lambda m: m.update(documents=list(m["documents"]))),
     "manifest-names-a-file-outside": lambda v: _edit_manifest(
@@ -548,7 +561,39 @@ def test_damaged_index_is_detected_at_load_with_a_warning(small_copy, damage, ca
 
 # The rebuild path is the same for every kind of damage: the named cases and one of each family.
 REBUILT = ["vectors-one-row-short", "vectors-wrong-width", "bm25-byte-flipped", "bm25-doc-count-rehashed",
-           "chunk-offsets-rehashed", "manifest-names-a-file-outside", "current-names-missing-version"]
+           "passage-offsets-rehashed", "manifest-names-a-file-outside", "current-names-missing-version"]
+
+# Where each damage is caught. A small version (all files <= snapshot.DEEP_AT_OPEN_BYTES, as the
+# seeds and the BBC corpus) gets every check at open: the test above. A larger one gets only the
+# checks that cost nothing per passage at open (manifest, file sizes, JSON checksums, array
+# headers and end points, FAISS/BM25 sizes); these kinds of damage are then found by `qa check`
+# (the checksums of the large files and the value checks), not at open:
+CAUGHT_BY_CHECK_WHEN_LARGE = {
+    "vectors-nan", "bm25-byte-flipped", "sentence-terms-out-of-vocabulary-rehashed", "passage-offsets-rehashed",
+    "sentence-outside-its-passage", "speaker-not-stored",
+    "text-not-utf8-rehashed", "vectors-byte-flipped", "text-byte-flipped", "dense-index-byte-flipped",
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_where_damage_is_caught_in_a_large_index(small_copy, damage):
+    """With the open-time budget at 0 (as for a large index): caught at open, or else by `qa check`."""
+    _, index = small_copy
+    DAMAGE[damage](IndexStore(index).current())
+    current = IndexStore(index).current()
+    if current is None:  # CURRENT itself is damaged: nothing to open
+        assert damage.startswith("current-") or damage == "version-folder-deleted"
+        return
+    try:
+        Snapshot.load(current, deep_at_open=0)
+        caught = "check"
+    except IndexCorruptError:
+        caught = "open"
+    assert caught == ("check" if damage in CAUGHT_BY_CHECK_WHEN_LARGE else "open")
+    if caught == "check":
+        with pytest.raises(IndexCorruptError):
+            check(current)
+        assert cli_main(["check", "--index", str(index)]) == 1
 
 
 @pytest.mark.parametrize("damage", REBUILT)

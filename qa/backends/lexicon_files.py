@@ -1,4 +1,9 @@
-"""The local backend's files for the lexicon (qa/lexicon.py): one .npy per array, checked at load."""
+"""The local backend's files for the lexicon (qa/lexicon.py): one .npy per array, memory-mapped.
+
+`load` checks what costs nothing per sentence (dtypes, lengths, end points); `check_contents` the
+values (offsets ascending, ids in range), which snapshot.py runs at open for small versions and
+`qa check` for large ones.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ FILES = {"ids": "sent_terms.npy", "start": "sent_term_start.npy", "flags": "sent
          "distinct": "sent_distinct.npy", "names": "sent_names.npy", "name_start": "sent_name_start.npy",
          "same": "same_words.npy", "same_start": "same_words_start.npy"}
 NAME_WORDS = "name_words.json"
+DTYPES = {"ids": np.int32, "start": np.int64, "flags": np.uint8, "distinct": np.int32, "names": np.int32,
+          "name_start": np.int64, "same": np.int64, "same_start": np.int64}
 
 
 def save(lex: Lexicon, directory: Path) -> None:
@@ -23,26 +30,30 @@ def save(lex: Lexicon, directory: Path) -> None:
 
 
 def load(directory: Path, sentences: int, vocab_size: int, passages: int) -> Lexicon:
-    """Read and check the arrays; raises IndexCorruptError if they do not fit the index."""
-    arrays = {name: np.load(directory / file, allow_pickle=False) for name, file in FILES.items()}
-    ids, start, flags, distinct = arrays["ids"], arrays["start"], arrays["flags"], arrays["distinct"]
-    names, name_start = arrays["names"], arrays["name_start"]
-    same, same_start = arrays["same"], arrays["same_start"]
+    """Map the arrays and check their shapes and end points; raises IndexCorruptError if they do
+    not fit the index."""
+    a = {name: np.asarray(np.load(directory / file, allow_pickle=False, mmap_mode="r")) for name, file in FILES.items()}
     words = json.loads((directory / NAME_WORDS).read_text("utf-8"))
     ok = (isinstance(words, list) and all(isinstance(w, str) for w in words)
-          and names.ndim == name_start.ndim == 1 and names.dtype == np.int32 and name_start.dtype == np.int64
-          and len(name_start) == sentences + 1 and name_start[0] == 0 and name_start[-1] == len(names)
-          and not np.any(np.diff(name_start) < 0)
-          and (not len(names) or 0 <= int(names.min()) <= int(names.max()) < len(words))
-          and ids.ndim == start.ndim == flags.ndim == distinct.ndim == 1 and ids.dtype == np.int32
-          and start.dtype == np.int64 and flags.dtype == np.uint8 and distinct.dtype == np.int32
-          and len(start) == sentences + 1 and len(flags) == len(distinct) == sentences
-          and start[0] == 0 and start[-1] == len(ids) and not np.any(np.diff(start) < 0)
-          and (not len(ids) or 0 <= int(ids.min()) <= int(ids.max()) < vocab_size)
-          and not np.any(distinct > np.diff(start))
-          and same.ndim == same_start.ndim == 1 and same.dtype == same_start.dtype == np.int64
-          and len(same_start) == passages + 1 and same_start[0] == 0 and same_start[-1] == len(same)
-          and not np.any(np.diff(same_start) < 0) and (not len(same) or 0 <= same.min() <= same.max() < passages))
+          and all(a[k].ndim == 1 and a[k].dtype == t for k, t in DTYPES.items())
+          and len(a["start"]) == len(a["name_start"]) == sentences + 1
+          and len(a["flags"]) == len(a["distinct"]) == sentences and len(a["same_start"]) == passages + 1
+          and all(int(a[s][0]) == 0 and int(a[s][-1]) == len(a[v])
+                  for s, v in (("start", "ids"), ("name_start", "names"), ("same_start", "same"))))
     if not ok:
         raise IndexCorruptError("the sentence term arrays disagree with the passages")
-    return Lexicon(ids, start, flags, distinct, names, name_start, tuple(words), same, same_start)
+    return Lexicon(a["ids"], a["start"], a["flags"], a["distinct"], a["names"], a["name_start"], tuple(words),
+                   a["same"], a["same_start"])
+
+
+def check_contents(lex: Lexicon, vocab_size: int, passages: int) -> None:
+    """Every value in range (reads the whole arrays)."""
+    def within(x, hi):
+        return not len(x) or 0 <= int(x.min()) <= int(x.max()) < hi
+
+    ok = (not np.any(np.diff(lex.start) < 0) and not np.any(np.diff(lex.name_start) < 0)
+          and not np.any(np.diff(lex.same_start) < 0) and within(lex.ids, vocab_size)
+          and within(lex.names, len(lex.name_words)) and within(lex.same, passages)
+          and not np.any(lex.distinct > np.diff(lex.start)))
+    if not ok:
+        raise IndexCorruptError("the sentence term arrays disagree with the passages")

@@ -3,24 +3,29 @@
 The folder holds crash-safe versions (store.py). A LocalBackend serves one version for its whole
 life, so a question never mixes two. A writer collects changes and, at commit, writes a complete
 new version that reuses the stored passages and vectors of every document it did not touch,
-switches the folder to it atomically, and returns a backend serving it.
+switches the folder to it atomically, and returns a backend serving it. A version saved in the
+previous format (2) is migrated when opened: its vectors are kept, nothing is embedded again.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from types import MappingProxyType
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import DocumentsError, IndexCorruptError, IndexFormatError
+from ..errors import DocumentsError, IndexCorruptError, IndexFormatError, QAError
 from ..lexicon import Lexicon, segments
 from .store import IndexStore
 from ..types import DocInfo, Settings
 from ..textutil import terms
 from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch, contains_phrases
+from . import migrate, snapshot
 from .snapshot import Snapshot
 
 log = logging.getLogger("qa")
@@ -40,7 +45,6 @@ class LocalBackend:
         self.problem = ""  # why the saved version could not be used (empty: it could, or there was none)
         self._snap: Snapshot | None = None
         self.version: Path | None = None
-        self._ranges: dict[str, tuple[int, int]] = {}
         self._cache: dict = {}
         if load:
             self._open_current()
@@ -55,6 +59,12 @@ class LocalBackend:
                             self.store.root)
             return
         try:
+            if snapshot.manifest_format(version) == migrate.FROM_FORMAT:
+                self._private = None
+                version = self._migrate(version)
+                if self._private is not None:  # opened, not committed: serves no live version
+                    self._use(self._private, None)
+                    return
             self._use(Snapshot.load(version), version)
         except IndexFormatError as exc:
             self.problem = str(exc)
@@ -62,13 +72,42 @@ class LocalBackend:
         except IndexCorruptError as exc:
             self.problem = "the saved index was damaged"
             log.warning("index at %s is damaged, rebuilding: %s", version, exc)
+        except (OSError, QAError) as exc:  # e.g. a read-only folder that needed migrating
+            self.problem = f"the saved index could not be migrated: {exc}"
+            log.warning("index at %s could not be migrated: %s", version, exc)
+
+    def _migrate(self, version: Path) -> Path:
+        """Write the old-format version `version` as a new version in this format (vectors and
+        lexical data kept) and make it the live one; returns the folder to open.
+
+        If a writer holds the folder (possibly this process, reopening under its lock), the
+        migrated copy is only opened, from a private folder removed at once (the open maps keep
+        its files), and the writer's next commit is in the new format.
+        """
+        with self.store.lock(wait=False) as locked:
+            live = self.store.current()
+            if live != version:  # another process migrated (or rebuilt) meanwhile
+                if live is None:
+                    raise IndexCorruptError("the index changed while it was being migrated")
+                return live
+            tmp = self.store.new_version() if locked else Path(tempfile.mkdtemp(prefix=".migrating-", dir=self.root))
+            try:
+                migrate.from_format_2(version, tmp)
+                if not locked:
+                    self._private = Snapshot.load(tmp, deep_at_open=0)
+                    return tmp
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            finally:
+                if not locked:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            final = self.store.commit(tmp)
+        log.info("index at %s migrated to format %d", self.root, snapshot.FORMAT_VERSION)
+        return final
 
     def _use(self, snap: Snapshot, version: Path | None) -> None:
-        ranges: dict[str, tuple[int, int]] = {}
-        for i, c in enumerate(snap.chunks):  # a document's passages are stored together
-            lo, _ = ranges.get(c.doc_id, (i, i))
-            ranges[c.doc_id] = (lo, i + 1)
-        self._snap, self.version, self._ranges, self._cache = snap, version, ranges, {}
+        self._snap, self.version, self._cache = snap, version, {}
 
     def is_current(self) -> bool:
         """Is the version this backend serves still the live one on disk?"""
@@ -96,8 +135,10 @@ class LocalBackend:
     def settings(self) -> Settings | None:
         return self._snap.settings if self._snap else None
 
-    def documents(self) -> dict[str, DocInfo]:
-        return dict(self._snap.docs) if self._snap else {}
+    def documents(self) -> Mapping[str, DocInfo]:
+        """Every stored document, read-only: a view, not a copy (asked for on every question; a
+        copy costs ~10 ms at 200,000 documents)."""
+        return MappingProxyType(self._snap.docs if self._snap else {})
 
     def __len__(self) -> int:
         return len(self._snap) if self._snap else 0
@@ -125,9 +166,9 @@ class LocalBackend:
         """Sorted passage ids the filter lets through (None: all)."""
         if where.is_empty:
             return None
-        docs = self._snap.docs
-        spans = [self._ranges[d] for d in sorted(self._ranges, key=lambda d: self._ranges[d])
-                 if where.allows(docs[d])]
+        snap = self._snap
+        spans = [(int(snap.doc_start[k]), int(snap.doc_start[k + 1]))
+                 for k, d in enumerate(snap.doc_ids) if where.allows(snap.docs[d])]
         ids = (np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in spans]) if spans
                else np.zeros(0, np.int64))
         if where.phrases:
@@ -143,7 +184,7 @@ class LocalBackend:
             for w in words:
                 postings = snap.postings(w)
                 ids = np.intersect1d(ids, postings, assume_unique=True) if postings is not None else ids[:0]
-        return np.array([i for i in ids.tolist() if contains_phrases(snap.chunks[i].text, phrases)], np.int64)
+        return np.array([i for i in ids.tolist() if contains_phrases(snap.chunk(i).text, phrases)], np.int64)
 
     def search_dense(self, vector: np.ndarray, k: int, where: Filter = EVERYTHING) -> list[Hit]:
         if self._snap is None:
@@ -165,11 +206,11 @@ class LocalBackend:
 
     def neighbours(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         ids = np.asarray(list(ids), np.int64)
-        chunks, n = self._snap.chunks, len(self._snap.chunks)
-        prev = np.array([i - 1 if i > 0 and chunks[i - 1].doc_id == chunks[i].doc_id else -1
-                         for i in ids.tolist()], np.int64)
-        nxt = np.array([i + 1 if i + 1 < n and chunks[i + 1].doc_id == chunks[i].doc_id else -1
-                        for i in ids.tolist()], np.int64)
+        snap = self._snap
+        doc = snap.cols["p_doc"][ids]
+        lo, hi = snap.doc_start[doc], snap.doc_start[doc.astype(np.int64) + 1]
+        prev = np.where(ids - 1 >= lo, ids - 1, -1).astype(np.int64)
+        nxt = np.where(ids + 1 < hi, ids + 1, -1).astype(np.int64)
         return prev, nxt
 
     def fetch(self, ids: Iterable[int]) -> Fetched:
@@ -183,13 +224,14 @@ class LocalBackend:
         previous = np.array([local.get(p, -1) if p >= 0 else -1 for p in prev.tolist()]
                             + [-1] * len(extra), np.int64)
         rows, _, offsets = segments(snap.sent_start[all_ids], snap.sent_start[all_ids + 1])
-        chunks = tuple(snap.chunks[i] for i in all_ids.tolist())
+        chunks = tuple(snap.chunk(i) for i in all_ids.tolist())
         doc_ids = {c.doc_id for c in chunks}
-        is_lead = np.array([self._ranges[c.doc_id][0] == i for c, i in zip(chunks, all_ids.tolist())], bool)
+        is_lead = snap.doc_start[snap.cols["p_doc"][all_ids]] == all_ids
         return Fetched(
             ids=all_ids, chunks=chunks, docs={d: snap.docs[d] for d in doc_ids},
-            vectors=np.asarray(snap.vectors[all_ids]), sent_vectors=np.asarray(snap.sent_vectors[rows]),
-            sent_start=offsets, sent_chars=snap.sent_chars[rows], lexicon=_slice(snap.lexicon, rows, all_ids),
+            # Stored as float16; the engine computes in float32.
+            vectors=snap.vectors[all_ids].astype(np.float32), sent_vectors=snap.sent_vectors[rows].astype(np.float32),
+            sent_start=offsets, sent_chars=snap.sentence_chars(rows), lexicon=_slice(snap.lexicon, rows, all_ids),
             stats=self, previous=previous, is_lead=is_lead,
             doc_terms={d: self._doc_terms(d) for d in doc_ids}, doc_text={d: self._doc_text(d) for d in doc_ids},
             cache=self._cache)
@@ -198,7 +240,8 @@ class LocalBackend:
         """Sorted distinct term ids of a document's passages (kept: the version is immutable)."""
         key = ("doc terms", doc_id)
         if key not in self._cache:
-            snap, (lo, hi) = self._snap, self._ranges[doc_id]
+            snap = self._snap
+            lo, hi = snap.passage_range(doc_id)
             lex = snap.lexicon
             pos = np.arange(int(lex.start[snap.sent_start[lo]]), int(lex.start[snap.sent_start[hi]]))
             self._cache[key] = np.unique(lex.ids[pos])
@@ -207,30 +250,36 @@ class LocalBackend:
     def _doc_text(self, doc_id: str) -> str:
         key = ("doc text", doc_id)
         if key not in self._cache:
-            lo, hi = self._ranges[doc_id]
+            lo, hi = self._snap.passage_range(doc_id)
             self._cache[key] = "\n".join([self._snap.docs[doc_id].title] + [c.text for c in self._snap.chunks[lo:hi]])
         return self._cache[key]
 
     def passages_of(self, doc_id: str) -> PassageBatch:
-        if self._snap is None or doc_id not in self._ranges:
+        if self._snap is None or doc_id not in self._snap.docs:
             raise DocumentsError(f"no document {doc_id!r} in the index")
-        lo, hi = self._ranges[doc_id]
         snap = self._snap
-        return PassageBatch(snap.docs[doc_id], tuple(snap.chunks[lo:hi]), np.asarray(snap.vectors[lo:hi]),
-                            np.asarray(snap.sent_vectors[int(snap.sent_start[lo]):int(snap.sent_start[hi])]))
+        lo, hi = snap.passage_range(doc_id)
+        return PassageBatch(snap.docs[doc_id], tuple(snap.chunks[lo:hi]), snap.vectors[lo:hi].astype(np.float32),
+                            snap.sent_vectors[int(snap.sent_start[lo]):int(snap.sent_start[hi])].astype(np.float32))
 
     # -- writing ----------------------------------------------------------------------------------------
     def writer(self, settings: Settings, fresh: bool = False) -> "LocalWriter":
         return LocalWriter(self, settings, fresh)
 
-    def _commit(self, snap: Snapshot) -> "LocalBackend":
+    def _commit(self, write) -> "LocalBackend":
+        """Write a new version with write(folder) and make it the live one."""
         tmp = self.store.new_version()
-        snap.save(tmp)
+        try:
+            write(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         final = self.store.commit(tmp)
-        return LocalBackend._bound(self.root, snap, final)
+        # Just written from checked data: the cheap checks suffice.
+        return LocalBackend._bound(self.root, Snapshot.load(final, deep_at_open=0), final)
 
     def close(self) -> None:
-        self._snap, self._ranges, self._cache = None, {}, {}
+        self._snap, self._cache = None, {}
 
 
 class LocalWriter:
@@ -261,11 +310,28 @@ class LocalWriter:
         if not batches:
             raise DocumentsError("no passages to index: the documents have no article text")
         dim = batches[0].vectors.shape[1]
-        snap = Snapshot(self.settings, {b.doc.doc_id: b.doc for b in batches},
-                        [c for b in batches for c in b.chunks],
-                        np.ascontiguousarray(np.concatenate([b.vectors for b in batches]), np.float32).reshape(-1, dim),
-                        np.ascontiguousarray(np.concatenate([b.sent_vectors for b in batches]), np.float32).reshape(-1, dim))
-        return self.backend._commit(snap)
+        docs = [b.doc for b in batches]
+        chunks = [c for b in batches for c in b.chunks]
+        vectors = np.concatenate([b.vectors for b in batches]).reshape(-1, dim)
+        sent_vectors = np.concatenate([b.sent_vectors for b in batches]).reshape(-1, dim)
+        return self.backend._commit(lambda folder: snapshot.write(folder, self.settings, docs, chunks, vectors,
+                                                                  sent_vectors))
+
+
+def check(root: str | os.PathLike) -> str:
+    """Verify the live version of an index folder completely (`qa check`): every file's checksum
+    and every value. Returns a one-line description of what was checked; raises
+    IndexCorruptError on damage, DocumentsError if there is no index."""
+    version = IndexStore(root).current()
+    if version is None:
+        raise DocumentsError(f"no index in {str(root)!r}")
+    if snapshot.manifest_format(version) == migrate.FROM_FORMAT:
+        raise IndexFormatError(f"index is in format {migrate.FROM_FORMAT}: opening it (qa ask, qa index) migrates it "
+                               f"to format {snapshot.FORMAT_VERSION}, without embedding again; check it then")
+    snapshot.check(version)
+    m = snapshot.read_manifest(version)
+    return (f"index {version.name} is sound: {m['counts']['documents']} documents, {m['counts']['passages']} "
+            f"passages, {len(m['files'])} files ({sum(m['sizes'].values()) / 2**20:.1f} MiB) verified")
 
 
 def _slice(lex: Lexicon, rows: np.ndarray, ids: np.ndarray) -> Lexicon:

@@ -1,14 +1,41 @@
-"""The local backend's saved version: dense vectors in FAISS plus BM25, as a directory of plain files.
+"""The local backend's saved version (format 3): a directory of plain files, memory-mapped at open.
 
-A `Snapshot` is one immutable, loaded version. Layout of a saved version (no pickle anywhere):
-    manifest.json    format version, model, settings, per-document content hashes, file hashes
-    documents.json   one DocInfo per document
-    chunks.jsonl     one passage per line: doc_id, offsets, text, sentence spans, speakers
-    vectors.npy      passage vectors (float32, unit rows)
-    sentences.npy    sentence vectors, in chunk order
-    sent_*.npy       each sentence's term ids and answer-type flags (see lexicon.py)
-    dense.faiss      the FAISS structure, only when approximate (IVF); exact search is rebuilt
-    bm25/            bm25s' own files (numpy arrays and JSON)
+Opening reads the manifest, the small JSON files and the arrays' headers; every array is mapped
+(np.load(mmap_mode="r"), FAISS with its mmap flags), so the operating system pages in only what
+questions touch and the open cost does not grow with the passages. No pickle anywhere.
+
+    manifest.json    format, model, settings, per-document content hashes, counts, and every
+                     file's size and sha256
+    documents.json   one DocInfo per document, in storage order. Kept as one JSON, parsed at open:
+                     news archives hold thousands to a few hundred thousand documents, 20x fewer
+                     than passages (a columnar form is the next step if that ever costs too much)
+    text.bin         every passage's text, UTF-8, concatenated in storage order
+    p_text.npy       int64 (passages + 1): passage i is text.bin[p_text[i]:p_text[i+1]]
+    p_doc.npy        int32 (passages): the passage's document (row of documents.json); a document's
+                     passages are stored together, in document order
+    p_span.npy       int64 (passages, 2): the passage's start and end characters in its document
+    p_sent.npy       int64 (passages + 1): passage i owns sentence rows p_sent[i]:p_sent[i+1]
+    p_flags.npy      uint8 (passages): SPEAKERS_KNOWN when speakers were recorded for its sentences
+    s_span.npy       int64 (sentences, 2): each sentence's start and end characters in its document
+    s_speaker.npy    int32 (sentences): row of speakers.json, -1 for none
+    speakers.json    the distinct speaker names (few: one entry per person quoted)
+    vectors.npy      float16 (passages, dim) unit passage vectors
+    sentences.npy    float16 (sentences, dim) unit sentence vectors
+    dense.faiss      FAISS over the same float16 vectors: exact (IndexScalarQuantizer fp16, read with
+                     IO_FLAG_MMAP_IFC) up to Settings.ann_threshold passages, IVF with fp16 codes
+                     (read with IO_FLAG_MMAP) above
+    bm25/            bm25s' own files (numpy arrays, memory-mapped, and JSON)
+    sent_*.npy, same_words*.npy, name_words.json   the lexicon (lexicon_files.py)
+
+Checks (damage must never give a wrong answer):
+    always at open   the manifest; every file present with its recorded size; sha256 of the JSON
+                     files (they are parsed anyway); array headers (dtype, shape) against the
+                     counts; offsets' end points; FAISS and BM25 sizes; document ranges
+    deep             sha256 of every file and every value-level check (offsets ascending, spans
+                     inside their documents, UTF-8 text of the right length, vectors finite, term
+                     ids in the vocabulary...). Done at open when the version's files total at most
+                     DEEP_AT_OPEN_BYTES (the seeds, the BBC corpus: tens of ms); for larger
+                     collections by `qa check` (`check` below), which reads everything once.
 """
 
 from __future__ import annotations
@@ -17,6 +44,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,41 +57,122 @@ from ..errors import IndexCorruptError, IndexFormatError
 from ..textutil import terms
 from ..types import Chunk, DocInfo, Settings
 
-FORMAT_VERSION = 2  # 2: sentence term arrays (lexicon)
+FORMAT_VERSION = 3  # 2: sentence term arrays (lexicon); 3: memory-mapped columns, float16 vectors
+SPEAKERS_KNOWN = 1  # bit of p_flags
+
+# Versions up to this size (all files) are fully verified at open: hashing runs at ~1.9 GB/s here,
+# so 64 MB costs ~35 ms. Larger ones get the cheap checks at open and the rest from `qa check`.
+DEEP_AT_OPEN_BYTES = 64 << 20
+
+CHUNK_CACHE = 50_000  # passages kept decoded (~1 KB each)
+
+COLUMNS = {  # name -> (file, dtype, shape in terms of the counts)
+    "p_text": ("p_text.npy", np.int64, ("passages+1",)),
+    "p_doc": ("p_doc.npy", np.int32, ("passages",)),
+    "p_span": ("p_span.npy", np.int64, ("passages", 2)),
+    "p_sent": ("p_sent.npy", np.int64, ("passages+1",)),
+    "p_flags": ("p_flags.npy", np.uint8, ("passages",)),
+    "s_span": ("s_span.npy", np.int64, ("sentences", 2)),
+    "s_speaker": ("s_speaker.npy", np.int32, ("sentences",)),
+    "vectors": ("vectors.npy", np.float16, ("passages", "dim")),
+    "sent_vectors": ("sentences.npy", np.float16, ("sentences", "dim")),
+}
+TEXT, DOCUMENTS, SPEAKERS, DENSE, BM25_DIR, MANIFEST = (
+    "text.bin", "documents.json", "speakers.json", "dense.faiss", "bm25", "manifest.json")
+BM25_FILES = ("params.index.json", "vocab.index.json", "data.csc.index.npy", "indices.csc.index.npy",
+              "indptr.csc.index.npy")
+REQUIRED = ({f for f, _, _ in COLUMNS.values()} | {TEXT, DOCUMENTS, SPEAKERS, DENSE}
+            | {f"{BM25_DIR}/{f}" for f in BM25_FILES} | set(lexicon_files.FILES.values()) | {lexicon_files.NAME_WORDS})
+
+
+class Passages(Sequence):
+    """The stored passages as `Chunk`s, made from the columns on demand (never all held at once)."""
+
+    def __init__(self, snap: "Snapshot"):
+        self._snap = snap
+
+    def __len__(self) -> int:
+        return self._snap.n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._snap.chunk(j) for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self._snap.chunk(i % len(self))
 
 
 class Snapshot:
-    """An immutable, searchable set of passages with their vectors (one saved version)."""
+    """One saved version, opened memory-mapped and immutable. Build one with `write`."""
 
-    def __init__(self, settings: Settings, docs: dict[str, DocInfo], chunks: list[Chunk],
-                 vectors: np.ndarray, sent_vectors: np.ndarray, dense=None, bm25=None,
-                 lex: lexicon.Lexicon | None = None):
-        self.settings = settings
+    def __init__(self, directory: Path, manifest: dict, docs: dict[str, DocInfo], cols: dict[str, np.ndarray],
+                 text: np.ndarray, speakers: tuple[str, ...], dense, bm25: "SavedBM25", lex: lexicon.Lexicon):
+        self.directory = directory
+        self.manifest = manifest
+        self.settings = Settings(**manifest["settings"])
         self.docs = docs
-        self.chunks = chunks
-        # Plain ndarray views (of the memory map when loaded): indexing a np.memmap costs more per call.
-        self.vectors = np.asarray(vectors)
-        self.sent_vectors = np.asarray(sent_vectors)
-        # First sentence row of each chunk; chunk i owns rows sent_start[i]:sent_start[i+1].
-        lengths = np.array([len(c.sentences) for c in chunks], dtype=np.int64)
-        if np.any(lengths == 0):  # every later step relies on a passage having a sentence
-            raise IndexCorruptError("a passage has no sentences")
-        self.sent_start = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        if len(vectors) != len(chunks) or len(sent_vectors) != int(self.sent_start[-1]):
-            raise IndexCorruptError(
-                f"index counts disagree: {len(chunks)} passages, {len(vectors)} vectors, "
-                f"{int(self.sent_start[-1])} sentences, {len(sent_vectors)} sentence vectors")
-        self.dense = dense if dense is not None else _dense_index(vectors, settings)
-        self.bm25 = bm25 if bm25 is not None else _bm25_index(chunks, docs, settings)
+        self.doc_ids = tuple(docs)
+        self.doc_row = {d: k for k, d in enumerate(self.doc_ids)}
+        self.cols = cols
+        self.text = text
+        self.speakers = speakers
+        self.dense = dense
+        self.bm25 = bm25
+        self.lexicon = lex
+        self.n = len(cols["p_doc"])
+        self.vectors = cols["vectors"]
+        self.sent_vectors = cols["sent_vectors"]
+        self.sent_start = cols["p_sent"]
         # Term ids run below this bound (bm25s numbers its vocabulary from 0).
-        vocab = getattr(self.bm25, "vocab_dict", None) or {}  # bm25s sets none on an empty corpus
-        self.vocab_size = max(vocab.values(), default=-1) + 1
-        self.lexicon = lex if lex is not None else lexicon.build(chunks, vocab)
-        self.sent_chars = np.fromiter((e - s for c in chunks for s, e in c.sentences), np.int64,
-                                      int(self.sent_start[-1]))
+        self.vocab_size = max(bm25.vocab_dict.values(), default=-1) + 1
+        # doc_start[k]:doc_start[k+1] are document k's passages (p_doc ascends); O(documents) to find.
+        self.doc_start = np.searchsorted(cols["p_doc"], np.arange(len(docs) + 1), side="left").astype(np.int64)
+        self.chunks = Passages(self)
+        self._chunk_cache: dict[int, Chunk] = {}
 
     def __len__(self) -> int:
-        return len(self.chunks)
+        return self.n
+
+    # -- passages ---------------------------------------------------------------------------------
+    def chunk(self, i: int) -> Chunk:
+        """Passage i as a Chunk (its text decoded from text.bin). The passages questions touch are
+        kept (up to CHUNK_CACHE of them): candidates recur across questions."""
+        try:
+            return self._chunk_cache[i]
+        except KeyError:
+            pass
+        if len(self._chunk_cache) >= CHUNK_CACHE:
+            self._chunk_cache.clear()
+        chunk = self._chunk_cache[i] = self._make_chunk(i)
+        return chunk
+
+    def _make_chunk(self, i: int) -> Chunk:
+        c = self.cols
+        lo, hi = int(c["p_text"][i]), int(c["p_text"][i + 1])
+        rows = slice(int(c["p_sent"][i]), int(c["p_sent"][i + 1]))
+        sentences = tuple(tuple(s) for s in c["s_span"][rows].tolist())
+        speakers = (tuple(self.speakers[k] if k >= 0 else None for k in c["s_speaker"][rows].tolist())
+                    if int(c["p_flags"][i]) & SPEAKERS_KNOWN else ())
+        start, end = c["p_span"][i].tolist()
+        return Chunk(self.doc_ids[int(c["p_doc"][i])], start, end, self.text[lo:hi].tobytes().decode("utf-8"),
+                     sentences, speakers)
+
+    def passage_range(self, doc_id: str) -> tuple[int, int]:
+        k = self.doc_row[doc_id]
+        return int(self.doc_start[k]), int(self.doc_start[k + 1])
+
+    def sentence_chars(self, rows: np.ndarray) -> np.ndarray:
+        """Characters of each of these sentence rows."""
+        spans = self.cols["s_span"][rows]
+        return (spans[:, 1] - spans[:, 0]).astype(np.int64)
+
+    def sentence_rows(self, chunk_id: int) -> slice:
+        return slice(int(self.sent_start[chunk_id]), int(self.sent_start[chunk_id + 1]))
+
+    @property
+    def sent_chars(self) -> np.ndarray:
+        """Characters of every sentence (reads a whole column: for tests and benchmarks)."""
+        return self.sentence_chars(np.arange(len(self.cols["s_span"])))
 
     # -- search -------------------------------------------------------------------------------
     def search_dense(self, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None
@@ -72,17 +182,25 @@ class Snapshot:
         `allowed` (sorted passage ids) restricts the search inside FAISS, so no allowed passage is
         crowded out of the top k by others.
         """
-        k = min(k, len(self.chunks) if allowed is None else len(allowed))
+        k = min(k, self.n if allowed is None else len(allowed))
         if k == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        import faiss
+
         params = None
         if allowed is not None:
-            import faiss
-
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, np.int64))
             params = (faiss.SearchParametersIVF(sel=selector, nprobe=self.settings.ann_nprobe)
-                      if _is_approximate(len(self.chunks), self.settings) else faiss.SearchParameters(sel=selector))
-        scores, ids = self.dense.search(qvec.reshape(1, -1).astype(np.float32), k, params=params)
+                      if _is_approximate(self.n, self.settings) else faiss.SearchParameters(sel=selector))
+        # One question: FAISS's threads would split one scan and wait on each other; on this busy
+        # 2-core machine that made a 1,000-passage search take 2 ms instead of 0.03 ms. The
+        # setting is the calling thread's own (OpenMP), so it is restored after.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            scores, ids = self.dense.search(qvec.reshape(1, -1).astype(np.float32), k, params=params)
+        finally:
+            faiss.omp_set_num_threads(threads)
         keep = ids[0] >= 0
         return ids[0][keep].astype(np.int64), scores[0][keep]
 
@@ -90,7 +208,7 @@ class Snapshot:
         """BM25 score of every passage for analysed query terms (zeros if none is indexed)."""
         ids = self.bm25.get_tokens_ids(tokens) if tokens else []
         if not ids:
-            return np.zeros(len(self.chunks), dtype=np.float32)
+            return np.zeros(self.n, dtype=np.float32)
         return np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32)
 
     def term_id(self, term: str) -> int | None:
@@ -113,121 +231,176 @@ class Snapshot:
         indptr, indices = self.bm25.scores["indptr"], self.bm25.scores["indices"]
         return np.sort(np.asarray(indices[int(indptr[tid]):int(indptr[tid + 1])], np.int64))
 
-    def sentence_rows(self, chunk_id: int) -> slice:
-        return slice(int(self.sent_start[chunk_id]), int(self.sent_start[chunk_id + 1]))
-
     # -- persistence --------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> None:
-        """Write the index as plain files into `directory` (created; should be new or empty)."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        _write_json(d / "documents.json", [asdict(x) for x in self.docs.values()])
-        with open(d / "chunks.jsonl", "w", encoding="utf-8") as f:
-            for c in self.chunks:
-                f.write(json.dumps({"doc_id": c.doc_id, "start": c.start, "end": c.end, "text": c.text,
-                                    "sentences": c.sentences, "speakers": c.speakers},
-                                   ensure_ascii=False) + "\n")
-        np.save(d / "vectors.npy", self.vectors, allow_pickle=False)
-        np.save(d / "sentences.npy", self.sent_vectors, allow_pickle=False)
-        if _is_approximate(len(self.chunks), self.settings):
-            import faiss
-
-            faiss.write_index(self.dense, str(d / "dense.faiss"))
-        self.bm25.save(str(d / "bm25"), show_progress=False)
-        lexicon_files.save(self.lexicon, d)
-        files = {p.relative_to(d).as_posix(): _file_hash(p)
-                 for p in sorted(d.rglob("*")) if p.is_file() and p.name != "manifest.json"
-                 and not p.relative_to(d).as_posix().startswith("model/")}
-        manifest = {
-            "format": FORMAT_VERSION,
-            "model": self.settings.model,
-            "settings": asdict(self.settings),
-            "documents": {x.doc_id: x.content_hash for x in self.docs.values()},
-            "counts": {"passages": len(self.chunks), "sentences": int(self.sent_start[-1]),
-                       "dim": int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0},
-            "files": files,
-        }
-        _write_json(d / "manifest.json", manifest)
+        """Copy this version's files into `directory` (created)."""
+        shutil.copytree(self.directory, directory, dirs_exist_ok=True,
+                        ignore=lambda _, names: [n for n in names if n == "model"])
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "Snapshot":
-        """Load and verify a saved index; raises IndexCorruptError on any mismatch or damage."""
+    def load(cls, directory: str | os.PathLike, deep_at_open: int = DEEP_AT_OPEN_BYTES) -> "Snapshot":
+        """Open a saved version; raises IndexCorruptError on damage the checks find.
+
+        The cheap checks always run; the deep ones (see the module doc) too when the version's
+        files total at most `deep_at_open` bytes.
+        """
         d = Path(directory)
         manifest = read_manifest(d)
         try:
-            for name, digest in manifest["files"].items():
-                if _file_hash(d / name) != digest:
-                    raise IndexCorruptError(f"index file {name} does not match its manifest hash")
-            settings = Settings(**manifest["settings"])
-            docs = {x["doc_id"]: DocInfo(**x) for x in json.loads((d / "documents.json").read_text("utf-8"))}
-            chunks = []
-            with open(d / "chunks.jsonl", encoding="utf-8") as f:
-                for line in f:
-                    r = json.loads(line)
-                    chunks.append(Chunk(r["doc_id"], r["start"], r["end"], r["text"],
-                                        tuple(tuple(s) for s in r["sentences"]), tuple(r["speakers"])))
-            # Memory-mapped: only the rows a question touches are read (a million passages' vectors
-            # would otherwise be loaded twice, once here and once inside FAISS).
-            vectors = np.load(d / "vectors.npy", allow_pickle=False, mmap_mode="r")
-            sent_vectors = np.load(d / "sentences.npy", allow_pickle=False, mmap_mode="r")
-            if set(docs) != set(manifest["documents"]) or len(chunks) != manifest["counts"]["passages"]:
-                raise IndexCorruptError("index documents or passage count disagree with the manifest")
-            dense = None
-            if _is_approximate(len(chunks), settings):
-                import faiss
-
-                dense = faiss.read_index(str(d / "dense.faiss"))
-                dense.nprobe = settings.ann_nprobe
-                if dense.ntotal != len(chunks):
-                    raise IndexCorruptError("FAISS index size disagrees with the passages")
-            bm25 = SavedBM25(d / "bm25")
-            _check_consistency(manifest, docs, chunks, vectors, sent_vectors, bm25)
-            lex = lexicon_files.load(d, len(sent_vectors), max(bm25.vocab_dict.values(), default=-1) + 1,
-                                       len(chunks))
-            return cls(settings, docs, chunks, vectors, sent_vectors, dense=dense, bm25=bm25, lex=lex)
+            deep = sum(manifest["sizes"].values()) <= deep_at_open
+            _check_files(d, manifest, hash_all=deep)
+            snap = _open(d, manifest)
+            _check_structure(snap)
+            if deep:
+                _check_contents(snap)
+            return snap
         except IndexCorruptError:
             raise
         except Exception as exc:  # whatever a damaged file makes a loader raise, it is damage
             raise IndexCorruptError(f"cannot load index from {d}: {type(exc).__name__}: {exc}") from exc
 
+    def verify(self) -> None:
+        """The deep checks: every file's sha256 and every value. Reads the whole version once."""
+        try:
+            _check_files(self.directory, self.manifest, hash_all=True)
+            _check_contents(self)
+        except IndexCorruptError:
+            raise
+        except Exception as exc:
+            raise IndexCorruptError(f"index in {self.directory} is damaged: {type(exc).__name__}: {exc}") from exc
 
-def _check_consistency(manifest: dict, docs: dict[str, DocInfo], chunks: list[Chunk], vectors: np.ndarray,
-                       sent_vectors: np.ndarray, bm25) -> None:
-    """Cross-check the loaded parts, so damage that passes the file hashes (or a manifest rewritten
-    with them) is found here rather than as a crash or a wrong citation at question time."""
+
+def check(directory: str | os.PathLike) -> None:
+    """Verify a saved version completely (what `qa check` runs); raises IndexCorruptError."""
+    Snapshot.load(directory, deep_at_open=0).verify()
+
+
+# -- opening --------------------------------------------------------------------------------------
+
+def _open(d: Path, manifest: dict) -> Snapshot:
+    docs = {x["doc_id"]: DocInfo(**x) for x in json.loads((d / DOCUMENTS).read_text("utf-8"))}
+    if list(docs) != list(manifest["documents"]):
+        raise IndexCorruptError("index documents disagree with the manifest")
+    speakers = json.loads((d / SPEAKERS).read_text("utf-8"))
+    if not isinstance(speakers, list) or not all(isinstance(s, str) for s in speakers):
+        raise IndexCorruptError("speakers.json is not a list of names")
+    cols = {name: np.load(d / file, allow_pickle=False, mmap_mode="r") for name, (file, _, _) in COLUMNS.items()}
+    # Plain ndarray views of the maps: indexing a np.memmap costs more per call.
+    cols = {name: np.asarray(a) for name, a in cols.items()}
     counts = manifest["counts"]
-    dim = counts.get("dim")
-    for name, arr in (("vectors", vectors), ("sentence vectors", sent_vectors)):
-        if arr.ndim != 2 or arr.shape[1] != dim or not np.issubdtype(arr.dtype, np.floating):
-            raise IndexCorruptError(f"{name} have shape {arr.shape} ({arr.dtype}); expected rows of {dim} floats")
-        for start in range(0, len(arr), 1 << 16):  # in slices: the arrays may be memory-mapped and large
-            if not np.isfinite(arr[start:start + (1 << 16)]).all():
-                raise IndexCorruptError(f"{name} contain NaN or infinite values")
-    if len(sent_vectors) != counts.get("sentences"):
-        raise IndexCorruptError("sentence count disagrees with the manifest")
-    for c in chunks:
-        info = docs.get(c.doc_id)
-        if (info is None or not 0 <= c.start < c.end <= info.chars or len(c.text) != c.end - c.start
-                or not c.sentences or any(not c.start <= s < e <= c.end for s, e in c.sentences)
-                or (c.speakers and len(c.speakers) != len(c.sentences))):
-            raise IndexCorruptError(f"passage {c.doc_id}:{c.start}-{c.end} is inconsistent with its document")
-    scores = bm25.scores
+    for name, (file, dtype, shape) in COLUMNS.items():
+        want = tuple(s if isinstance(s, int) else counts[s[:-2]] + 1 if s.endswith("+1") else counts[s]
+                     for s in shape)
+        if cols[name].dtype != dtype or cols[name].shape != want:
+            raise IndexCorruptError(f"{file} holds {cols[name].dtype}{list(cols[name].shape)}, expected {np.dtype(dtype)}{list(want)}")
+    size = (d / TEXT).stat().st_size
+    text = np.memmap(d / TEXT, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+    bm25 = SavedBM25(d / BM25_DIR)
+    vocab_size = max(bm25.vocab_dict.values(), default=-1) + 1
+    lex = lexicon_files.load(d, counts["sentences"], vocab_size, counts["passages"])
+    return Snapshot(d, manifest, docs, cols, np.asarray(text), tuple(speakers), _read_dense(d, counts, manifest),
+                    bm25, lex)
+
+
+def _read_dense(d: Path, counts: dict, manifest: dict):
+    import faiss
+
+    settings = Settings(**manifest["settings"])
+    approximate = _is_approximate(counts["passages"], settings)
+    # The exact index's codes are mapped (IndexFlatCodes); the IVF's inverted lists likewise.
+    flags = (faiss.IO_FLAG_MMAP if approximate else faiss.IO_FLAG_MMAP_IFC) | faiss.IO_FLAG_READ_ONLY
+    index = faiss.read_index(str(d / DENSE), flags)
+    if approximate:
+        index.nprobe = settings.ann_nprobe
+    if index.ntotal != counts["passages"] or index.d != counts["dim"]:
+        raise IndexCorruptError("the FAISS index disagrees with the passages")
+    return index
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+def _check_files(d: Path, manifest: dict, hash_all: bool) -> None:
+    """Every file present with its recorded size; sha256 of the JSON files, or of all."""
+    files, sizes = manifest["files"], manifest["sizes"]
+    if set(files) != set(sizes) or not REQUIRED <= set(files):
+        raise IndexCorruptError(f"index manifest lacks files: {sorted(REQUIRED - set(files))[:3]}")
+    for name, digest in files.items():
+        path = d / name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise IndexCorruptError(f"index file {name} is missing") from None
+        if size != sizes[name]:
+            raise IndexCorruptError(f"index file {name} has {size} bytes, its manifest says {sizes[name]}")
+        if (hash_all or name.endswith(".json")) and _file_hash(path) != digest:
+            raise IndexCorruptError(f"index file {name} does not match its manifest hash")
+
+
+def _check_structure(snap: Snapshot) -> None:
+    """What costs O(1) or O(documents): end points of the offsets, ranges, BM25 sizes."""
+    c, counts = snap.cols, snap.manifest["counts"]
+    n, s = counts["passages"], counts["sentences"]
+    ok = (len(snap.docs) == counts["documents"] and int(c["p_text"][0]) == 0
+          and int(c["p_text"][-1]) == len(snap.text) and int(c["p_sent"][0]) == 0 and int(c["p_sent"][-1]) == s
+          and int(snap.doc_start[0]) == 0 and int(snap.doc_start[-1]) == n
+          and bool(np.all(np.diff(snap.doc_start) > 0)))
+    if not ok:
+        raise IndexCorruptError("passage offsets or document ranges disagree with the counts")
+    scores = snap.bm25.scores
     data, indices, indptr = scores["data"], scores["indices"], scores["indptr"]
-    vocab_ids = list(bm25.vocab_dict.values()) if bm25.vocab_dict else []
-    ok = (int(scores["num_docs"]) == len(chunks) and len(data) == len(indices) and len(indptr) > 0
-          and int(indptr[-1]) == len(data) and not np.any(np.diff(indptr) < 0)
-          and (not len(indices) or 0 <= int(indices.min()) <= int(indices.max()) < len(chunks))
-          and (not vocab_ids or 0 <= min(vocab_ids) <= max(vocab_ids) < len(indptr)))
+    ok = (int(scores["num_docs"]) == n and len(data) == len(indices) and len(indptr) > 0
+          and int(indptr[0]) == 0 and int(indptr[-1]) == len(data) and snap.vocab_size <= len(indptr)
+          and min(snap.bm25.vocab_dict.values(), default=0) >= 0)
     if not ok:
         raise IndexCorruptError("the BM25 index disagrees with the passages")
+
+
+def _check_contents(snap: Snapshot) -> None:
+    """Every value: O(collection). Damage that passes the file hashes (or a manifest rewritten with
+    them) is found here rather than as a crash or a wrong citation at question time."""
+    c = snap.cols
+    n = snap.n
+    p_doc, p_span, p_sent, p_text = c["p_doc"], c["p_span"], c["p_sent"], c["p_text"]
+    chars = np.array([x.chars for x in snap.docs.values()], np.int64)
+    if n and (np.any(np.diff(p_doc) < 0) or int(p_doc[0]) < 0 or int(p_doc[-1]) >= len(chars)):
+        raise IndexCorruptError("passages are not stored by document")
+    if np.any(np.diff(p_text) < 0) or np.any(np.diff(p_sent) < 1):  # every passage has a sentence
+        raise IndexCorruptError("passage offsets do not ascend, or a passage has no sentences")
+    start, end = p_span[:, 0], p_span[:, 1]
+    if np.any(start < 0) or np.any(end <= start) or np.any(end > chars[p_doc]):
+        raise IndexCorruptError("a passage lies outside its document")
+    blob = snap.text.tobytes()
+    blob.decode("utf-8")  # raises on invalid bytes
+    # Characters per passage: UTF-8 bytes that do not continue a character.
+    leading = np.concatenate([[0], np.cumsum((np.frombuffer(blob, np.uint8) & 0xC0) != 0x80)])
+    if not np.array_equal(leading[p_text[1:]] - leading[p_text[:-1]], end - start):
+        raise IndexCorruptError("a passage's text does not fit its character offsets")
+    owner = np.repeat(np.arange(n), np.diff(p_sent))
+    s_span = c["s_span"]
+    if np.any(s_span[:, 0] < start[owner]) or np.any(s_span[:, 1] > end[owner]) or np.any(s_span[:, 1] <= s_span[:, 0]):
+        raise IndexCorruptError("a sentence lies outside its passage")
+    sp = c["s_speaker"]
+    if len(sp) and (int(sp.min()) < -1 or int(sp.max()) >= len(snap.speakers)):
+        raise IndexCorruptError("a sentence names a speaker that is not stored")
+    for name in ("vectors", "sent_vectors"):
+        arr = c[name]
+        for lo in range(0, len(arr), 1 << 16):  # in slices: memory-mapped, possibly large
+            if not np.isfinite(arr[lo:lo + (1 << 16)]).all():
+                raise IndexCorruptError(f"{name} contain NaN or infinite values")
+    scores = snap.bm25.scores
+    indices, indptr = scores["indices"], scores["indptr"]
+    if np.any(np.diff(indptr) < 0) or (len(indices) and not 0 <= int(indices.min()) <= int(indices.max()) < n):
+        raise IndexCorruptError("the BM25 index disagrees with the passages")
+    lexicon_files.check_contents(snap.lexicon, snap.vocab_size, n)
 
 
 class SavedBM25:
     """Query-time reader of a BM25 index saved by bm25s (its own file format, plain numpy/JSON).
 
-    bm25s builds and saves the index; answering only needs its precomputed score matrix, and
-    reading that with numpy spares the cold command line importing bm25s and scipy (~0.3 s).
-    Supports bm25s' default "lucene" scoring, whose matrix holds complete per-term scores.
+    bm25s builds and saves the index; answering only needs its precomputed score matrix, read here
+    memory-mapped (bm25s.BM25.load(mmap=True) does the same, but importing bm25s and scipy costs
+    the cold command line ~0.3 s). Supports bm25s' default "lucene" scoring, whose matrix holds
+    complete per-term scores.
     """
 
     def __init__(self, directory: Path):
@@ -235,7 +408,9 @@ class SavedBM25:
         if params.get("method") != "lucene":
             raise IndexCorruptError(f"unsupported BM25 method {params.get('method')!r}")
         self.vocab_dict: dict[str, int] = json.loads((directory / "vocab.index.json").read_text("utf-8"))
-        self.scores = {name: np.load(directory / f"{name}.csc.index.npy", allow_pickle=False)
+        if not isinstance(self.vocab_dict, dict) or not all(isinstance(v, int) for v in self.vocab_dict.values()):
+            raise IndexCorruptError("the BM25 vocabulary is not a map of terms to ids")
+        self.scores = {name: np.asarray(np.load(directory / f"{name}.csc.index.npy", allow_pickle=False, mmap_mode="r"))
                        for name in ("data", "indices", "indptr")}
         self.scores["num_docs"] = int(params["num_docs"])
 
@@ -251,10 +426,19 @@ class SavedBM25:
         return out
 
 
+def manifest_format(directory: Path) -> int | None:
+    """The format number a saved version declares (None if unreadable)."""
+    try:
+        m = json.loads((Path(directory) / MANIFEST).read_text("utf-8"))
+        return m.get("format") if isinstance(m, dict) and isinstance(m.get("format"), int) else None
+    except (OSError, ValueError):
+        return None
+
+
 def read_manifest(directory: Path) -> dict:
     """The manifest of a saved index; raises IndexCorruptError if missing or malformed."""
     try:
-        manifest = json.loads((Path(directory) / "manifest.json").read_text("utf-8"))
+        manifest = json.loads((Path(directory) / MANIFEST).read_text("utf-8"))
         if not isinstance(manifest, dict):
             raise IndexCorruptError("index manifest is not a JSON object")
         if isinstance(manifest.get("format"), int) and manifest["format"] != FORMAT_VERSION:
@@ -262,18 +446,137 @@ def read_manifest(directory: Path) -> dict:
                                    f"of qa; this one reads format {FORMAT_VERSION}")
         if manifest.get("format") != FORMAT_VERSION:
             raise IndexCorruptError(f"index format is not version {FORMAT_VERSION}")
-        for key in ("model", "settings", "documents", "counts", "files"):
+        for key in ("model", "settings", "documents", "counts", "files", "sizes"):
             if not isinstance(manifest.get(key), str if key == "model" else dict):
                 raise IndexCorruptError(f"index manifest lacks {key!r} or it has the wrong type")
         for key in ("documents", "files"):
             if not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest[key].items()):
                 raise IndexCorruptError(f"index manifest {key!r} must map names to hashes")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in manifest["sizes"].values()):
+            raise IndexCorruptError("index manifest 'sizes' must map names to byte counts")
+        if not all(isinstance(manifest["counts"].get(k), int) and manifest["counts"][k] >= 0
+                   for k in ("passages", "sentences", "dim", "documents")):
+            raise IndexCorruptError("index manifest counts are missing or not counts")
         for name in manifest["files"]:  # the hashed files must all lie inside the version folder
             if name.startswith("/") or "\\" in name or ".." in name.split("/"):
                 raise IndexCorruptError(f"index manifest names a file outside the index: {name!r}")
         return manifest
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise IndexCorruptError(f"cannot read index manifest in {directory}: {exc}") from exc
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocInfo], chunks: Sequence[Chunk],
+          vectors: np.ndarray, sent_vectors: np.ndarray, lexical_from: Path | None = None) -> None:
+    """Write a complete version into `directory` (new or empty).
+
+    Args:
+        docs: the documents in storage order; `chunks` hold each document's passages together, in
+            that order.
+        vectors, sent_vectors: unit rows (stored as float16).
+        lexical_from: a saved version (of any format) holding bm25/ and the lexicon files of these
+            very passages, copied instead of rebuilt (migration).
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+    sentences = _write_passages(d, docs, chunks)
+    if len(vectors) != len(chunks) or len(sent_vectors) != sentences or sent_vectors.shape[1:] != (dim,):
+        raise IndexCorruptError(f"index counts disagree: {len(chunks)} passages, {len(vectors)} vectors, "
+                                f"{sentences} sentences, {len(sent_vectors)} sentence vectors")
+    vec16 = _float16(vectors)
+    np.save(d / COLUMNS["vectors"][0], vec16, allow_pickle=False)
+    np.save(d / COLUMNS["sent_vectors"][0], _float16(sent_vectors), allow_pickle=False)
+    import faiss
+
+    faiss.write_index(_dense_index(vec16, settings), str(d / DENSE))
+    del vec16
+    if lexical_from is not None:
+        shutil.copytree(Path(lexical_from) / BM25_DIR, d / BM25_DIR)
+        for name in [*lexicon_files.FILES.values(), lexicon_files.NAME_WORDS]:
+            shutil.copyfile(Path(lexical_from) / name, d / name)
+    else:
+        bm25 = _bm25_index(chunks, docs, settings)
+        bm25.save(str(d / BM25_DIR), show_progress=False)
+        lexicon_files.save(lexicon.build(chunks, getattr(bm25, "vocab_dict", None) or {}), d)  # none when empty
+        del bm25
+    files = sorted(p for p in d.rglob("*") if p.is_file() and p.name != MANIFEST)
+    manifest = {
+        "format": FORMAT_VERSION,
+        "model": settings.model,
+        "settings": asdict(settings),
+        "documents": {x.doc_id: x.content_hash for x in docs},
+        "counts": {"passages": len(chunks), "sentences": sentences, "dim": dim, "documents": len(docs)},
+        "files": {p.relative_to(d).as_posix(): _file_hash(p) for p in files},
+        "sizes": {p.relative_to(d).as_posix(): p.stat().st_size for p in files},
+    }
+    _write_json(d / MANIFEST, manifest)
+
+
+def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -> int:
+    """documents.json, text.bin and the passage and sentence columns; returns the sentence count."""
+    row = {x.doc_id: k for k, x in enumerate(docs)}
+    n = len(chunks)
+    p_text = np.zeros(n + 1, np.int64)
+    p_doc = np.zeros(n, np.int32)
+    p_span = np.zeros((n, 2), np.int64)
+    p_sent = np.zeros(n + 1, np.int64)
+    p_flags = np.zeros(n, np.uint8)
+    s_span: list[tuple[int, int]] = []
+    s_speaker: list[int] = []
+    names: dict[str, int] = {}
+    with open(d / TEXT, "wb") as f:
+        for i, c in enumerate(chunks):
+            if not c.sentences:  # every later step relies on a passage having a sentence
+                raise IndexCorruptError("a passage has no sentences")
+            if c.speakers and len(c.speakers) != len(c.sentences):
+                raise IndexCorruptError("a passage's speakers do not match its sentences")
+            data = c.text.encode("utf-8")
+            f.write(data)
+            p_text[i + 1] = p_text[i] + len(data)
+            p_doc[i] = row[c.doc_id]
+            p_span[i] = (c.start, c.end)
+            s_span.extend(c.sentences)
+            p_sent[i + 1] = len(s_span)
+            if c.speakers:
+                p_flags[i] |= SPEAKERS_KNOWN
+                s_speaker.extend(-1 if s is None else names.setdefault(s, len(names)) for s in c.speakers)
+            else:
+                s_speaker.extend([-1] * len(c.sentences))
+    if n and np.any(np.diff(p_doc) < 0):
+        raise IndexCorruptError("a document's passages are not stored together")
+    columns = {"p_text": p_text, "p_doc": p_doc, "p_span": p_span, "p_sent": p_sent, "p_flags": p_flags,
+               "s_span": np.array(s_span, np.int64).reshape(-1, 2), "s_speaker": np.array(s_speaker, np.int32)}
+    for name, arr in columns.items():
+        np.save(d / COLUMNS[name][0], arr, allow_pickle=False)
+    with open(d / DOCUMENTS, "w", encoding="utf-8") as f:  # compact: parsed at every open
+        json.dump([_doc_row(x) for x in docs], f, ensure_ascii=False, separators=(",", ":"))
+    _write_json(d / SPEAKERS, list(names))
+    return len(s_span)
+
+
+_DOC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DocInfo) if f.default is not dataclasses.MISSING}
+
+
+def _doc_row(x: DocInfo) -> dict:
+    """A document's record without the fields at their defaults (DocInfo(**row) restores them):
+    documents.json is parsed at every open, so its size is open time (-40% on generated news)."""
+    row = {}
+    for name in (f.name for f in dataclasses.fields(DocInfo)):
+        value = getattr(x, name)
+        if name not in _DOC_DEFAULTS or value != _DOC_DEFAULTS[name]:
+            row[name] = asdict(value) if dataclasses.is_dataclass(value) else value
+    if "guess" in row:
+        row["guess"] = {k: v for k, v in row["guess"].items() if v not in (None, ())}
+    return row
+
+
+def _float16(a: np.ndarray) -> np.ndarray:
+    out = np.empty(a.shape, np.float16)
+    for lo in range(0, len(a), 1 << 16):  # in slices: the input may be memory-mapped and large
+        out[lo:lo + (1 << 16)] = a[lo:lo + (1 << 16)]
+    return out
 
 
 def _is_approximate(n: int, settings: Settings) -> bool:
@@ -281,18 +584,22 @@ def _is_approximate(n: int, settings: Settings) -> bool:
 
 
 def _dense_index(vectors: np.ndarray, settings: Settings):
+    """FAISS over float16 vectors, storing them as float16 codes (exact: they decode to the very
+    values saved in vectors.npy)."""
     import faiss
 
     dim = vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else 384
+    fp16 = faiss.ScalarQuantizer.QT_fp16
     if not _is_approximate(len(vectors), settings):
-        index = faiss.IndexFlatIP(dim)
-        if len(vectors):
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index = faiss.IndexScalarQuantizer(dim, fp16, faiss.METRIC_INNER_PRODUCT)
+        for start in range(0, len(vectors), 100_000):
+            index.add(np.ascontiguousarray(vectors[start:start + 100_000], dtype=np.float32))
         return index
     # Inverted lists: builds in a minute for a million passages on two cores (HNSW takes far
     # longer), keeps memory at the raw vectors' size, and nprobe trades speed for recall.
     nlist = int(4 * np.sqrt(len(vectors)))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, fp16, faiss.METRIC_INNER_PRODUCT,
+                                          False)  # codes of the vectors themselves, not residuals
     rng = np.random.default_rng(0)
     sample = rng.choice(len(vectors), size=min(len(vectors), 40 * nlist), replace=False)
     index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
@@ -302,10 +609,11 @@ def _dense_index(vectors: np.ndarray, settings: Settings):
     return index
 
 
-def _bm25_index(chunks: list[Chunk], docs: dict[str, DocInfo], settings: Settings):
+def _bm25_index(chunks: Sequence[Chunk], docs: Sequence[DocInfo], settings: Settings):
     import bm25s
 
-    corpus = [terms(settings.indexed_text(c.text, docs[c.doc_id].title)) for c in chunks]
+    titles = {x.doc_id: x.title for x in docs}
+    corpus = [terms(settings.indexed_text(c.text, titles[c.doc_id])) for c in chunks]
     # bm25s cannot index an empty token list; a placeholder keeps row numbers aligned.
     corpus = [toks or ["\u2400"] for toks in corpus]
     bm25 = bm25s.BM25()

@@ -35,17 +35,22 @@ class IndexStore:
         return path if path.is_dir() else None
 
     @contextmanager
-    def lock(self):
-        """Serialise writers (processes and threads) of this index folder."""
+    def lock(self, wait: bool = True):
+        """Serialise writers (processes and threads) of this index folder. With wait=False, yields
+        False at once instead of waiting when another holder (this process too) has the lock."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             f = open(self.root / ".lock", "w")
         except OSError as exc:  # e.g. the path is a file, or not writable: a clear error, not a traceback
             raise QAError(f"cannot use index folder {str(self.root)!r}: {exc.strerror or exc}") from None
         with f:
-            fcntl.flock(f, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
