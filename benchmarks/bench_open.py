@@ -1,7 +1,7 @@
 """Opening a local index: format 2 (read whole: chunks.jsonl, float32 vectors, FAISS rebuilt) against
 format 3 (memory-mapped columns, float16, FAISS read with its mmap flags), in one run.
 
-    .venv/bin/python benchmarks/bench_open.py [--n 10000 300000] [--old-ref adcfa48]
+    .venv/bin/python -m benchmarks.bench_open [--n 10000 300000] [--old-ref adcfa48]
 
 The passages are GENERATED, not embedded (a million real passages take hours): documents of
 `--per-doc` passages, each passage three sentences of ten random words from a 20,000-word
