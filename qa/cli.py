@@ -76,7 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="measure answer quality on a question file")
     ev.add_argument("questions", help="question file (seed_questions format or SQuAD JSON)")
     ev.add_argument("--limit", type=int, default=None, help="evaluate at most this many questions")
-    common(ev)
+    # Not $QA_DOCS/seeds: a SQuAD file writes its articles into the documents folder, which must not
+    # be the user's own (by default .qa-eval/<file>/docs; seed questions use seeds/ or their corpus).
+    ev.add_argument("--docs", default=None, help="documents folder (default: chosen by the question file)")
+    ev.add_argument("--index", default=None, help="index folder (default: beside the documents)")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of text")
     return p
 
 

@@ -105,7 +105,9 @@ def evaluate(questions: str | Path, docs_dir: str | Path | None = None, index_di
 
     items, docs = load_questions(questions, Path(docs_dir) if docs_dir else None, limit)
     if qa is None:
-        index = Path(index_dir) if index_dir else docs.parent / "index"
+        # The seeds' index is the project's own (embeddings/); any other folder's sits beside it.
+        default = Path("embeddings") if docs == Path("seeds") else docs.parent / "index"
+        index = Path(index_dir) if index_dir else default
         qa = QA(docs, index)
     answerable = [x for x in items if x.gold]
     unanswerable = [x for x in items if not x.gold]
