@@ -41,6 +41,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.probe import children
+
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "data" / "seed_questions_dev.json"
 
@@ -252,18 +254,6 @@ def memory(pid: int) -> dict:
     uss = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
     return {"rss": fields.get("Rss", 0), "pss": fields.get("Pss", 0), "uss": uss,
             "shared": fields.get("Shared_Clean", 0) + fields.get("Shared_Dirty", 0)}
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(d.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return sorted(out)
 
 
 def dev_questions(path: Path) -> list[tuple[str, list[str]]]:

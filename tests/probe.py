@@ -28,3 +28,18 @@ def wait_until_up(url: str, proc: subprocess.Popen | None = None, timeout: float
         if time.monotonic() > deadline:
             return f"{url} did not answer within {timeout:.0f} s"
         time.sleep(0.5)
+
+
+def children(pid: int) -> list[int]:
+    """The process ids whose parent is `pid` (Linux /proc)."""
+    from pathlib import Path
+
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return sorted(out)

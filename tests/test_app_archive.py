@@ -6,16 +6,14 @@ in seconds; the query model is copied from the session's seeds index (no second 
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from probe import wait_until_up
-from test_app import CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port
+from test_app import CHROMIUM, CHROMIUM_ARGS
+from test_serve import Server
 
 pytestmark = pytest.mark.browser
 
@@ -46,28 +44,16 @@ def archive(seed_qa, seed_dirs, tmp_path_factory):
     docs, index = base / "docs", base / "index"
     _write_archive(docs)
     index.mkdir()
+    (base / "gradio-tmp").mkdir()
     shutil.copytree(seed_dirs[1] / "model", index / "model")
-    port = _free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-    for name in ("QA_HOST", "QA_PORT", "QA_DOCS", "QA_INDEX", "QA_WORKERS", "QA_TOKEN", "QA_TOKEN_FILE"):
-        env.pop(name, None)
-    log_path = base / "app.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--docs", str(docs),
-                                 "--index", str(index)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    server = Server(base, docs, index)
     try:
-        problem = wait_until_up(url, proc, 600)
+        problem = wait_until_up(server.url + "/", server.proc, 600)
         if problem:
-            pytest.fail(f"{problem}:\n{log_path.read_text(errors='replace')[-4000:]}")
-        yield url, docs
+            pytest.fail(f"{problem}:\n{server.log.read_text(errors='replace')[-4000:]}")
+        yield server.url + "/", docs
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
 
 
 def test_documents_tab_searches_sorts_pages_and_removes(archive):

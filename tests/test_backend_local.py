@@ -13,8 +13,8 @@ class TestLocalBackend(BackendContract):
         return LocalBackend
 
 
-@pytest.mark.parametrize("damage", ["manifest", "vectors", "current"])
-def test_damaged_files_are_reported_at_open_not_served(damage, tmp_path):
+def _build(tmp_path) -> None:
+    """A local index of the contract's articles in tmp_path/index."""
     from backend_contract import ARTICLES, batch_of
 
     docs = tmp_path / "docs"
@@ -23,6 +23,11 @@ def test_damaged_files_are_reported_at_open_not_served(damage, tmp_path):
     for name in ARTICLES:
         writer.upsert(batch_of(docs, name))
     writer.commit()
+
+
+@pytest.mark.parametrize("damage", ["manifest", "vectors", "current"])
+def test_damaged_files_are_reported_at_open_not_served(damage, tmp_path):
+    _build(tmp_path)
     version = IndexStore(tmp_path / "index").current()
     if damage == "manifest":
         (version / "manifest.json").write_text("{not json", encoding="utf-8")
@@ -40,16 +45,10 @@ def test_damaged_files_are_reported_at_open_not_served(damage, tmp_path):
 def test_qa_check_verifies_a_sound_index_and_finds_byte_damage_open_may_skip(tmp_path, capsys):
     """Opening a large index skips the checksums of its large files (snapshot.DEEP_AT_OPEN_BYTES);
     `qa check` reads everything. Here the budget is 0, as for a large index."""
-    from backend_contract import ARTICLES, batch_of
     from qa.backends.snapshot import Snapshot
     from qa.cli import main
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    writer = LocalBackend(tmp_path / "index").writer(SETTINGS)
-    for name in ARTICLES:
-        writer.upsert(batch_of(docs, name))
-    writer.commit()
+    _build(tmp_path)
     assert main(["check", "--index", str(tmp_path / "index")]) == 0
     assert "is sound" in capsys.readouterr().out
     version = IndexStore(tmp_path / "index").current()

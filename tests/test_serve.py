@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from probe import children
 
 from qa.serve.guard import RateLimiter, authorized, session_value
 from qa.serve.policy import PolicyError, decide, is_loopback, read_token
@@ -386,7 +387,7 @@ def test_workers_exit_when_the_server_is_killed(index_copy):
         deadline = time.monotonic() + 60
         workers: list[int] = []
         while time.monotonic() < deadline and len(workers) < 2:
-            workers = _children(server.proc.pid)
+            workers = children(server.proc.pid)
             time.sleep(0.2)
         assert len(workers) >= 2
         server.proc.kill()  # SIGKILL: the server cannot tell its workers
@@ -397,18 +398,6 @@ def test_workers_exit_when_the_server_is_killed(index_copy):
         assert not any(_alive(w) for w in workers)
     finally:
         server.stop()
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(d.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
 
 
 def _alive(pid: int) -> bool:

@@ -182,6 +182,26 @@ class Writer(Protocol):
         """Drop the changes."""
 
 
+class PendingChanges:
+    """A writer's changes until commit: the stored documents it keeps as they are, and the new or
+    replaced ones. Writers that rewrite a whole version at commit share this bookkeeping."""
+
+    def __init__(self, stored: Iterable[str]):
+        self._kept: dict[str, None] = dict.fromkeys(stored)  # stored documents not replaced or deleted
+        self._new: dict[str, PassageBatch] = {}
+
+    def upsert(self, batch: PassageBatch) -> None:
+        self._kept.pop(batch.doc.doc_id, None)
+        self._new[batch.doc.doc_id] = batch
+
+    def delete(self, doc_id: str) -> None:
+        self._kept.pop(doc_id, None)
+        self._new.pop(doc_id, None)
+
+    def abort(self) -> None:
+        self._kept, self._new = {}, {}
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A store of passages that the engine searches. Every implementation passes

@@ -24,7 +24,7 @@ from ..lexicon import Lexicon, segments
 from .store import IndexStore
 from ..types import DocInfo, Settings
 from ..textutil import terms
-from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch, contains_phrases
+from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch, PendingChanges, contains_phrases
 from . import migrate, snapshot
 from .snapshot import Snapshot
 
@@ -282,25 +282,12 @@ class LocalBackend:
         self._snap, self._cache = None, {}
 
 
-class LocalWriter:
+class LocalWriter(PendingChanges):
     """Changes to a LocalBackend, written as one new version at commit."""
 
     def __init__(self, backend: LocalBackend, settings: Settings, fresh: bool):
+        super().__init__(backend.documents() if not fresh else ())
         self.backend, self.settings = backend, settings
-        old = backend.documents() if not fresh else {}
-        self._kept: dict[str, None] = dict.fromkeys(old)  # stored documents not (yet) replaced or deleted
-        self._new: dict[str, PassageBatch] = {}
-
-    def upsert(self, batch: PassageBatch) -> None:
-        self._kept.pop(batch.doc.doc_id, None)
-        self._new[batch.doc.doc_id] = batch
-
-    def delete(self, doc_id: str) -> None:
-        self._kept.pop(doc_id, None)
-        self._new.pop(doc_id, None)
-
-    def abort(self) -> None:
-        self._kept, self._new = {}, {}
 
     def commit(self) -> LocalBackend:
         """Write the new version and make it the live one; returns a backend serving it (this

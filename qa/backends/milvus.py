@@ -51,7 +51,7 @@ from ..errors import DocumentsError, QAError
 from ..lexicon import Lexicon
 from ..textutil import normalise, terms as analyse
 from ..types import Chunk, DocInfo, Settings
-from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
+from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch, PendingChanges
 
 log = logging.getLogger("qa")
 
@@ -582,25 +582,12 @@ class MilvusBackend:
         return MilvusWriter(self, settings, fresh)
 
 
-class MilvusWriter:
+class MilvusWriter(PendingChanges):
     """Changes to a MilvusBackend, written as a new version (three collections) at commit."""
 
     def __init__(self, backend: MilvusBackend, settings: Settings, fresh: bool):
+        super().__init__(backend.documents() if not fresh else ())
         self.backend, self.settings, self.fresh = backend, settings, fresh
-        old = backend.documents() if not fresh else {}
-        self._kept: dict[str, None] = dict.fromkeys(old)
-        self._new: dict[str, PassageBatch] = {}
-
-    def upsert(self, batch: PassageBatch) -> None:
-        self._kept.pop(batch.doc.doc_id, None)
-        self._new[batch.doc.doc_id] = batch
-
-    def delete(self, doc_id: str) -> None:
-        self._kept.pop(doc_id, None)
-        self._new.pop(doc_id, None)
-
-    def abort(self) -> None:
-        self._kept, self._new = {}, {}
 
     def commit(self) -> MilvusBackend:
         """Write the new version, then switch the alias to it; returns a backend serving it (this
