@@ -214,6 +214,8 @@ async def chat(port: int, questions, sessions: int, per_session: int = 5, gap: f
     config = json.loads(data)
     ids = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
     dep = next(d for d in config["dependencies"] if d.get("targets") and ids.get(d["targets"][0][0]) == "ask")
+    # The chat's inputs by element id, as a browser sends them (states are kept by the server).
+    values = {"k": 5, "sources": [], "since": "", "until": "", "outlets": [], "export-format": "csv"}
     lat, errors = [], 0
 
     async def session(s: int):
@@ -224,7 +226,8 @@ async def chat(port: int, questions, sessions: int, per_session: int = 5, gap: f
         for j in range(per_session):
             q = questions[(s * per_session + j) % len(questions)][0]
             t = time.perf_counter()
-            body = json.dumps({"data": [q, 5, [], "", "", [], None, None], "fn_index": dep["id"],
+            body = json.dumps({"data": [values.get(ids.get(i), None) if ids.get(i) != "question" else q
+                                        for i in dep["inputs"]], "fn_index": dep["id"],
                                "trigger_id": dep["targets"][0][0], "session_hash": hash_, "event_data": None})
             try:
                 st, _ = await conn.request("POST", "/gradio_api/queue/join", body.encode(), JSON)
