@@ -344,6 +344,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--sessions", type=int, default=50)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--only", default="1,2,3,4", help="which runs, by number (default all four)")
     args = ap.parse_args()
     questions = dev_questions(Path(args.questions_file))
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
@@ -354,10 +355,12 @@ def main() -> int:
     print(f"index built first by `qa index` in {build_index(docs, index):.0f} s (not part of any figure)", flush=True)
     rows = []
     try:
-        for label, workers, asker in (("today: Gradio /ask, 1 process", 1, ask_gradio),
-                                      ("API /v1/ask, 1 process", 1, ask_api),
-                                      (f"API /v1/ask, {args.workers} workers", args.workers, ask_api),
-                                      (f"API, {args.workers} workers, re-indexing", args.workers, None)):
+        runs = (("today: Gradio /ask, 1 process", 1, ask_gradio),
+                ("API /v1/ask, 1 process", 1, ask_api),
+                (f"API /v1/ask, {args.workers} workers", args.workers, ask_api),
+                (f"API, {args.workers} workers, re-indexing", args.workers, None))
+        wanted = {int(x) for x in args.only.split(",") if x.strip()}
+        for label, workers, asker in (r for n, r in enumerate(runs, start=1) if n in wanted):
             proc, port = start(docs, index, workers, tmp / f"log-{len(rows)}")
             try:
                 solo = asyncio.run(solo_answers(port, questions))
