@@ -196,6 +196,7 @@ class _Rows:
     cov: np.ndarray      # per row: idf-weighted share of the question's terms
     spoken: np.ndarray   # per row: the asked person's words (1 quote, 0.5 reported), else 0
     types: np.ndarray    # per row: holds what the question asks for (number, date, new name)
+    local: np.ndarray    # (candidates, cols): each question term's weight within its passage
     window: np.ndarray   # per row: the question's terms in it and the row before, locally weighted
     figure: np.ndarray   # per row: holds the kind of figure a number question asks for
     quoted: np.ndarray   # per row: a quotation, for a question asking for someone's words
@@ -260,7 +261,7 @@ def _rows(q: Query, cands: list[Candidate], index: Fetched) -> _Rows:
         kinds = np.concatenate([_figures(index, i) for i in ids.tolist()]) if n else np.zeros(0, np.int64)
         figure = ((kinds & q.figure) > 0).astype(float)
     sbig, pbig = _bigrams(q, index.vocab_size, t.ids, t.row, owner[t.row], m, n)
-    return _Rows(ids, rows, owner, off, t, flags, cos, cov, spoken, types, window, figure, quoted, sbig, pbig)
+    return _Rows(ids, rows, owner, off, t, flags, cos, cov, spoken, types, local, window, figure, quoted, sbig, pbig)
 
 
 def _local_weights(q: Query, t: _Terms, off: np.ndarray) -> np.ndarray:
@@ -282,7 +283,7 @@ def _sentence_columns(q: Query, r: _Rows, index: Fetched) -> dict[str, np.ndarra
     distinct = index.lexicon.distinct[r.rows]
     asked = t.hit & q.in_terms[t.col] if len(q.cols) else t.hit
     known = _distinct_count(t.col[asked], t.row[asked], m)
-    local_cov = (t.present * _local_weights(q, t, off)[owner]).sum(1)
+    local_cov = (t.present * r.local[owner]).sum(1)
     # The question's names as units in the sentence (or, for a pronoun, the one before it).
     sent_names = (np.concatenate([names_by_sentence(q.names, index.chunks[i].text, _sentence_starts(index, i))
                                   for i in r.ids.tolist()]) if q.names and len(r.ids) else np.ones(m))
