@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.probe import CountingClient
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -114,35 +116,6 @@ def shape(ans):
                             [(c.doc_id, c.start, c.end) for c in p.also_in]) for p in ans.passages])
 
 
-class Counter:
-    """Counts a MilvusClient's calls and their sequential waves (calls overlapping in time are one)."""
-
-    def __init__(self, client):
-        self._client = client
-        self.reset()
-
-    def reset(self):
-        self.calls, self.spans = [], []
-
-    def __getattr__(self, name):
-        method = getattr(self._client, name)
-
-        def call(*a, **kw):
-            start = time.monotonic()
-            try:
-                return method(*a, **kw)
-            finally:
-                self.calls.append(name)
-                self.spans.append((start, time.monotonic()))
-        return call
-
-    def round_trips(self) -> int:
-        trips, end = 0, -1.0
-        for s, e in sorted(self.spans):
-            trips, end = (trips + 1, e) if s >= end else (trips, max(end, e))
-        return trips
-
-
 def build(docs: Path, index, embedder=None):
     from qa import QA
 
@@ -198,7 +171,7 @@ def main() -> int:
                    "index_milvus_passages_per_s": round(passages / milvus_s, 1)}
             row["local"], local_shapes = run_questions(local, items)
             backend = milvus.engine.backend
-            counter = backend.client = Counter(backend.client)
+            counter = backend.client = CountingClient(backend.client)
             row["milvus"], milvus_shapes = run_questions(milvus, items, counter)
             backend.client = counter._client
             row["identical_answers"] = sum(a == b for a, b in zip(local_shapes, milvus_shapes))

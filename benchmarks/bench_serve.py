@@ -41,7 +41,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.probe import children
+from tests.probe import children, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "data" / "seed_questions_dev.json"
@@ -71,14 +71,6 @@ def start(docs: Path, index: Path, workers: int, log: Path) -> tuple[subprocess.
             time.sleep(0.5)
     proc.kill()
     raise SystemExit("app.py did not start in 10 minutes")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 # -- a lean HTTP/1.1 keep-alive client ----------------------------------------------------------

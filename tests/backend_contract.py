@@ -46,6 +46,14 @@ def embed(text: str) -> np.ndarray:
     return v / n if n else v
 
 
+def fill(backend: Backend, folder) -> Backend:
+    """The backend with the three ARTICLES written to `folder` and committed; returns the new one."""
+    writer = backend.writer(SETTINGS)
+    for name in ARTICLES:
+        writer.upsert(batch_of(folder, name))
+    return writer.commit()
+
+
 def batch_of(folder, name: str, text: str | None = None) -> PassageBatch:
     """A document's PassageBatch, written to `folder/name` first (text defaults to ARTICLES[name])."""
     path = folder / name
@@ -67,11 +75,7 @@ class BackendContract:
         docs = tmp_path / "docs"
         docs.mkdir()
         location = tmp_path / "index"
-        backend = backend_factory(location)
-        writer = backend.writer(SETTINGS)
-        for name in ARTICLES:
-            writer.upsert(batch_of(docs, name))
-        backend = writer.commit()
+        backend = fill(backend_factory(location), docs)
         yield backend, location, docs
         backend.close()
 

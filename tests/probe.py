@@ -43,3 +43,44 @@ def children(pid: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 pass
     return sorted(out)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a server process: SIGTERM, then SIGKILL if it has not exited within `timeout` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+class CountingClient:
+    """Wraps a client (e.g. a MilvusClient) and records each call's name and time span, so tests and
+    benchmarks can count calls and round trips (calls overlapping in time are one round trip)."""
+
+    def __init__(self, client):
+        self._client = client
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls: list[str] = []
+        self.spans: list[tuple[float, float]] = []
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+
+        def call(*args, **kwargs):
+            start = time.monotonic()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.calls.append(name)
+                self.spans.append((start, time.monotonic()))
+        return call
+
+    def round_trips(self) -> int:
+        trips, end = 0, -1.0
+        for s, e in sorted(self.spans):
+            trips, end = (trips + 1, e) if s >= end else (trips, max(end, e))
+        return trips

@@ -15,14 +15,11 @@ class TestLocalBackend(BackendContract):
 
 def _build(tmp_path) -> None:
     """A local index of the contract's articles in tmp_path/index."""
-    from backend_contract import ARTICLES, batch_of
+    from backend_contract import fill
 
     docs = tmp_path / "docs"
     docs.mkdir()
-    writer = LocalBackend(tmp_path / "index").writer(SETTINGS)
-    for name in ARTICLES:
-        writer.upsert(batch_of(docs, name))
-    writer.commit()
+    fill(LocalBackend(tmp_path / "index"), docs)
 
 
 @pytest.mark.parametrize("damage", ["manifest", "vectors", "current"])

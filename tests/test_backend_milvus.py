@@ -17,7 +17,8 @@ import pytest
 
 pytest.importorskip("pymilvus")
 
-from backend_contract import ARTICLES, SETTINGS, BackendContract, batch_of, embed  # noqa: E402
+from backend_contract import ARTICLES, SETTINGS, BackendContract, batch_of, embed, fill  # noqa: E402
+from probe import CountingClient, stop  # noqa: E402
 from qa.backends import Filter, open_backend  # noqa: E402
 from qa.backends.milvus import IndexServerError, MilvusBackend, like_contains, quote  # noqa: E402
 from qa.textutil import terms  # noqa: E402
@@ -58,12 +59,7 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen:
 
 
 def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    stop(proc, 10)
 
 
 @pytest.fixture(scope="module")
@@ -167,35 +163,6 @@ def test_seed_answers_match_the_local_backend(milvus_qa, seed_qa, dev_questions)
     for conv in dev_questions["conversations"][:2]:
         *history, last = conv["turns"]
         assert _shape(milvus_qa.ask(last, history=history)) == _shape(seed_qa.ask(last, history=history))
-
-
-class CountingClient:
-    """A MilvusClient stand-in that counts calls (and, for reports, how many ran one after another)."""
-
-    def __init__(self, client):
-        self._client, self.calls, self._spans = client, [], []
-
-    def __getattr__(self, name):
-        method = getattr(self._client, name)
-
-        def call(*args, **kwargs):
-            start = time.monotonic()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                self.calls.append(name)
-                self._spans.append((start, time.monotonic()))
-        return call
-
-    def round_trips(self) -> int:
-        trips, end = 0, -1.0
-        for s, e in sorted(self._spans):
-            if s >= end:
-                trips += 1
-                end = e
-            else:
-                end = max(end, e)
-        return trips
 
 
 def test_a_question_costs_three_steps_of_calls(milvus_qa, dev_questions, monkeypatch):
@@ -319,10 +286,7 @@ def test_an_embedded_milvus_lite_file_keeps_the_index(tmp_path):
     docs.mkdir()
     path = tmp_path / "index.db"
     backend = open_backend(path)
-    writer = backend.writer(SETTINGS)
-    for name in ARTICLES:
-        writer.upsert(batch_of(docs, name))
-    written = writer.commit()
+    written = fill(backend, docs)
     hits = written.search_lexical(terms("cider apples"), 3)
     assert hits and "cider" in written.fetch([hits[0].passage]).chunks[0].text
     for b in (written, backend):
