@@ -64,18 +64,24 @@ def collect(bot, qs, depth: int = 30):
     return rows
 
 
-def fit(groups: list[tuple[np.ndarray, np.ndarray]], l2: float = 1e-2, weights=None) -> np.ndarray:
+def fit(groups: list[tuple[np.ndarray, np.ndarray]], l2: float = 1e-2, weights=None, free=None, fixed=None) -> np.ndarray:
     """Listwise logistic (softmax) ranking: maximise the probability mass on positives per group.
 
     Features are standardised for the fit and the weights mapped back to raw units; a constant
-    offset is irrelevant to a ranking, so there is no intercept.
+    offset is irrelevant to a ranking, so there is no intercept. free/fixed: refit only the
+    features where `free` is true, the others keep their weights in `fixed`.
     """
     from scipy.optimize import minimize
     from scipy.special import logsumexp
 
-    X_all = np.concatenate([X for X, _ in groups])
+    m = groups[0][0].shape[1]
+    free = np.ones(m, bool) if free is None else np.asarray(free, bool)
+    fixed = np.zeros(m) if fixed is None else np.asarray(fixed, float)
+    # The kept weights enter as one column (their score), whose scale is refitted with the rest.
+    cols = [np.column_stack([X[:, free], X[:, ~free] @ fixed[~free]]) if (~free).any() else X for X, _ in groups]
+    X_all = np.concatenate(cols)
     mu, sd = X_all.mean(0), X_all.std(0) + 1e-9
-    zs = [((X - mu) / sd, y.astype(bool)) for X, y in groups]
+    zs = [((C - mu) / sd, y.astype(bool)) for C, (_, y) in zip(cols, groups)]
     gw = np.ones(len(zs)) if weights is None else np.asarray(weights, float)
 
     def loss(w):
@@ -90,8 +96,12 @@ def fit(groups: list[tuple[np.ndarray, np.ndarray]], l2: float = 1e-2, weights=N
         n = gw.sum()
         return total / n + l2 * w @ w, grad / n + 2 * l2 * w
 
-    w = minimize(loss, np.zeros(X_all.shape[1]), jac=True, method="L-BFGS-B").x
-    return w / sd
+    w = minimize(loss, np.zeros(X_all.shape[1]), jac=True, method="L-BFGS-B").x / sd
+    if not (~free).any():
+        return w
+    out = fixed * w[-1]
+    out[free] = w[:-1]
+    return out
 
 
 def passage_data(rows):
@@ -111,10 +121,21 @@ def sentence_weights(rows):
     return [r.get("weight", 1.0) for r in rows for c in r["cands"] if c["y"] and c["sy"].any() and len(c["sf"]) > 1]
 
 
+# Which weights fit_both refits (None: all); the others keep the engine's current weights.
+FREE: dict[str, frozenset[str] | None] = {"passage": None, "sentence": None}
+
+
 def fit_both(rows):
     """Passage and sentence weights fitted on rows (each question weighted by its row's weight)."""
-    return (fit(passage_data(rows), weights=passage_weights(rows)),
-            fit(sentence_data(rows), weights=sentence_weights(rows)))
+    from qa.features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_FEATURES, SENTENCE_WEIGHTS
+
+    def mask(names, which):
+        return None if which is None else np.array([n in which for n in names])
+
+    return (fit(passage_data(rows), weights=passage_weights(rows), free=mask(PASSAGE_FEATURES, FREE["passage"]),
+                fixed=PASSAGE_WEIGHTS),
+            fit(sentence_data(rows), weights=sentence_weights(rows), free=mask(SENTENCE_FEATURES, FREE["sentence"]),
+                fixed=SENTENCE_WEIGHTS))
 
 
 def score(rows, pw: np.ndarray, sw: np.ndarray) -> dict:
@@ -153,33 +174,55 @@ def ablation(folds, steps, passage: bool):
         yield label, res
 
 
+def _by_kind(rs, scores, sizes) -> None:
+    """Print the figures of each news kind (scores and sizes: one entry per fold)."""
+    for kind in sorted({r.get("kind", "") for r in rs} - {""}):
+        sub = [r for r in rs if r["kind"] == kind]
+        parts, n = scores(sub), sizes(sub)
+        mean = {m: round(sum(p[m] * s for p, s in zip(parts, n)) / max(sum(n), 1), 3) for m in parts[0]}
+        print(f"    {kind} ({sum(n)}): {mean}")
+
+
 def main() -> None:
     from benchmarks.news import joint_fit_arguments, news_engine, news_folds, news_items
     from qa.features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_FEATURES, SENTENCE_WEIGHTS
 
     ap = joint_fit_arguments(__doc__.splitlines()[0], 2500)
+    ap.add_argument("--news-eval", nargs="*", default=[],
+                    help="news question files only scored, never fitted on (e.g. the dev set)")
+    ap.add_argument("--free-passage", nargs="*", help="refit only these passage weights (default: all)")
+    ap.add_argument("--free-sentence", nargs="*", help="refit only these sentence weights (default: all)")
+    ap.add_argument("--write", metavar="PROVENANCE", help="save the weights fitted on everything into qa/weights.json "
+                    "with this provenance text")
     ap.add_argument("--ablation", action="store_true")
     ap.add_argument("--cache", help="keep the collected features in this file (pickle) and reuse them")
     args = ap.parse_args()
     k = args.folds
+    FREE.update(passage=None if args.free_passage is None else frozenset(args.free_passage),
+                sentence=None if args.free_sentence is None else frozenset(args.free_sentence))
     items = news_items([Path(p) for p in args.news])
+    held_items = news_items([Path(p) for p in args.news_eval])
     folds = news_folds(items, k)
     if args.cache and Path(args.cache).exists():
-        rows, news = pickle.loads(Path(args.cache).read_bytes())
+        rows, news, held_news = pickle.loads(Path(args.cache).read_bytes())
     else:
         bot, qs = squad_items(args.n, Path(args.work), Path(args.squad))
         rows = collect(bot, qs)
-        news = collect(news_engine(Path(args.news_index), Path(args.news_docs)),
-                       [(x.question, x.history, x.golds, x.doc) for x in items])
+        news_bot = news_engine(Path(args.news_index), Path(args.news_docs))
+        news = collect(news_bot, [(x.question, x.history, x.golds, x.doc) for x in items])
+        held_news = collect(news_bot, [(x.question, x.history, x.golds, x.doc) for x in held_items])
         if args.cache:
-            Path(args.cache).write_bytes(pickle.dumps((rows, news)))
+            Path(args.cache).write_bytes(pickle.dumps((rows, news, held_news)))
     for r in rows:
         r.update(corpus="squad", fold=r["group"] % k, weight=1.0)
     for r, x, f in zip(news, items, folds):
         r.update(corpus="news", fold=f, weight=args.news_weight, kind=x.kind, source=x.source, q=x.question)
+    for r, x in zip(held_news, held_items):
+        r.update(corpus="news", fold=-1, weight=0.0, kind=x.kind, source=x.source, q=x.question)
     everything = rows + news
     corpora = {"SQuAD": rows, **{name: [r for r in news if r["source"] == name] for name in sorted({x.source for x in items})}}
-    for name, rs in corpora.items():
+    evaluated = {name: [r for r in held_news if r["source"] == name] for name in sorted({x.source for x in held_items})}
+    for name, rs in {**corpora, **evaluated}.items():
         print(f"{name}: {len(rs)} questions; current weights: {score(rs, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS)}")
     # Cross-fitted: each fold (SQuAD by article, news by article) scored by weights fitted on the others.
     held: dict[int, tuple] = {}
@@ -190,14 +233,12 @@ def main() -> None:
         sizes = [sum(r["fold"] == f for r in rs) for f in range(k)]
         mean = {m: round(sum(p[m] * s for p, s in zip(parts, sizes)) / max(sum(sizes), 1), 3) for m in parts[0]}
         print(f"{name}: held out (fit on other articles of both corpora) -> {mean}")
-        kinds = sorted({r.get("kind", "") for r in rs} - {""})
-        for kind in kinds:
-            if not any(r["kind"] == kind for r in rs):
-                continue
-            parts = [score([r for r in rs if r["fold"] == f and r["kind"] == kind], *held[f]) for f in range(k)]
-            sizes = [sum(r["fold"] == f and r["kind"] == kind for r in rs) for f in range(k)]
-            mean = {m: round(sum(p[m] * s for p, s in zip(parts, sizes)) / max(sum(sizes), 1), 3) for m in parts[0]}
-            print(f"    {kind} ({sum(sizes)}): {mean}")
+        _by_kind(rs, lambda sub: [score([r for r in sub if r["fold"] == f], *held[f]) for f in range(k)],
+                 lambda sub: [sum(r["fold"] == f for r in sub) for f in range(k)])
+    pw, sw = fit_both(everything)
+    for name, rs in evaluated.items():
+        print(f"{name}: never fitted on, scored with the weights fitted on everything else -> {score(rs, pw, sw)}")
+        _by_kind(rs, lambda sub: [score(sub, pw, sw)], lambda sub: [len(sub)])
     if args.ablation:
         two = [[r for r in rows if r["group"] % 2 == f] for f in (0, 1)]
         steps = [("dense + BM25 (fitted blend)", ["dense", "bm25"]),
@@ -212,13 +253,26 @@ def main() -> None:
         print("\n| passage evidence (SQuAD) | hit@1 | hit@5 |\n|---|---|---|")
         for label, res in ablation(two, steps, passage=True):
             print(f"| {label} | {np.mean([r['hit@1'] for r in res]):.3f} | {np.mean([r['hit@5'] for r in res]):.3f} |")
-    pw, sw = fit_both(everything)
     scale = lambda w: np.round(w / np.abs(w).max(), 3)  # noqa: E731  (ranking is scale-free)
     # In weights.json's form (feature name -> weight): paste with a provenance line.
     print('weights.json "passage" weights:', dict(zip(PASSAGE_FEATURES, scale(pw).tolist())))
     print('weights.json "sentence" weights:', dict(zip(SENTENCE_FEATURES, scale(sw).tolist())))
     for name, rs in corpora.items():
         print(f"{name}: in-sample with fitted weights: {score(rs, pw, sw)}")
+    if args.write:
+        _write(dict(zip(PASSAGE_FEATURES, scale(pw).tolist())), dict(zip(SENTENCE_FEATURES, scale(sw).tolist())),
+               args.write)
+
+
+def _write(passage: dict, sentence: dict, provenance: str) -> None:
+    import json
+
+    from qa.weights import WEIGHTS_FILE
+
+    data = json.loads(WEIGHTS_FILE.read_text("utf-8"))
+    for name, weights in (("passage", passage), ("sentence", sentence)):
+        data[name] = {"weights": weights, "provenance": provenance}
+    WEIGHTS_FILE.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", "utf-8")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
+from .signals import with_variants
+
 SPEECH_VERBS = (
     "said|says|say|stated|states|told|tells|added|adds|noted|notes|asserted|asserts|explained|"
     "explains|claimed|claims|stressed|stresses|emphasi[sz]ed|emphasi[sz]es|warned|warns|argued|"
@@ -669,4 +671,4 @@ def lexical_query(question: str) -> str:
     """The words to match literally: for "What did X say about Y?" just X and Y (the frame
     "what did ... say about" would otherwise match any passage where anyone says anything)."""
     person, topic = speaker_question(question)
-    return f"{person} {topic}" if person else question
+    return with_variants(f"{person} {topic}" if person else question)

@@ -19,8 +19,8 @@ from .attribution import lexical_query, speaker_matches, speaker_question
 from .backends.base import Fetched
 from .lexicon import DATE, NUMBER, QUOTE, segment_reduce, segments
 from .retrieve import Candidate
-from .signals import (asked_figure, asks_amount, asks_for_words, figure_kinds, names_by_sentence, names_share,
-                      question_names)
+from .signals import (asked_figure, asks_amount, asks_for_words, figure_kinds, focus_near, names_by_sentence,
+                      names_share, question_focus, question_names)
 from .textutil import terms
 from .weights import MODELS
 
@@ -33,10 +33,10 @@ _WH = (
 
 PASSAGE_FEATURES = ("dense", "bm25", "sentence", "coverage", "sent_coverage", "type_match",
                     "speaker", "dense_rank", "bm25_rank", "bigrams", "title", "window_cos", "pool_coverage",
-                    "names", "doc_names", "doc_coverage", "lead", "figure", "quoted")
+                    "names", "doc_names", "doc_coverage", "lead", "figure", "quoted", "focus")
 SENTENCE_FEATURES = ("cos", "coverage", "type_match", "speaker", "rel_cos", "neighbour_coverage",
                      "bigrams", "rel_coverage", "novelty", "length", "local_coverage", "window_coverage",
-                     "figure", "names", "quoted")
+                     "figure", "names", "quoted", "focus")
 
 # The fitted weights, by feature name (weights.json says how each was fitted).
 PASSAGE_WEIGHTS = MODELS["passage"].vector(PASSAGE_FEATURES)
@@ -61,6 +61,7 @@ class Query:
     words: frozenset[str]         # lower-cased words of the question (names already given)
     names: tuple[str, ...]        # the names the question mentions, each matched as a unit
     figure: int                   # number questions: the kinds of figure that answer (signals bits)
+    focus: tuple[str, ...]        # what the question asks about ("how many *jobs*"), see signals
     cols: np.ndarray              # sorted term ids of the indexed terms of `terms` and `topic`
     in_terms: np.ndarray          # per col: is it one of `terms`
     w_terms: np.ndarray           # per col: idf of `terms` (0 if a topic term only)
@@ -97,7 +98,7 @@ def analyse(question: str, query: str, history: list[str], index: Fetched, vecto
              if index.term_id(a) is not None and index.term_id(b) is not None}
     return Query(np.asarray(vector, np.float32), idf, bigrams, topic_idf, kind, person,
                  frozenset(w.lower() for w in re.findall(r"[\w'’\-]+", query)),
-                 question_names(query), asked_figure(question) if kind == "number" else 0,
+                 question_names(query), asked_figure(question) if kind == "number" else 0, question_focus(question),
                  cols, in_terms, w_terms, w_topic, np.array(sorted(codes), np.int64))
 
 
@@ -200,6 +201,7 @@ class _Rows:
     window: np.ndarray   # per row: the question's terms in it and the row before, locally weighted
     figure: np.ndarray   # per row: holds the kind of figure a number question asks for
     quoted: np.ndarray   # per row: a quotation, for a question asking for someone's words
+    focus: np.ndarray    # per row: what the question asks for beside its focus word (signals.focus_near)
     sbig: np.ndarray     # per row: distinct question bigrams
     pbig: np.ndarray     # per candidate: distinct question bigrams
 
@@ -260,8 +262,13 @@ def _rows(q: Query, cands: list[Candidate], index: Fetched) -> _Rows:
     if q.figure:
         kinds = np.concatenate([_figures(index, i) for i in ids.tolist()]) if n else np.zeros(0, np.int64)
         figure = ((kinds & q.figure) > 0).astype(float)
+    focus = np.zeros(m)
+    if q.focus and n:
+        focus = np.array([focus_near(q.focus, text, q.answer_type == "number", q.words)
+                          for i in ids.tolist() for text in _sentence_texts(index, i)])
     sbig, pbig = _bigrams(q, index.vocab_size, t.ids, t.row, owner[t.row], m, n)
-    return _Rows(ids, rows, owner, off, t, flags, cos, cov, spoken, types, local, window, figure, quoted, sbig, pbig)
+    return _Rows(ids, rows, owner, off, t, flags, cos, cov, spoken, types, local, window, figure, quoted, focus,
+                 sbig, pbig)
 
 
 def _local_weights(q: Query, t: _Terms, off: np.ndarray) -> np.ndarray:
@@ -299,7 +306,7 @@ def _sentence_columns(q: Query, r: _Rows, index: Fetched) -> dict[str, np.ndarra
         "novelty": np.where(distinct > 0, (distinct - known) / np.maximum(distinct, 1), 0.0),
         "length": np.log1p(index.sent_chars[r.rows]) / 6,
         "local_coverage": local_cov, "window_coverage": r.window, "figure": r.figure,
-        "names": np.maximum(sent_names, 0.5 * prev_names), "quoted": r.quoted,
+        "names": np.maximum(sent_names, 0.5 * prev_names), "quoted": r.quoted, "focus": r.focus,
     }
 
 
@@ -342,6 +349,7 @@ def _passage_columns(q: Query, cands: list[Candidate], r: _Rows, index: Fetched)
         "lead": index.is_lead[ids].astype(float),
         "figure": segment_reduce(np.maximum, r.figure, off),
         "quoted": segment_reduce(np.maximum, r.quoted, off),
+        "focus": segment_reduce(np.maximum, r.focus, off),
     }
     return passage_cov, topic_cov, columns
 

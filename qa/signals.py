@@ -101,18 +101,47 @@ def question_names(question: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+# Spellings of one name that outlets use side by side (transliterations, renamed places): a
+# question naming Kyiv is answered by a report from Kiev, and the other way round.
+NAME_VARIANTS: tuple[tuple[str, ...], ...] = (
+    ("Kyiv", "Kiev"), ("Kharkiv", "Kharkov"), ("Odesa", "Odessa"), ("Lviv", "Lvov"), ("Luhansk", "Lugansk"),
+    ("Mykolaiv", "Nikolaev", "Nikolayev"), ("Zaporizhzhia", "Zaporozhye"), ("Chornobyl", "Chernobyl"),
+    ("Dnipro", "Dnepr"), ("Belarus", "Byelorussia"), ("Moldova", "Moldavia"), ("Kyrgyzstan", "Kirghizia"),
+    ("Beijing", "Peking"), ("Mumbai", "Bombay"), ("Myanmar", "Burma"), ("Kolkata", "Calcutta"),
+    ("Chennai", "Madras"), ("Gaddafi", "Qaddafi", "Kadhafi", "Qadhafi"), ("Qaeda", "Qaida"),
+    ("Muhammad", "Mohammed", "Mohammad"), ("Tehran", "Teheran"), ("Hanukkah", "Chanukah"),
+)
+_VARIANTS_OF = {w: group for group in NAME_VARIANTS for w in group}
+
+
+def spellings(word: str) -> tuple[str, ...]:
+    """The word and its other spellings as a name (just the word if it has none)."""
+    return _VARIANTS_OF.get(word, (word,))
+
+
+def with_variants(text: str) -> str:
+    """The text followed by the other spellings of the names it holds (for word matching)."""
+    extra = [v for w in re.findall(r"[A-Z][\w\-]+", text) if w in _VARIANTS_OF for v in _VARIANTS_OF[w] if v != w]
+    return f"{text} {' '.join(extra)}" if extra else text
+
+
 @lru_cache(maxsize=4096)
 def _name_pattern(name: str) -> re.Pattern:
-    # Exact unit, any possessive; straight and curly apostrophes alike.
-    body = r"\s+".join(re.escape(w) for w in name.split())
+    # Exact unit, any possessive; straight and curly apostrophes alike; any spelling of each word.
+    body = r"\s+".join("(?:" + "|".join(re.escape(v) for v in spellings(w)) + ")" for w in name.split())
     return re.compile(rf"(?<![\w\-]){body}(?![\w\-])")
+
+
+def _absent(word: str, text: str) -> bool:
+    """Plain substring test first: most names are absent from most texts."""
+    return all(v not in text for v in spellings(word))
 
 
 def name_found(name: str, text: str) -> float:
     """1 if the name is in the text as a unit, 0.5 if only its last word is (a surname, "the
     Exchange"), else 0. Case matters: "Labour" the party is not "labour" the word."""
     words = name.split()
-    if words[-1] not in text:  # plain substring test first: most names are absent from most texts
+    if _absent(words[-1], text):
         return 0.0
     if _name_pattern(name).search(text):
         return 1.0
@@ -135,7 +164,7 @@ def names_by_sentence(names: tuple[str, ...], text: str, starts: list[int]) -> l
     credit = [[0.0] * len(names) for _ in starts]
     for k, name in enumerate(names):
         words = name.split()
-        if words[-1] not in text:
+        if _absent(words[-1], text):
             continue
         partial = [(0.5, _name_pattern(words[-1]))] if len(words) > 1 and len(words[-1]) > 2 else []
         for value, rx in partial + [(1.0, _name_pattern(name))]:
@@ -144,3 +173,70 @@ def names_by_sentence(names: tuple[str, ...], text: str, starts: list[int]) -> l
                 if j >= 0:
                     credit[j][k] = max(credit[j][k], value)
     return [sum(c) / len(names) if names else 1.0 for c in credit]
+
+
+# The thing a question asks about: "how many *jobs*", "what share of *shoppers*", "which two
+# *photographers*", "who is the *chairman*". In news the answer sits right beside it ("12,000
+# jobs", "chairman Zheng Junhuai"), while the sentence that restates the story often lacks it.
+_FOCUS_AFTER = re.compile(
+    r"\bhow (?:many|much)\b|\b(?:what|which) (?:share|percentage|proportion|number|amount|fraction) of\b"
+    r"|\b(?:what|which)\b|\bwho (?:is|was|are|were|will be)\b", re.I)
+_FOCUS_SKIP = {"the", "a", "an", "two", "three", "four", "five", "of", "its", "their", "his", "her", "all", "is",
+               "was", "are", "were", "kind", "sort", "type"}
+_FOCUS_STOP = re.compile(r"[\w'’\-]+|[^\w\s]")
+_GENERIC = {"name", "names", "thing", "things", "way", "reason", "happened", "part", "one"}
+
+
+def question_focus(question: str) -> tuple[str, ...]:
+    """Up to two lower-case content words naming what the question asks about (none for "what
+    did X say", "how much did X pay": there the verb, not a noun, says it)."""
+    from .textutil import is_stopword
+
+    m = _FOCUS_AFTER.search(question)
+    if not m:
+        return ()
+    out: list[str] = []
+    for tok in _FOCUS_STOP.findall(question[m.end():]):
+        low = tok.lower()
+        if not out and (low in _FOCUS_SKIP or tok[:1].isupper()):
+            continue  # "which two paparazzi", "what share of UK mobile phones"
+        if not tok[:1].isalpha() or tok[:1].isupper() or is_stopword(low) or low in _FOCUS_SKIP:
+            break
+        out.append(low)
+        if len(out) == 2:
+            break
+    return tuple(w for w in out if w not in _GENERIC)
+
+
+@lru_cache(maxsize=1024)
+def _focus_pattern(word: str) -> re.Pattern:
+    # The word's stem as a prefix, so "job" finds "jobs" and "photographer" finds "photographers".
+    from .textutil import terms
+
+    stem = (terms(word) or [word])[0]
+    stem = stem[:-1] if stem.endswith("i") and len(stem) > 3 else stem  # "compani" -> "compan(y|ies)"
+    return re.compile(rf"\b{re.escape(stem)}\w*", re.I)
+
+
+_FIGURE = re.compile(r"[£$€¥]\s?\d|\b\d[\d,.]*\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
+                     r"twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|half|third|quarter|dozen)\b",
+                     re.I)
+_CAPITAL = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z][\w\-']*")
+# Near: within this many characters (about five words) of the focus word.
+FOCUS_REACH = 30
+
+
+def focus_near(focus: tuple[str, ...], sentence: str, wants_figure: bool, given: frozenset[str]) -> float:
+    """1 if the sentence holds what the question asks for right beside its focus word (a figure
+    for a number question, else a name the question does not give), 0.5 if only the focus word,
+    0 if neither.
+
+    given: the question's lower-cased words (its names are not the answer)."""
+    spots = [m.start() for w in focus for m in _focus_pattern(w).finditer(sentence)]
+    if not spots:
+        return 0.0
+    if wants_figure:
+        answers = [m.start() for m in _FIGURE.finditer(sentence)]
+    else:
+        answers = [m.start() for m in _CAPITAL.finditer(sentence) if m.group(0).lower() not in given]
+    return 1.0 if any(abs(a - s) <= FOCUS_REACH for a in answers for s in spots) else 0.5

@@ -4,8 +4,8 @@ and the features built on them over a small made-up archive."""
 import numpy as np
 import pytest
 
-from qa.signals import (COUNT, MONEY, PERCENT, SCORE, asked_figure, asks_for_words, figure_kinds,
-                        name_found, names_share, question_names)
+from qa.signals import (COUNT, MONEY, PERCENT, SCORE, asked_figure, asks_for_words, figure_kinds, focus_near,
+                        name_found, names_share, question_focus, question_names, with_variants)
 
 
 def test_question_names_are_units_without_the_question_word_or_possessive():
@@ -24,8 +24,43 @@ def test_names_match_as_units_with_possessives_and_surnames():
     assert name_found("Stock Exchange", "stock prices rose on the exchange") == 0.0
     assert name_found("Labour", "the labour market") == 0.0
     assert name_found("Moya", "Moyano won") == 0.0
-    assert names_share(("Kiev", "Gazprom"), "Gazprom cut supplies to Kyiv.") == 0.5
+    # Spellings outlets use side by side are one name: Kiev/Kyiv; other names stay apart.
+    assert names_share(("Kiev", "Gazprom"), "Gazprom cut supplies to Kyiv.") == 1.0
+    assert name_found("Kyiv", "talks in Kiev's centre") == 1.0
+    assert name_found("Kyiv", "Kyivstar shares") == 0.0
+    assert names_share(("Moscow", "Gazprom"), "Gazprom cut supplies to Kyiv.") == 0.5
     assert names_share((), "anything") == 1.0
+
+
+def test_variant_spellings_join_the_words_matched_literally():
+    assert with_variants("What did Lavrov say about Kyiv?") == "What did Lavrov say about Kyiv? Kiev"
+    assert with_variants("What did Lavrov say about Moscow?") == "What did Lavrov say about Moscow?"
+
+
+def test_question_focus_is_the_thing_asked_about():
+    assert question_focus("How many jobs is General Motors cutting in Europe?") == ("jobs",)
+    assert question_focus("How much prize money did Moya give?") == ("prize", "money")
+    assert question_focus("What share of UK mobile phones can go online?") == ("mobile", "phones")
+    assert question_focus("Which two paparazzi photographers did she sue?") == ("paparazzi", "photographers")
+    assert question_focus("Who is the chairman of the dairy firm?") == ("chairman",)
+    # The verb, not a noun, says what is asked: no focus.
+    assert question_focus("How much did Chelsea pay for Desailly?") == ()
+    assert question_focus("What did Lavrov say about ceasefires?") == ()
+    assert question_focus("What is the name of the podcast?") == ()
+
+
+def test_focus_near_wants_the_answer_beside_the_focus_word():
+    jobs = ("jobs",)
+    assert focus_near(jobs, "The carmaker will cut 12,000 jobs in Europe.", True, frozenset()) == 1.0
+    # The focus word without a figure near it, or a figure far from it: half.
+    assert focus_near(jobs, "Unions said jobs were at risk across the region's many plants.", True, frozenset()) == 0.5
+    assert focus_near(jobs, "In 2004, after a long and bitter dispute with unions, it kept all jobs.", True,
+                      frozenset()) == 0.5
+    assert focus_near(jobs, "Sales fell 12% in the year.", True, frozenset()) == 0.0
+    # Not a number question: a name the question does not give, beside the focus word.
+    chairman = ("chairman",)
+    assert focus_near(chairman, "Police detained chairman Zheng Junhuai on Monday.", False, frozenset()) == 1.0
+    assert focus_near(chairman, "The Yili chairman was detained.", False, frozenset({"yili"})) == 0.5
 
 
 def test_figure_kinds():
@@ -111,3 +146,15 @@ def test_quote_question_highlights_the_quote(tiny):
     ans = tiny.ask("How did Northline's chief executive react to the passenger figures?", k=3)
     assert ans.answered
     assert "delighted" in ans.passages[0].highlight
+
+
+def test_focus_feature_marks_the_figure_beside_what_is_counted(tiny):
+    ev, texts, pcol, scol = _features(tiny, "How many new stations will Northline open?")
+    other = next(i for i, t in enumerate(texts) if t.startswith("Northline chief"))
+    lead = next(i for i, t in enumerate(texts) if t.startswith("Rail firm"))
+    rows = ev.sentences[ev.offsets[other]:ev.offsets[other + 1]]
+    # "two new stations": only the third sentence counts the stations.
+    assert rows[:, scol["focus"]].tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert ev.passages[other, pcol["focus"]] == 1.0 and ev.passages[lead, pcol["focus"]] == 0.0
+    ans = tiny.ask("How many new stations will Northline open?", k=3)
+    assert "two new stations" in ans.passages[0].highlight
