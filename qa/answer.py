@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS, analyse, evidence
+from .features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_FEATURES, SENTENCE_WEIGHTS, analyse, evidence
 from .weights import MODELS
 from .backends.base import Fetched
 from .lexicon import segments
@@ -77,6 +77,7 @@ class Scored(NamedTuple):
     topic: float | None  # idf-weighted share of the asked topic's terms (speaker questions only)
     statement: bool = False  # the person asked about makes a related statement in the passage
     features: np.ndarray | None = None  # the passage's row of features.PASSAGE_FEATURES
+    last: int = -1     # the highlight runs through this sentence too (-1: the best one alone)
 
 
 def rerank(question: str, query: str, history: list[str], candidates: list[Candidate],
@@ -91,11 +92,27 @@ def rerank(question: str, query: str, history: list[str], candidates: list[Candi
     scores = ev.passages @ PASSAGE_WEIGHTS
     best = _segment_argmax(ev.sentences @ SENTENCE_WEIGHTS, ev.offsets)
     topic = ev.topic_coverage.tolist() if q.person else [None] * len(top)
+    last = _with_own_quote(best, ev, top, index) if q.answer_type == "quote" else np.full(len(top), -1)
     scored = [Scored(*row) for row in zip(scores.tolist(), top, best.tolist(), ev.coverage.tolist(), topic,
-                                          ev.statement.tolist(), ev.passages)]
+                                          ev.statement.tolist(), ev.passages, last.tolist())]
     # "What did X say about Y": passages where X states something related to Y come first.
     scored.sort(key=lambda x: (not x.statement, -x.score))
     return scored
+
+
+def _with_own_quote(best: np.ndarray, ev, top: list[Candidate], index: Fetched) -> np.ndarray:
+    """For a question asking for someone's words: where the best sentence reports what a speaker
+    said ("X said he felt great about ...") and the next one is that speaker's own quote, the
+    highlight takes in the quote too (the words asked for). Returns each candidate's last
+    highlighted sentence (-1: the best one alone)."""
+    quoted = ev.sentences[:, SENTENCE_FEATURES.index("quoted")]
+    out = np.full(len(top), -1)
+    for i, (j, c) in enumerate(zip(best.tolist(), top)):
+        speakers, row = index.chunks[c.chunk_id].speakers, int(ev.offsets[i]) + j
+        if (j + 1 < len(speakers) and row + 1 < ev.offsets[i + 1] and not quoted[row] and quoted[row + 1]
+                and speakers[j] is not None and speakers[j] == speakers[j + 1]):
+            out[i] = j + 1
+    return out
 
 
 def _segment_argmax(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -138,14 +155,14 @@ def compose(question: str, query: str, history: list[str], found: Retrieved, qve
                 dup["also"].append(_citation(index, chunk.doc_id, chunk.start, chunk.end))
             continue
         if len(kept) < k:
-            kept.append({"score": sc.score, "cand": sc.cand, "chunk": chunk, "best": sc.best,
+            kept.append({"score": sc.score, "cand": sc.cand, "chunk": chunk, "best": sc.best, "last": sc.last,
                          "i": i, "also": [], "statement": sc.statement})
     return Answer(question, True, tuple(_passage(index, p) for p in kept), query, "")
 
 
 def _passage(index: Fetched, p: dict) -> Passage:
     chunk, cand = p["chunk"], p["cand"]
-    s, e = _highlight_span(chunk, p["best"])
+    s, e = _highlight_span(chunk, p["best"], p["last"])
     speaker = chunk.speakers[p["best"]] if p["best"] < len(chunk.speakers) else None
     return Passage(
         text=chunk.text, highlight=chunk.text[s - chunk.start:e - chunk.start], score=round(p["score"], 4),
@@ -157,9 +174,12 @@ def _passage(index: Fetched, p: dict) -> Passage:
 _OPEN = re.compile(r"[“\"]")
 
 
-def _highlight_span(chunk, j: int) -> tuple[int, int]:
-    """The best sentence, extended over following sentences while a quote it opens is still open."""
-    s, e = chunk.sentences[j]
+def _highlight_span(chunk, j: int, last: int = -1) -> tuple[int, int]:
+    """The best sentence (through sentence `last` if that is later), extended over following
+    sentences while a quote it opens is still open."""
+    s, _ = chunk.sentences[j]
+    j = max(j, last)
+    e = chunk.sentences[j][1]
     text = chunk.text[s - chunk.start:e - chunk.start]
     while _quote_open(text) and j + 1 < len(chunk.sentences):
         j += 1

@@ -33,10 +33,10 @@ _WH = (
 
 PASSAGE_FEATURES = ("dense", "bm25", "sentence", "coverage", "sent_coverage", "type_match",
                     "speaker", "dense_rank", "bm25_rank", "bigrams", "title", "window_cos", "pool_coverage",
-                    "names", "doc_names", "doc_coverage", "lead", "figure", "quoted", "focus")
+                    "names", "doc_names", "doc_coverage", "lead", "figure", "quoted", "focus", "beyond_lead")
 SENTENCE_FEATURES = ("cos", "coverage", "type_match", "speaker", "rel_cos", "neighbour_coverage",
                      "bigrams", "rel_coverage", "novelty", "length", "local_coverage", "window_coverage",
-                     "figure", "names", "quoted", "focus")
+                     "figure", "names", "quoted", "focus", "new_names")
 
 # The fitted weights, by feature name (weights.json says how each was fitted).
 PASSAGE_WEIGHTS = MODELS["passage"].vector(PASSAGE_FEATURES)
@@ -307,6 +307,9 @@ def _sentence_columns(q: Query, r: _Rows, index: Fetched) -> dict[str, np.ndarra
         "length": np.log1p(index.sent_chars[r.rows]) / 6,
         "local_coverage": local_cov, "window_coverage": r.window, "figure": r.figure,
         "names": np.maximum(sent_names, 0.5 * prev_names), "quoted": r.quoted, "focus": r.focus,
+        # "Which two photographers ...", "What is the name of ...": often a name the question lacks
+        # (who/where questions have it in type_match already).
+        "new_names": _new_names(index, r.rows, q.words) if q.answer_type == "other" and m else np.zeros(m),
     }
 
 
@@ -350,8 +353,27 @@ def _passage_columns(q: Query, cands: list[Candidate], r: _Rows, index: Fetched)
         "figure": segment_reduce(np.maximum, r.figure, off),
         "quoted": segment_reduce(np.maximum, r.quoted, off),
         "focus": segment_reduce(np.maximum, r.focus, off),
+        "beyond_lead": _beyond_lead(q, own, docs, index.is_lead[ids]),
     }
     return passage_cov, topic_cov, columns
+
+
+def _beyond_lead(q: Query, own: np.ndarray, docs: list[str], is_lead: np.ndarray) -> np.ndarray:
+    """Per candidate: the idf-weighted share of the question's terms missing from its article's
+    lead (when the lead is a candidate too) that this passage holds. A news lead restates the
+    story in the question's general words; the paragraph with the quote or the figure holds the
+    question's other words."""
+    lead_of = {d: k for k, (d, lead) in enumerate(zip(docs, is_lead.tolist())) if lead}
+    out = np.zeros(len(docs))
+    for k, d in enumerate(docs):
+        lead = lead_of.get(d)
+        if lead is None or lead == k:
+            continue
+        missing = ~own[lead]
+        total = q.w_terms[missing].sum()
+        if total > 0:
+            out[k] = q.w_terms[missing & own[k]].sum() / total
+    return out
 
 
 def _bigrams(q: Query, vocab_size: int, ids: np.ndarray, row: np.ndarray, cand: np.ndarray, m: int, n: int):

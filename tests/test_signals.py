@@ -158,3 +158,40 @@ def test_focus_feature_marks_the_figure_beside_what_is_counted(tiny):
     assert ev.passages[other, pcol["focus"]] == 1.0 and ev.passages[lead, pcol["focus"]] == 0.0
     ans = tiny.ask("How many new stations will Northline open?", k=3)
     assert "two new stations" in ans.passages[0].highlight
+
+
+def test_beyond_lead_credits_the_question_words_the_lead_lacks(tiny):
+    # The lead tells the story (Northline, sales); "lenders" and "interest" are only in the later paragraph.
+    ev, texts, pcol, _ = _features(tiny, "What did Northline agree with its lenders about its sales and interest bill?")
+    lead = next(i for i, t in enumerate(texts) if t.startswith("Rail firm"))
+    later = next(i for i, t in enumerate(texts) if t.startswith("Total sales"))
+    other = next(i for i, t in enumerate(texts) if t.startswith("Northline chief"))
+    assert ev.passages[lead, pcol["beyond_lead"]] == 0.0
+    assert ev.passages[later, pcol["beyond_lead"]] > ev.passages[other, pcol["beyond_lead"]] >= 0.0
+    weather = next(i for i, t in enumerate(texts) if "storms" in t)
+    assert ev.passages[weather, pcol["beyond_lead"]] == 0.0  # its article's lead is not a candidate: no credit
+
+
+REPORTED = ("Northline chief executive Anna Berg said she was pleased with the way the year had ended for the company. "
+            "\"We are delighted that passengers came back to the line after a difficult period,\" she said. "
+            "The firm will open two new stations next year and add later trains at weekends, it added.")
+
+
+def test_highlight_of_reported_speech_takes_in_the_speakers_own_quote(folder_qa):
+    from qa.answer import rerank
+    from qa.retrieve import retrieve
+
+    bot = folder_qa({"berg.txt": f"Northline results\n\n{REPORTED}\n"}, "reported")
+    question = "How did Anna Berg react to the year's results?"
+    qvec = bot.engine.embedder.embed_query(question)
+    found = retrieve(bot.engine.backend, qvec, question)
+    top = rerank(question, question, [], found.candidates, found.fetched, qvec)[0]
+    # The reported sentence ("said she was pleased") scores best; her quote right after it joins the highlight.
+    assert (top.best, top.last) == (0, 1)
+    hl = bot.ask(question, k=1).passages[0].highlight
+    assert hl.startswith("Northline chief executive") and hl.endswith("she said.")
+    # Not for a question that does not ask for words.
+    other = "How many new stations will Northline open?"
+    qvec = bot.engine.embedder.embed_query(other)
+    found = retrieve(bot.engine.backend, qvec, other)
+    assert rerank(other, other, [], found.candidates, found.fetched, qvec)[0].last == -1
