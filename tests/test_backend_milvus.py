@@ -166,7 +166,7 @@ def test_seed_answers_match_the_local_backend(milvus_qa, seed_qa, dev_questions)
 
 
 def test_a_question_costs_three_steps_of_calls(milvus_qa, dev_questions, monkeypatch):
-    import qa.backends.milvus as milvus
+    import qa.backends.milvus.reader as milvus
 
     # The check "is this version still live?" runs beside a question's dense search and is reused for
     # FOLLOW_SECONDS; a long window keeps this count independent of how fast the machine is.
@@ -190,7 +190,7 @@ def test_a_question_costs_three_steps_of_calls(milvus_qa, dev_questions, monkeyp
 
 
 def test_the_alias_check_rides_beside_the_dense_search(milvus_qa, dev_questions, monkeypatch):
-    import qa.backends.milvus as milvus
+    import qa.backends.milvus.reader as milvus
 
     monkeypatch.setattr(milvus, "FOLLOW_SECONDS", 0.0)  # every question checks
     backend = milvus_qa.engine.backend
@@ -357,7 +357,7 @@ print("ready", flush=True)
 while not pathlib.Path(stop).exists():
     try:
         a = bot.ask(question)
-        print(json.dumps([bot.engine.backend.collection, a.answered,
+        print(json.dumps([[bot.engine.backend.collection, bot.engine.backend.version], a.answered,
                           [(p.citation.doc_id, p.citation.start, p.citation.end) for p in a.passages]]), flush=True)
     except Exception as exc:
         print("ERROR " + repr(exc), flush=True)
@@ -400,7 +400,8 @@ def test_two_processes_one_indexing_while_the_other_answers(server, seed_qa, see
     assert not [x for x in lines if x.startswith("ERROR")], lines
     answers = [json.loads(x) for x in lines if x.strip()]
     assert len(answers) >= 2 and all(a[1:] == answers[0][1:] for a in answers)
-    assert answers[0][0] != answers[-1][0] == writer_qa.engine.backend.collection
+    live = writer_qa.engine.backend
+    assert answers[0][0] != answers[-1][0] == [live.collection, live.version]  # updated in place: a new version
 
 
 # -- QA follows the live version (any backend; shown here on the local one, no server needed) -------
@@ -474,3 +475,144 @@ def test_the_app_reports_a_killed_server_per_question_and_recovers(tmp_path, see
         if app is not None:
             app.stop()
         stop_server(proc)
+
+
+# -- updates in place --------------------------------------------------------------------------------
+def _qa_on(server, docs, name, embedder, grace=None):
+    """A QA over `docs` on its own index name on the module's server."""
+    from qa import QA
+
+    kwargs = {} if grace is None else {"grace": grace}
+    return QA(docs, server, embedder=embedder, backend=MilvusBackend(server, name=name, **kwargs))
+
+
+def test_an_update_sends_only_the_changed_documents_passages_and_answers_as_a_rebuild(
+        server, seed_qa, tmp_path, dev_questions):
+    """Changing one article sends only its passages (in place: same collection, next version); after
+    a change, a removal and an addition the answers, passages and offsets are those of a full
+    rebuild of the same folder (written from the same passages and vectors)."""
+    import shutil
+
+    from qa import QA
+
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "seeds", docs)
+    bot = _qa_on(server, docs, name_for(tmp_path), seed_qa.engine.embedder)
+    first = bot.engine.backend
+    changed = sorted(docs.iterdir())[2]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n\nThe zeppelin landed in Velmora on Tuesday, "
+                       "officials said.\n", encoding="utf-8")
+    counter = first.client = CountingClient(first.client)
+    try:
+        bot.refresh()
+    finally:
+        first.client = counter._client
+    live = bot.engine.backend
+    assert (live.collection, live.version) == (first.collection, first.version + 1)
+    sent = len(live.passages_of(changed.name).chunks)
+    assert counter.rows.get(first.collection) == sent < first.stats().passages
+    assert counter.rows.get(first.collection + "_docs") == 2  # the document's record and the version's
+    assert "upsert" not in counter.calls and "create_collection" not in counter.calls
+
+    def same_as_a_rebuild(where):
+        # The rebuild is written from the same passages and vectors: the int8 model's vectors depend
+        # a little on which passages share its batch, which is the indexer's business, not Milvus'.
+        a = bot.engine.backend
+        writer = MilvusBackend(server, name=name_for(tmp_path / where)).writer(a.settings, fresh=True)
+        for doc_id in a.documents():
+            writer.upsert(a.passages_of(doc_id))
+        b = writer.commit()
+        rebuilt = QA(docs, server, embedder=seed_qa.engine.embedder, backend=b)
+        assert rebuilt.engine.backend is b  # nothing to update
+        assert a.collection == first.collection and b.collection != a.collection
+        assert a.documents() == b.documents() and a.stats().passages == b.stats().passages
+        for t in ("zeppelin", "lavrov", "ceasefire", "velmora", "russia"):
+            assert a.stats().doc_freq(t) == b.stats().doc_freq(t), t
+        questions = [i["q"] for i in dev_questions["answerable"]] + dev_questions["unanswerable"][:3] + [
+            "Where did the zeppelin land?"]
+        for q in questions:
+            assert _shape(bot.ask(q)) == _shape(rebuilt.ask(q)), q
+
+    same_as_a_rebuild("rebuilt1")
+    sorted(docs.iterdir())[4].unlink()
+    (docs / "extra.txt").write_text("Extra story\n\nLavrov said the zeppelin talks in Velmora would resume "
+                                    "after a ceasefire.", encoding="utf-8")
+    bot.refresh()
+    assert bot.engine.backend.version == first.version + 2
+    same_as_a_rebuild("rebuilt2")
+
+
+def test_a_reader_keeps_its_version_while_an_update_is_written(server, tmp_path):
+    """A backend on version v answers exactly as before (documents, statistics, searches with their
+    scores, fetched passages) during and after a commit that adds, replaces and removes documents
+    in place; the new version serves the new state."""
+    import threading
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    old = fill(MilvusBackend(server, name=name_for(tmp_path)), docs)
+
+    def look(b):
+        dense = b.search_dense(embed("harbour apple library"), 6)
+        lexical = b.search_lexical(terms("cider apples harbour library"), 6)
+        return (sorted(b.documents()), b.stats().passages, b.stats().doc_freq("harbour"), dense, lexical,
+                [(c.doc_id, c.start, c.end) for c in b.fetch([h.passage for h in dense + lexical]).chunks])
+
+    before = look(old)
+    errors, seen, done = [], [], threading.Event()
+
+    def read():
+        try:
+            while not done.is_set():
+                seen.append(look(old))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        writer = old.writer(SETTINGS)
+        writer.upsert(batch_of(docs, "zeppelin.txt", "Zeppelin lands\n\nA zeppelin landed at the harbour of "
+                                                     "Velmora, near the library."))
+        writer.upsert(batch_of(docs, "library.txt", "Library closes\n\nThe Brackwater library closed."))
+        writer.delete("orchard.txt")
+        new = writer.commit()
+    finally:
+        done.set()
+        reader.join(60)
+    assert not errors and seen and all(s == before for s in seen)
+    assert look(old) == before
+    assert new.collection == old.collection and new.version == old.version + 1
+    assert sorted(new.documents()) == ["harbour.txt", "library.txt", "zeppelin.txt"]
+    assert new.search_lexical(terms("cider"), 5) == [] and old.search_lexical(terms("cider"), 5)
+    assert new.stats().doc_freq("zeppelin") == 1 and old.stats().doc_freq("zeppelin") is None
+    assert not old.is_current() and new.is_current()
+
+
+def test_retired_rows_are_deleted_after_the_grace_period(server, tmp_path):
+    """With no grace period, the rows of a document replaced by one commit are deleted by the next,
+    and the version list forgets them once they are gone."""
+    from pymilvus import MilvusClient
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    b1 = fill(MilvusBackend(server, name=name_for(tmp_path), grace=0.0), docs)
+    b1.documents()
+    old_num = b1._num["library.txt"]
+    w = b1.writer(SETTINGS)
+    w.upsert(batch_of(docs, "library.txt", "Library closes\n\nThe Brackwater library closed."))
+    b2 = w.commit()
+    raw = MilvusClient(server)
+    assert raw.query(b2.collection, filter=f"doc == {old_num}", output_fields=["pid"])  # kept for readers of v1
+    assert old_num in b2.hidden
+    w = b2.writer(SETTINGS)
+    w.delete("orchard.txt")
+    b3 = w.commit()
+    assert raw.query(b3.collection, filter=f"doc == {old_num}", output_fields=["pid"]) == []
+    assert raw.query(b3.collection + "_docs", filter=f"doc == {old_num}", output_fields=["doc"]) == []
+    w = b3.writer(SETTINGS)
+    w.upsert(batch_of(docs, "orchard.txt"))
+    b4 = w.commit()
+    assert old_num not in b4.hidden and sorted(b4.documents()) == sorted(ARTICLES)
+    assert "library closed" in " ".join(c.text for c in b4.passages_of("library.txt").chunks)
+    raw.close()
