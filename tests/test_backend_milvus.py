@@ -616,3 +616,39 @@ def test_retired_rows_are_deleted_after_the_grace_period(server, tmp_path):
     assert old_num not in b4.hidden and sorted(b4.documents()) == sorted(ARTICLES)
     assert "library closed" in " ".join(c.text for c in b4.passages_of("library.txt").chunks)
     raw.close()
+
+
+class _FailingFlush:
+    """A client whose flush fails (as a server that goes away mid-commit), otherwise the real one."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        if name == "flush":
+            def fail(*args, **kwargs):
+                raise RuntimeError("connection reset")
+            return fail
+        return getattr(self._client, name)
+
+
+def test_an_update_that_fails_before_publishing_leaves_nothing_behind(server, tmp_path):
+    from pymilvus import MilvusClient
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    b1 = fill(MilvusBackend(server, name=name_for(tmp_path)), docs)
+    writer = b1.writer(SETTINGS)
+    writer.upsert(batch_of(docs, "zeppelin.txt", "Zeppelin lands\n\nA zeppelin landed at the harbour."))
+    b1.client = _FailingFlush(b1.client)
+    with pytest.raises(IndexServerError, match="flush"):
+        writer.commit()
+    b1.client = b1.client._client
+    raw = MilvusClient(server)
+    for collection, expr in ((b1.collection, f"added > {b1.version}"), (b1.collection + "_docs", f"added > {b1.version}"),
+                             (b1.collection + "_terms", f"ver > {b1.version}")):
+        assert raw.query(collection, filter=expr, output_fields=["added" if "ver" not in expr else "ver"]) == [], collection
+    raw.close()
+    again = MilvusBackend(server, name=name_for(tmp_path))
+    assert (again.collection, again.version) == (b1.collection, b1.version) and sorted(again.documents()) == sorted(ARTICLES)
+    assert again.stats().doc_freq("zeppelin") is None

@@ -139,7 +139,7 @@ def schemas(dim: int):
     d.add_field("info", DataType.VARCHAR, max_length=VARCHAR_MAX)
     d.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs a vector field in every collection
     t = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    t.add_field("key", DataType.VARCHAR, max_length=VARCHAR_MAX, is_primary=True)  # term \t version
+    t.add_field("key", DataType.VARCHAR, max_length=VARCHAR_MAX, is_primary=True)  # term \t version \t commit
     t.add_field("term", DataType.VARCHAR, max_length=VARCHAR_MAX)
     t.add_field("ver", DataType.INT64)
     t.add_field("tid", DataType.INT64)
@@ -148,7 +148,8 @@ def schemas(dim: int):
     return p, d, t
 
 
-def term_row(term: str, version: int, tid: int, df: int) -> dict:
-    """A term's id and document frequency from `version` on (until a later row for it)."""
-    return {"key": f"{term}\t{int(version)}", "term": term, "ver": int(version), "tid": int(tid), "df": int(df),
-            "dummy": [0.0, 0.0]}
+def term_row(term: str, version: int, tid: int, df: int, commit: str = "") -> dict:
+    """A term's id and document frequency from `version` on (until a later row for it); `commit`
+    tells apart the rows of two writers that both wrote `version` (one of them fails to publish)."""
+    return {"key": f"{term}\t{int(version)}\t{commit}", "term": term, "ver": int(version), "tid": int(tid),
+            "df": int(df), "dummy": [0.0, 0.0]}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 import uuid
 from collections import Counter
@@ -32,13 +33,17 @@ from ..base import PassageBatch, PendingChanges
 from .connection import IndexServerError
 from .reader import MilvusBackend, term_rows
 from .schema import (FORMAT, INSERT_BATCH, VARCHAR_MAX, b64, ints, meta_doc, pack, pack_vectors, schemas,
-                     term_row, tokens_of)
+                     quote, term_row, tokens_of)
 
 log = logging.getLogger("qa")
 
 # Retired documents a version may list (its meta row must fit one text field); an update that would
 # list more is written as a full rebuild.
 MAX_RETIRED = 2_000
+# A commit numbers its passages and documents from a random point past the last ones, so that the
+# rows of a writer on another machine that loses the race to publish never share ids with the
+# winner's and can be deleted alone.
+ID_GAP = 2 ** 30
 
 
 class MilvusWriter(PendingChanges):
@@ -72,7 +77,7 @@ class MilvusWriter(PendingChanges):
             raise DocumentsError("no passages to index: the documents have no article text")
         if not retiring and not new:
             return MilvusBackend(b.uri, b.name, collection=stem, grace=b.grace)
-        meta, v, now = dict(b._meta), b.version + 1, time.time()
+        meta, v, now, commit = dict(b._meta), b.version + 1, time.time(), uuid.uuid4().hex[:8]
         _delete_unpublished(b, b.version)  # what a failed commit left
         retired = {int(d): float(t) for d, t in meta.get("retired", {}).items()}
         for d in _gone(b, [d for d, t in retired.items() if now - t > b.grace]):
@@ -99,9 +104,10 @@ class MilvusWriter(PendingChanges):
                 tid, next_id = next_id, next_id + 1
             vocab[t] = tid
             if t not in current or plus[t] != minus[t]:
-                changed.append(term_row(t, v, tid, df + plus[t] - minus[t]))
+                changed.append(term_row(t, v, tid, df + plus[t] - minus[t], commit))
         lex = lexicon_mod.build(chunks, vocab)
-        pid0, doc0 = int(meta["next_pid"]), int(meta["next_doc"])
+        pid0 = int(meta["next_pid"]) + random.randrange(ID_GAP)
+        doc0 = int(meta["next_doc"]) + random.randrange(ID_GAP)
         nums = {x.doc.doc_id: doc0 + i for i, x in enumerate(new)}
         retired.update({d: now for d in retiring})
         meta.update(version=v, passages=int(meta["passages"]) - gone_passages + len(chunks),
@@ -120,7 +126,7 @@ class MilvusWriter(PendingChanges):
                 raise IndexServerError(f"another process changed the index at {b.uri} meanwhile; try again")
             rpc("insert", stem + "_docs", [meta_row])  # the version is published: one row, all or nothing
         except BaseException:
-            _delete_unpublished(b, b.version, quiet=True)
+            _delete_own(b, v, list(nums.values()), commit)
             raise
         b._stale = True
         _purge(b, [d for d, t in retired.items() if now - t > b.grace], v)
@@ -153,16 +159,24 @@ class MilvusWriter(PendingChanges):
         return MilvusBackend(b.uri, b.name, collection=stem, grace=b.grace)
 
 
-def _delete_unpublished(b: MilvusBackend, version: int, quiet: bool = False) -> None:
-    """Delete rows written for versions after `version` (by a commit that failed before publishing)."""
+def _delete_unpublished(b: MilvusBackend, version: int) -> None:
+    """Delete rows written for versions after `version` by a commit that died before publishing
+    (one that fails cleanly deletes its own rows: _delete_own)."""
+    stem = b.collection
+    for collection, expr in ((stem, f"added > {version}"), (stem + "_docs", f"doc >= 0 and added > {version}"),
+                             (stem + "_terms", f"ver > {version}")):
+        b._rpc("delete", collection, filter=expr)
+
+
+def _delete_own(b: MilvusBackend, version: int, docs: list[int], commit: str) -> None:
+    """Delete the rows a commit that failed to publish wrote (and only those: see ID_GAP)."""
     stem = b.collection
     try:
-        for collection, expr in ((stem, f"added > {version}"), (stem + "_docs", f"doc >= 0 and added > {version}"),
-                                 (stem + "_terms", f"ver > {version}")):
-            b._rpc("delete", collection, filter=expr)
+        if docs:
+            b._rpc("delete", stem, filter=f"added == {int(version)} and {ints('doc', docs)}")
+            b._rpc("delete", stem + "_docs", filter=ints("doc", docs))
+        b._rpc("delete", stem + "_terms", filter=f"ver == {int(version)} and key like {quote('%' + chr(9) + commit)}")
     except QAError as exc:
-        if not quiet:
-            raise
         log.warning("unpublished rows at %s were not deleted (the next commit does): %s", b.uri, exc)
 
 
