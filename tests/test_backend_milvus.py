@@ -199,7 +199,8 @@ def test_the_alias_check_rides_beside_the_dense_search(milvus_qa, dev_questions,
         milvus_qa.ask(dev_questions["answerable"][1]["q"])
     finally:
         backend.client = counter._client
-    assert sorted(set(counter.calls)) == ["describe_alias", "query", "search"] and len(counter.calls) <= 5, counter.calls
+    # The check is two calls (the alias, then the version's meta row), beside the dense search.
+    assert sorted(set(counter.calls)) == ["describe_alias", "query", "search"] and len(counter.calls) <= 6, counter.calls
 
 
 def test_cli_reports_a_server_that_is_down_in_one_line(tmp_path):
