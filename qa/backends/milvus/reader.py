@@ -463,19 +463,25 @@ class MilvusBackend:
         return MilvusWriter(self, settings, fresh)
 
 
-def term_rows(rpc, collection: str, terms: Sequence[str], version: int, page: int = 1000) -> dict[str, tuple[int, int]]:
-    """(term id, document frequency) of each of these terms as of `version` (its newest row up to
-    then); terms never indexed are left out, a term no passage holds any more has frequency 0."""
-    out: dict[str, tuple[int, int, int]] = {}
+def term_history(rpc, collection: str, terms: Sequence[str], version: int,
+                 page: int = 1000) -> dict[str, list[tuple[int, str, int, int]]]:
+    """Every row (version, key, term id, document frequency) of these terms up to `version`,
+    oldest first; terms never indexed are left out."""
+    out: dict[str, list[tuple[int, str, int, int]]] = {}
     terms = list(terms)
     for i in range(0, len(terms), page):
         part = terms[i:i + page]
         for r in rpc("query", collection + "_terms",
                      filter=f"term in [{', '.join(quote(t) for t in part)}] and ver <= {int(version)}",
-                     output_fields=["term", "ver", "tid", "df"]):
-            if r["term"] not in out or out[r["term"]][0] < int(r["ver"]):
-                out[r["term"]] = (int(r["ver"]), int(r["tid"]), int(r["df"]))
-    return {t: (tid, df) for t, (_, tid, df) in out.items()}
+                     output_fields=["key", "term", "ver", "tid", "df"]):
+            out.setdefault(r["term"], []).append((int(r["ver"]), r["key"], int(r["tid"]), int(r["df"])))
+    return {t: sorted(rows) for t, rows in out.items()}
+
+
+def term_rows(rpc, collection: str, terms: Sequence[str], version: int) -> dict[str, tuple[int, int]]:
+    """(term id, document frequency) of each of these terms as of `version` (its newest row up to
+    then); terms never indexed are left out, a term no passage holds any more has frequency 0."""
+    return {t: rows[-1][2:] for t, rows in term_history(rpc, collection, terms, version).items()}
 
 
 def _same_across_commits(same: list[list[int]], ids: list[int], added: list[int], terms: np.ndarray,

@@ -7,8 +7,10 @@ new doc numbers and passage ids: nothing stored is rewritten), the term statisti
 as new per-version rows, and then publishes v+1 with one insert: its meta row, which also lists
 the documents retired by then. A reader of version v resolves v once and filters every call to
 `added <= v` minus v's retired documents, so it never sees half an update, and keeps its answers
-while v+1 is written. Rows of a document retired over `grace` seconds ago are deleted by a later
-commit (a reader still on an older version has followed the live one by then).
+while v+1 is written. Rows no reader can see any more are deleted by a later commit: a version is
+out of use once its successor was published over `grace` seconds ago (a reader still on it has
+followed the live one by then), and with it the rows of documents retired before and the term rows
+superseded before (the latter when a commit touches the term again).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ...textutil import normalise, terms as analyse
 from ...types import Chunk, Settings
 from ..base import PassageBatch, PendingChanges
 from .connection import IndexServerError
-from .reader import MilvusBackend, term_rows
+from .reader import MilvusBackend, term_history
 from .schema import (FORMAT, INSERT_BATCH, VARCHAR_MAX, b64, ints, meta_doc, pack, pack_vectors, schemas,
                      quote, term_row, tokens_of)
 
@@ -79,41 +81,37 @@ class MilvusWriter(PendingChanges):
             return MilvusBackend(b.uri, b.name, collection=stem, grace=b.grace)
         meta, v, now, commit = dict(b._meta), b.version + 1, time.time(), uuid.uuid4().hex[:8]
         _delete_unpublished(b, b.version)  # what a failed commit left
-        retired = {int(d): float(t) for d, t in meta.get("retired", {}).items()}
-        for d in _gone(b, [d for d, t in retired.items() if now - t > b.grace]):
+        history = {int(k): float(t) for k, t in meta.get("history", {}).items()}
+        history[v] = now
+        in_use = _oldest_in_use(history, now, b.grace)
+        history = {k: t for k, t in history.items() if k >= in_use}
+        # Documents retired by an earlier commit that no reader can still be on before: deleted
+        # after this commit publishes; those already deleted leave the list.
+        retired = {int(d): int(r) for d, r in meta.get("retired", {}).items()}
+        purge = [d for d, r in retired.items() if r <= in_use]
+        for d in _gone(b, purge):
             del retired[d]
         if len(retired) + len(retiring) > MAX_RETIRED:
             return None
         # The statistics change by the passages that go and the passages that come.
-        minus, gone_tokens, gone_passages = Counter(), 0, 0
-        if retiring:
-            for r in b._scan(stem, ints("doc", retiring), ["lexical"]):
-                toks = tokens_of(r["lexical"])
-                minus.update(set(r["lexical"].split(" ")) - {""})
-                gone_tokens, gone_passages = gone_tokens + len(toks), gone_passages + 1
+        minus, gone_tokens, gone_passages = _going(b, retiring)
         chunks = [c for x in new for c in x.chunks]
         titles = {x.doc.doc_id: x.doc.title for x in new}
         indexed = [analyse(self.settings.indexed_text(c.text, titles[c.doc_id])) for c in chunks]
         plus = Counter(t for toks in indexed for t in set(toks))
         affected = list(dict.fromkeys([t for toks in indexed for t in toks] + sorted(minus)))
-        current = term_rows(rpc, stem, affected, b.version)
-        next_id, vocab, changed = int(meta["vocab"]), {}, []
-        for t in affected:
-            tid, df = current.get(t, (None, 0))
-            if tid is None:
-                tid, next_id = next_id, next_id + 1
-            vocab[t] = tid
-            if t not in current or plus[t] != minus[t]:
-                changed.append(term_row(t, v, tid, df + plus[t] - minus[t], commit))
+        history_of = term_history(rpc, stem, affected, b.version)
+        stale = _superseded(history_of, in_use)
+        vocab, changed, next_id = _term_changes(affected, history_of, plus, minus, int(meta["vocab"]), v, commit)
         lex = lexicon_mod.build(chunks, vocab)
         pid0 = int(meta["next_pid"]) + random.randrange(ID_GAP)
         doc0 = int(meta["next_doc"]) + random.randrange(ID_GAP)
         nums = {x.doc.doc_id: doc0 + i for i, x in enumerate(new)}
-        retired.update({d: now for d in retiring})
+        retired.update({d: v for d in retiring})
         meta.update(version=v, passages=int(meta["passages"]) - gone_passages + len(chunks),
                     tokens=int(meta["tokens"]) - gone_tokens + sum(len(tokens_of(" ".join(t))) for t in indexed),
                     vocab=next_id, next_pid=pid0 + len(chunks), next_doc=doc0 + len(new),
-                    retired={str(d): t for d, t in retired.items()}, published=now)
+                    retired={str(d): r for d, r in retired.items()}, history={str(k): t for k, t in history.items()})
         meta_row = {"doc": meta_doc(v), "added": v, "info": json.dumps(meta), "dummy": [0.0, 0.0]}
         if len(meta_row["info"]) > VARCHAR_MAX:
             return None
@@ -129,7 +127,7 @@ class MilvusWriter(PendingChanges):
             _delete_own(b, v, list(nums.values()), commit)
             raise
         b._stale = True
-        _purge(b, [d for d, t in retired.items() if now - t > b.grace], v)
+        _purge(b, [d for d in purge if d in retired], stale, v)
         return MilvusBackend(b.uri, b.name, collection=stem, grace=b.grace)
 
     # -- a new collection ---------------------------------------------------------------------------
@@ -157,6 +155,31 @@ class MilvusWriter(PendingChanges):
         b._stale = True
         _drop_replaced(b, live=stem)
         return MilvusBackend(b.uri, b.name, collection=stem, grace=b.grace)
+
+
+def _going(b: MilvusBackend, docs: list[int]) -> tuple[Counter, int, int]:
+    """(passages holding each term, tokens, passages) of the stored passages of these documents."""
+    holding, tokens, passages = Counter(), 0, 0
+    if docs:
+        for r in b._scan(b.collection, ints("doc", docs), ["lexical"]):
+            holding.update(set(r["lexical"].split(" ")) - {""})
+            tokens, passages = tokens + len(tokens_of(r["lexical"])), passages + 1
+    return holding, tokens, passages
+
+
+def _term_changes(affected: list[str], history_of: dict, plus: Counter, minus: Counter, next_id: int,
+                  version: int, commit: str) -> tuple[dict[str, int], list[dict], int]:
+    """(term ids of the affected terms, the term rows to write for `version`, the next free term id):
+    a known term keeps its id, a new one takes the next; a row only where the frequency changed."""
+    vocab, rows = {}, []
+    for t in affected:
+        tid, df = history_of[t][-1][2:] if t in history_of else (None, 0)
+        if tid is None:
+            tid, next_id = next_id, next_id + 1
+        vocab[t] = tid
+        if t not in history_of or plus[t] != minus[t]:
+            rows.append(term_row(t, version, tid, df + plus[t] - minus[t], commit))
+    return vocab, rows, next_id
 
 
 def _delete_unpublished(b: MilvusBackend, version: int) -> None:
@@ -190,13 +213,37 @@ def _gone(b: MilvusBackend, docs: list[int]) -> list[int]:
     return [d for d in docs if d not in left]
 
 
-def _purge(b: MilvusBackend, docs: list[int], live: int) -> None:
-    """Delete the rows of documents retired over grace seconds ago (passages first: a document row
-    without passages would be worse than passages without a document) and older meta rows."""
+def _oldest_in_use(history: dict[int, float], now: float, grace: float) -> int:
+    """The oldest version a reader may still be on: the live one, or one replaced less than
+    `grace` seconds ago (history: publication time of recent versions, the live one included)."""
+    versions = sorted(history)
+    for older, newer in zip(versions, versions[1:]):
+        if now - history[newer] < grace:
+            return older
+    return versions[-1]
+
+
+def _superseded(history_of: dict[str, list[tuple[int, str, int, int]]], in_use: int) -> list[str]:
+    """Keys of term rows no reader can see: older than the row a reader of `in_use` sees."""
+    stale = []
+    for rows in history_of.values():
+        seen = [ver for ver, _, _, _ in rows if ver <= in_use]
+        if seen:
+            stale += [key for ver, key, _, _ in rows if ver < max(seen)]
+    return stale
+
+
+def _purge(b: MilvusBackend, docs: list[int], term_keys: list[str], live: int) -> None:
+    """Delete the rows no reader can see any more: of retired documents (passages first: a document
+    row without passages would be worse than passages without a document), superseded term rows,
+    older meta rows."""
     try:
         if docs:
             b._rpc("delete", b.collection, filter=ints("doc", docs))
             b._rpc("delete", b.collection + "_docs", filter=ints("doc", docs))
+        for i in range(0, len(term_keys), 1000):
+            b._rpc("delete", b.collection + "_terms",
+                   filter=f"key in [{', '.join(quote(k) for k in term_keys[i:i + 1000])}]")
         # A reader keeps its version's meta in memory; a new one binds to the newest row.
         b._rpc("delete", b.collection + "_docs", filter=f"doc < 0 and doc > {meta_doc(live)}")
     except QAError as exc:
@@ -280,7 +327,7 @@ def write_collection(b: MilvusBackend, stem: str, version: int, settings: Settin
     meta = {"format": FORMAT, "version": version, "settings": asdict(settings), "passages": len(chunks),
             "tokens": sum(len(tokens_of(" ".join(t))) for t in indexed), "vocab": len(vocab), "dim": dim,
             "model": settings.model, "exact": exact, "next_pid": len(chunks), "next_doc": len(docs),
-            "retired": {}, "published": time.time()}
+            "retired": {}, "history": {str(version): time.time()}}
     sent = Counter()
     sent["docs"] = _insert(b, stem + "_docs", [{"doc": meta_doc(version), "added": version, "info": json.dumps(meta),
                                                 "dummy": [0.0, 0.0]}])
