@@ -17,7 +17,7 @@ written to a fresh collection), in passages per second.
 measures an update instead: a folder of the seeds and 300 BBC articles (evenly spread) indexed into
 Milvus, one article changed, and the update in place (rows sent, seconds end to end) against writing
 the same passages as a new collection (what every commit did before updates in place), and the
-seed dev questions' ask() p50 on both.
+seed dev questions' ask() p50 and answers on both.
 """
 
 from __future__ import annotations
@@ -244,8 +244,8 @@ def update_figures(uri: str, work: Path, bbc: Path, articles: int, seeds_questio
     rebuilt = writer.commit()
     full_s = time.perf_counter() - t
     items, _ = load_questions(seeds_questions, ROOT / "seeds")
-    in_place, _ = run_questions(bot, items)
-    fresh, _ = run_questions(QA(docs, uri, embedder=bot.engine.embedder, backend=rebuilt), items)
+    in_place, in_place_shapes = run_questions(bot, items)
+    fresh, fresh_shapes = run_questions(QA(docs, uri, embedder=bot.engine.embedder, backend=rebuilt), items)
     return {"documents": len(batches), "passages": live.stats().passages,
             "changed_document_passages": len(live.passages_of(changed.name).chunks),
             "first_index_s": round(first_s, 1),
@@ -254,7 +254,8 @@ def update_figures(uri: str, work: Path, bbc: Path, articles: int, seeds_questio
             "whole_collection_write": {"passage_rows_sent": full_counter.rows.get(rebuilt.collection, 0),
                                        "rows_sent": sum(full_counter.rows.values()),
                                        "seconds_write_only": round(full_s, 2)},
-            "seed_questions_p50_ms": {"in_place": in_place["p50_ms"], "new_collection": fresh["p50_ms"]}}
+            "seed_questions_p50_ms": {"in_place": in_place["p50_ms"], "new_collection": fresh["p50_ms"]},
+            "seed_answers_identical": f"{sum(a == b for a, b in zip(in_place_shapes, fresh_shapes))} of {len(items)}"}
 
 
 def _clear(uri: str) -> None:
