@@ -666,3 +666,10 @@ def test_an_update_that_fails_before_publishing_leaves_nothing_behind(server, tm
     again = MilvusBackend(server, name=name_for(tmp_path))
     assert (again.collection, again.version) == (b1.collection, b1.version) and sorted(again.documents()) == sorted(ARTICLES)
     assert again.stats().doc_freq("zeppelin") is None
+
+
+def test_a_backend_with_no_index_yet_is_current(server, tmp_path):
+    """Nothing to follow before the first commit (the live state is "no index", as served)."""
+    empty = MilvusBackend(server, name=name_for(tmp_path))
+    assert empty.collection is None and empty.is_current()
+    empty.close()

@@ -171,7 +171,7 @@ class MilvusBackend:
             return False
         seen = self._seen
         live = self._live() if seen is None or time.monotonic() - seen[0] > FOLLOW_SECONDS else seen[1]
-        return live == (self.collection, self.version)
+        return live == ((self.collection, self.version) if self.collection is not None else None)
 
     def _check_live(self) -> None:
         try:
