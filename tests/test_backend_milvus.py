@@ -673,3 +673,25 @@ def test_a_backend_with_no_index_yet_is_current(server, tmp_path):
     empty = MilvusBackend(server, name=name_for(tmp_path))
     assert empty.collection is None and empty.is_current()
     empty.close()
+
+
+def test_a_rebuild_or_other_settings_write_a_new_collection(server, tmp_path):
+    """Updates go in place only with the same settings; a rebuild, or a writer with other settings,
+    writes new collections and switches the alias, and the old backend keeps serving its own."""
+    import dataclasses
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    first = fill(MilvusBackend(server, name=name_for(tmp_path)), docs)
+    writer = first.writer(SETTINGS, fresh=True)
+    writer.upsert(batch_of(docs, "library.txt"))
+    rebuilt = writer.commit()
+    assert rebuilt.collection != first.collection and sorted(rebuilt.documents()) == ["library.txt"]
+    assert writer.sent["passages"] == rebuilt.stats().passages
+    other = dataclasses.replace(SETTINGS, ann_threshold=SETTINGS.ann_threshold + 1)
+    writer = rebuilt.writer(other)
+    writer.upsert(batch_of(docs, "harbour.txt"))
+    changed = writer.commit()
+    assert changed.collection not in (first.collection, rebuilt.collection) and changed.settings == other
+    assert sorted(changed.documents()) == ["harbour.txt", "library.txt"] and changed.is_current()
+    assert sorted(first.documents()) == sorted(ARTICLES) and first.search_lexical(terms("cider"), 3)
