@@ -695,3 +695,24 @@ def test_a_rebuild_or_other_settings_write_a_new_collection(server, tmp_path):
     assert changed.collection not in (first.collection, rebuilt.collection) and changed.settings == other
     assert sorted(changed.documents()) == ["harbour.txt", "library.txt"] and changed.is_current()
     assert sorted(first.documents()) == sorted(ARTICLES) and first.search_lexical(terms("cider"), 3)
+
+
+def test_a_writer_on_a_replaced_version_is_refused_and_harms_nothing(server, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    old = fill(MilvusBackend(server, name=name_for(tmp_path)), docs)
+    writer = old.writer(SETTINGS)
+    writer.delete("library.txt")
+    writer.upsert(batch_of(docs, "ferry.txt", "Ferry sails\n\nThe new ferry sailed to Brackwater."))
+    live = writer.commit()
+    ferry_df = live.stats().doc_freq("ferri")
+    stale = old.writer(SETTINGS)  # e.g. a process that did not follow the live version
+    stale.upsert(batch_of(docs, "zeppelin.txt", "Zeppelin lands\n\nA zeppelin landed at the harbour."))
+    with pytest.raises(IndexServerError, match="meanwhile"):
+        stale.commit()
+    again = MilvusBackend(server, name=name_for(tmp_path))
+    assert (again.collection, again.version) == (live.collection, live.version)
+    assert sorted(again.documents()) == ["ferry.txt", "harbour.txt", "orchard.txt"]
+    assert again.stats().doc_freq("zeppelin") is None and again.stats().doc_freq("ferri") == ferry_df > 1
+    assert again.stats().passages == live.stats().passages == len(again._scan(again.collection, again._visible(), ["pid"]))
+    assert again.search_lexical(terms("ferry"), 3)

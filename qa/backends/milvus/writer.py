@@ -79,8 +79,9 @@ class MilvusWriter(PendingChanges):
             raise DocumentsError("no passages to index: the documents have no article text")
         if not retiring and not new:
             return MilvusBackend(b.uri, b.name, collection=stem, grace=b.grace)
+        _refuse_if_moved(b)  # (before deleting what a failed commit left: rows past b.version)
         meta, v, now, commit = dict(b._meta), b.version + 1, time.time(), uuid.uuid4().hex[:8]
-        _delete_unpublished(b, b.version)  # what a failed commit left
+        _delete_unpublished(b, b.version)
         history = {int(k): float(t) for k, t in meta.get("history", {}).items()}
         history[v] = now
         in_use = _oldest_in_use(history, now, b.grace)
@@ -120,8 +121,7 @@ class MilvusWriter(PendingChanges):
             self.sent["terms"] += _insert(b, stem + "_terms", changed)
             self.sent["passages"] += _insert(b, stem, passage_rows(new, chunks, indexed, lex, nums, pid0, v))
             rpc("flush", stem)
-            if b._live() != (stem, b.version):
-                raise IndexServerError(f"another process changed the index at {b.uri} meanwhile; try again")
+            _refuse_if_moved(b)
             rpc("insert", stem + "_docs", [meta_row])  # the version is published: one row, all or nothing
         except BaseException:
             _delete_own(b, v, list(nums.values()), commit)
@@ -155,6 +155,12 @@ class MilvusWriter(PendingChanges):
         b._stale = True
         _drop_replaced(b, live=stem)
         return MilvusBackend(b.uri, b.name, collection=stem, grace=b.grace)
+
+
+def _refuse_if_moved(b: MilvusBackend) -> None:
+    """An update in place builds on the version b serves: refuse if another is live now."""
+    if b._live() != (b.collection, b.version):
+        raise IndexServerError(f"another process changed the index at {b.uri} meanwhile; try again")
 
 
 def _going(b: MilvusBackend, docs: list[int]) -> tuple[Counter, int, int]:
