@@ -192,21 +192,23 @@ def test_a_question_costs_three_steps_of_calls(milvus_qa, dev_questions, monkeyp
 def test_the_alias_check_rides_beside_the_dense_search(milvus_qa, dev_questions, monkeypatch):
     import qa.backends.milvus.reader as milvus
 
-    monkeypatch.setattr(milvus, "FOLLOW_SECONDS", 0.0)  # every question checks
     backend = milvus_qa.engine.backend
     question = dev_questions["answerable"][1]["q"]
-    milvus_qa.ask(question)  # the document table and the question's terms are known from here on
+    monkeypatch.setattr(milvus, "FOLLOW_SECONDS", 600.0)
+    milvus_qa.ask(question)  # no check in flight from here; the document table and terms are known
+    monkeypatch.setattr(milvus, "FOLLOW_SECONDS", 0.0)  # every question checks
     counter = backend.client = CountingClient(backend.client)
     try:
         milvus_qa.ask(question)
     finally:
         backend.client = counter._client
     # A check is two calls (the alias, then the version's meta row): beside the dense search, and
-    # (FOLLOW_SECONDS is 0) maybe one more as the question starts; besides them the two searches
-    # and the fetch.
+    # maybe one more as the question starts; the one beside the search may finish after the answer
+    # (its meta query then goes uncounted). Besides them: the two searches and the fetch.
     checks = counter.calls.count("describe_alias")
-    assert checks in (1, 2) and sorted(counter.calls) == sorted(["describe_alias", "query"] * checks
-                                                                + ["search", "search", "query"]), counter.calls
+    queries = counter.calls.count("query")
+    assert counter.calls.count("search") == 2 and checks in (1, 2), counter.calls
+    assert checks <= queries <= checks + 1 and len(counter.calls) == 2 + checks + queries, counter.calls
 
 
 def test_cli_reports_a_server_that_is_down_in_one_line(tmp_path):
