@@ -11,6 +11,13 @@ latency p50/p99 in this process, and for Milvus the calls and round trips (seque
 per question; how many seed answers are identical (passages, offsets, highlights, "also reported
 by"); indexing: end to end (cut, embed, write) and the backend's write alone (the same passages
 written to a fresh collection), in passages per second.
+
+    .venv/bin/python benchmarks/bench_milvus.py --update 300 [--bbc ../shared/data/bbc]
+
+measures an update instead: a folder of the seeds and 300 BBC articles (evenly spread) indexed into
+Milvus, one article changed, and the update in place (rows sent, seconds end to end) against writing
+the same passages as a new collection (what every commit did before updates in place), and the
+seed dev questions' ask() p50 and answers on both.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--uri", default=None, help="a running Milvus (default: start a milvus-lite server)")
     ap.add_argument("--work", default=None, help="folder for documents, indexes and the server's data")
     ap.add_argument("--out", default=None, help="write the figures as JSON here too")
+    ap.add_argument("--update", type=int, default=None, metavar="N",
+                    help="measure an update of one article among the seeds and N BBC articles instead")
+    ap.add_argument("--bbc", default=str(shared_data() / "bbc"))
     return ap.parse_args()
 
 
@@ -154,6 +164,12 @@ def main() -> int:
         proc, uri = start_server(work / "milvus-data")
     try:
         results: dict = {"uri": uri if args.uri else "milvus-lite server (loopback)"}
+        if args.update is not None:
+            results["update"] = update_figures(uri, work, Path(args.bbc), args.update, Path(args.seeds))
+            print(json.dumps(results, indent=1))
+            if args.out:
+                Path(args.out).write_text(json.dumps(results, indent=1), encoding="utf-8")
+            return 0
         sets = {}
         seed_items, _ = load_questions(args.seeds, ROOT / "seeds")
         seed_docs = work / "seeds"
@@ -190,6 +206,56 @@ def main() -> int:
             proc.terminate()
             proc.wait(10)
     return 0
+
+
+def update_figures(uri: str, work: Path, bbc: Path, articles: int, seeds_questions: Path) -> dict:
+    """One changed article among the seeds and `articles` BBC articles: the update in place against
+    writing every passage to a new collection (the commit before updates in place)."""
+    from common import even_sample
+    from qa import QA
+    from qa.backends.milvus import MilvusBackend
+    from qa.evaluation import load_questions
+
+    docs = work / "update-docs"
+    shutil.copytree(ROOT / "seeds", docs, dirs_exist_ok=True)
+    for path in even_sample(sorted(bbc.glob("*.txt")), articles):
+        shutil.copyfile(path, docs / path.name)
+    t = time.perf_counter()
+    bot = QA(docs, uri, progress=False, backend=MilvusBackend(uri, name="update"))
+    first_s = time.perf_counter() - t
+    before = bot.engine.backend
+    changed = sorted(docs.glob("*.txt"))[len(list(docs.glob("*.txt"))) // 2]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n\nThe zeppelin landed on Tuesday, officials said.\n",
+                       encoding="utf-8")
+    counter = before.client = CountingClient(before.client)
+    t = time.perf_counter()
+    bot.refresh()
+    update_s = time.perf_counter() - t
+    before.client = counter._client
+    live = bot.engine.backend
+    assert (live.collection, live.version) == (before.collection, before.version + 1), "not updated in place"
+    batches = [live.passages_of(d) for d in live.documents()]
+    full = MilvusBackend(uri, name="update_full", load=False)
+    full_counter = full.client = CountingClient(full.client)
+    t = time.perf_counter()
+    writer = full.writer(live.settings, fresh=True)
+    for b in batches:
+        writer.upsert(b)
+    rebuilt = writer.commit()
+    full_s = time.perf_counter() - t
+    items, _ = load_questions(seeds_questions, ROOT / "seeds")
+    in_place, in_place_shapes = run_questions(bot, items)
+    fresh, fresh_shapes = run_questions(QA(docs, uri, embedder=bot.engine.embedder, backend=rebuilt), items)
+    return {"documents": len(batches), "passages": live.stats().passages,
+            "changed_document_passages": len(live.passages_of(changed.name).chunks),
+            "first_index_s": round(first_s, 1),
+            "update_in_place": {"passage_rows_sent": counter.rows.get(live.collection, 0),
+                                "rows_sent": sum(counter.rows.values()), "seconds_end_to_end": round(update_s, 2)},
+            "whole_collection_write": {"passage_rows_sent": full_counter.rows.get(rebuilt.collection, 0),
+                                       "rows_sent": sum(full_counter.rows.values()),
+                                       "seconds_write_only": round(full_s, 2)},
+            "seed_questions_p50_ms": {"in_place": in_place["p50_ms"], "new_collection": fresh["p50_ms"]},
+            "seed_answers_identical": f"{sum(a == b for a, b in zip(in_place_shapes, fresh_shapes))} of {len(items)}"}
 
 
 def _clear(uri: str) -> None:

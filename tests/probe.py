@@ -57,7 +57,8 @@ def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
 
 class CountingClient:
     """Wraps a client (e.g. a MilvusClient) and records each call's name and time span, so tests and
-    benchmarks can count calls and round trips (calls overlapping in time are one round trip)."""
+    benchmarks can count calls and round trips (calls overlapping in time are one round trip), and
+    the rows sent by insert and upsert calls, per collection (`rows`)."""
 
     def __init__(self, client):
         self._client = client
@@ -66,6 +67,7 @@ class CountingClient:
     def reset(self) -> None:
         self.calls: list[str] = []
         self.spans: list[tuple[float, float]] = []
+        self.rows: dict[str, int] = {}
 
     def __getattr__(self, name):
         method = getattr(self._client, name)
@@ -77,6 +79,10 @@ class CountingClient:
             finally:
                 self.calls.append(name)
                 self.spans.append((start, time.monotonic()))
+                if name in ("insert", "upsert"):
+                    collection = args[0] if args else kwargs.get("collection_name")
+                    data = args[1] if len(args) > 1 else kwargs.get("data", ())
+                    self.rows[collection] = self.rows.get(collection, 0) + len(data)
         return call
 
     def round_trips(self) -> int:

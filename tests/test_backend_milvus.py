@@ -166,7 +166,7 @@ def test_seed_answers_match_the_local_backend(milvus_qa, seed_qa, dev_questions)
 
 
 def test_a_question_costs_three_steps_of_calls(milvus_qa, dev_questions, monkeypatch):
-    import qa.backends.milvus as milvus
+    import qa.backends.milvus.reader as milvus
 
     # The check "is this version still live?" runs beside a question's dense search and is reused for
     # FOLLOW_SECONDS; a long window keeps this count independent of how fast the machine is.
@@ -190,16 +190,25 @@ def test_a_question_costs_three_steps_of_calls(milvus_qa, dev_questions, monkeyp
 
 
 def test_the_alias_check_rides_beside_the_dense_search(milvus_qa, dev_questions, monkeypatch):
-    import qa.backends.milvus as milvus
+    import qa.backends.milvus.reader as milvus
 
-    monkeypatch.setattr(milvus, "FOLLOW_SECONDS", 0.0)  # every question checks
     backend = milvus_qa.engine.backend
+    question = dev_questions["answerable"][1]["q"]
+    monkeypatch.setattr(milvus, "FOLLOW_SECONDS", 600.0)
+    milvus_qa.ask(question)  # no check in flight from here; the document table and terms are known
+    monkeypatch.setattr(milvus, "FOLLOW_SECONDS", 0.0)  # every question checks
     counter = backend.client = CountingClient(backend.client)
     try:
-        milvus_qa.ask(dev_questions["answerable"][1]["q"])
+        milvus_qa.ask(question)
     finally:
         backend.client = counter._client
-    assert sorted(set(counter.calls)) == ["describe_alias", "query", "search"] and len(counter.calls) <= 5, counter.calls
+    # A check is two calls (the alias, then the version's meta row): beside the dense search, and
+    # maybe one more as the question starts; the one beside the search may finish after the answer
+    # (its meta query then goes uncounted). Besides them: the two searches and the fetch.
+    checks = counter.calls.count("describe_alias")
+    queries = counter.calls.count("query")
+    assert counter.calls.count("search") == 2 and checks in (1, 2), counter.calls
+    assert checks <= queries <= checks + 1 and len(counter.calls) == 2 + checks + queries, counter.calls
 
 
 def test_cli_reports_a_server_that_is_down_in_one_line(tmp_path):
@@ -357,7 +366,7 @@ print("ready", flush=True)
 while not pathlib.Path(stop).exists():
     try:
         a = bot.ask(question)
-        print(json.dumps([bot.engine.backend.collection, a.answered,
+        print(json.dumps([[bot.engine.backend.collection, bot.engine.backend.version], a.answered,
                           [(p.citation.doc_id, p.citation.start, p.citation.end) for p in a.passages]]), flush=True)
     except Exception as exc:
         print("ERROR " + repr(exc), flush=True)
@@ -400,7 +409,8 @@ def test_two_processes_one_indexing_while_the_other_answers(server, seed_qa, see
     assert not [x for x in lines if x.startswith("ERROR")], lines
     answers = [json.loads(x) for x in lines if x.strip()]
     assert len(answers) >= 2 and all(a[1:] == answers[0][1:] for a in answers)
-    assert answers[0][0] != answers[-1][0] == writer_qa.engine.backend.collection
+    live = writer_qa.engine.backend
+    assert answers[0][0] != answers[-1][0] == [live.collection, live.version]  # updated in place: a new version
 
 
 # -- QA follows the live version (any backend; shown here on the local one, no server needed) -------
@@ -474,3 +484,237 @@ def test_the_app_reports_a_killed_server_per_question_and_recovers(tmp_path, see
         if app is not None:
             app.stop()
         stop_server(proc)
+
+
+# -- updates in place --------------------------------------------------------------------------------
+def _qa_on(server, docs, name, embedder, grace=None):
+    """A QA over `docs` on its own index name on the module's server."""
+    from qa import QA
+
+    kwargs = {} if grace is None else {"grace": grace}
+    return QA(docs, server, embedder=embedder, backend=MilvusBackend(server, name=name, **kwargs))
+
+
+def test_an_update_sends_only_the_changed_documents_passages_and_answers_as_a_rebuild(
+        server, seed_qa, tmp_path, dev_questions):
+    """Changing one article sends only its passages (in place: same collection, next version); after
+    a change, a removal and an addition the answers, passages and offsets are those of a full
+    rebuild of the same folder (written from the same passages and vectors)."""
+    import shutil
+
+    from qa import QA
+
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "seeds", docs)
+    bot = _qa_on(server, docs, name_for(tmp_path), seed_qa.engine.embedder)
+    first = bot.engine.backend
+    changed = sorted(docs.iterdir())[2]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n\nThe zeppelin landed in Velmora on Tuesday, "
+                       "officials said.\n", encoding="utf-8")
+    counter = first.client = CountingClient(first.client)
+    try:
+        bot.refresh()
+    finally:
+        first.client = counter._client
+    live = bot.engine.backend
+    assert (live.collection, live.version) == (first.collection, first.version + 1)
+    sent = len(live.passages_of(changed.name).chunks)
+    assert counter.rows.get(first.collection) == sent < first.stats().passages
+    assert counter.rows.get(first.collection + "_docs") == 2  # the document's record and the version's
+    assert "upsert" not in counter.calls and "create_collection" not in counter.calls
+
+    def same_as_a_rebuild(where):
+        # The rebuild is written from the same passages and vectors: the int8 model's vectors depend
+        # a little on which passages share its batch, which is the indexer's business, not Milvus'.
+        a = bot.engine.backend
+        writer = MilvusBackend(server, name=name_for(tmp_path / where)).writer(a.settings, fresh=True)
+        for doc_id in a.documents():
+            writer.upsert(a.passages_of(doc_id))
+        b = writer.commit()
+        rebuilt = QA(docs, server, embedder=seed_qa.engine.embedder, backend=b)
+        assert rebuilt.engine.backend is b  # nothing to update
+        assert a.collection == first.collection and b.collection != a.collection
+        assert a.documents() == b.documents() and a.stats().passages == b.stats().passages
+        for t in ("zeppelin", "lavrov", "ceasefire", "velmora", "russia"):
+            assert a.stats().doc_freq(t) == b.stats().doc_freq(t), t
+        questions = [i["q"] for i in dev_questions["answerable"]] + dev_questions["unanswerable"][:3] + [
+            "Where did the zeppelin land?"]
+        for q in questions:
+            assert _shape(bot.ask(q)) == _shape(rebuilt.ask(q)), q
+
+    same_as_a_rebuild("rebuilt1")
+    sorted(docs.iterdir())[4].unlink()
+    (docs / "extra.txt").write_text("Extra story\n\nLavrov said the zeppelin talks in Velmora would resume "
+                                    "after a ceasefire.", encoding="utf-8")
+    bot.refresh()
+    assert bot.engine.backend.version == first.version + 2
+    same_as_a_rebuild("rebuilt2")
+
+
+def test_a_reader_keeps_its_version_while_an_update_is_written(server, tmp_path):
+    """A backend on version v answers exactly as before (documents, statistics, searches with their
+    scores, fetched passages) during and after a commit that adds, replaces and removes documents
+    in place; the new version serves the new state."""
+    import threading
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    old = fill(MilvusBackend(server, name=name_for(tmp_path)), docs)
+
+    def look(b):
+        dense = b.search_dense(embed("harbour apple library"), 6)
+        lexical = b.search_lexical(terms("cider apples harbour library"), 6)
+        return (sorted(b.documents()), b.stats().passages, b.stats().doc_freq("harbour"), dense, lexical,
+                [(c.doc_id, c.start, c.end) for c in b.fetch([h.passage for h in dense + lexical]).chunks])
+
+    before = look(old)
+    errors, seen, done = [], [], threading.Event()
+
+    def read():
+        try:
+            while not done.is_set():
+                seen.append(look(old))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        writer = old.writer(SETTINGS)
+        writer.upsert(batch_of(docs, "zeppelin.txt", "Zeppelin lands\n\nA zeppelin landed at the harbour of "
+                                                     "Velmora, near the library."))
+        writer.upsert(batch_of(docs, "library.txt", "Library closes\n\nThe Brackwater library closed."))
+        writer.delete("orchard.txt")
+        new = writer.commit()
+    finally:
+        done.set()
+        reader.join(60)
+    assert not errors and seen and all(s == before for s in seen)
+    assert look(old) == before
+    assert new.collection == old.collection and new.version == old.version + 1
+    assert sorted(new.documents()) == ["harbour.txt", "library.txt", "zeppelin.txt"]
+    assert new.search_lexical(terms("cider"), 5) == [] and old.search_lexical(terms("cider"), 5)
+    assert new.stats().doc_freq("zeppelin") == 1 and old.stats().doc_freq("zeppelin") is None
+    assert not old.is_current() and new.is_current()
+
+
+def test_retired_rows_are_deleted_after_the_grace_period(server, tmp_path):
+    """With no grace period, the rows of a document replaced by one commit are deleted by the next,
+    and the version list forgets them once they are gone."""
+    from pymilvus import MilvusClient
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    b1 = fill(MilvusBackend(server, name=name_for(tmp_path), grace=0.0), docs)
+    b1.documents()
+    old_num = b1._num["library.txt"]
+    harvest = terms("harvest")[0]
+    harvest_df = b1.stats().doc_freq(harvest)
+    w = b1.writer(SETTINGS)
+    w.upsert(batch_of(docs, "library.txt", "Library closes\n\nThe Brackwater library closed."))
+    b2 = w.commit()
+    raw = MilvusClient(server)
+    assert raw.query(b2.collection, filter=f"doc == {old_num}", output_fields=["pid"])  # kept for readers of v1
+    assert old_num in b2.hidden
+    w = b2.writer(SETTINGS)
+    w.delete("orchard.txt")
+    b3 = w.commit()
+    assert raw.query(b3.collection, filter=f"doc == {old_num}", output_fields=["pid"]) == []
+    assert raw.query(b3.collection + "_docs", filter=f"doc == {old_num}", output_fields=["doc"]) == []
+    w = b3.writer(SETTINGS)
+    w.upsert(batch_of(docs, "orchard.txt"))
+    b4 = w.commit()
+    assert old_num not in b4.hidden and sorted(b4.documents()) == sorted(ARTICLES)
+    assert "library closed" in " ".join(c.text for c in b4.passages_of("library.txt").chunks)
+    # A term's statistics rows: the one of version 1 went when version 3 superseded it and no reader
+    # could be on version 1 or 2 any more; 3's goes at the next commit that touches the term.
+    rows = raw.query(b4.collection + "_terms", filter=f"term == {quote(harvest)}", output_fields=["ver", "df"])
+    assert harvest_df and sorted((r["ver"], r["df"]) for r in rows) == [(b3.version, 0), (b4.version, harvest_df)]
+    assert b4.stats().doc_freq(harvest) == harvest_df and b3.stats().doc_freq(harvest) is None
+    raw.close()
+
+
+class _FailingFlush:
+    """A client whose flush fails (as a server that goes away mid-commit), otherwise the real one."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        if name == "flush":
+            def fail(*args, **kwargs):
+                raise RuntimeError("connection reset")
+            return fail
+        return getattr(self._client, name)
+
+
+def test_an_update_that_fails_before_publishing_leaves_nothing_behind(server, tmp_path):
+    from pymilvus import MilvusClient
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    b1 = fill(MilvusBackend(server, name=name_for(tmp_path)), docs)
+    writer = b1.writer(SETTINGS)
+    writer.upsert(batch_of(docs, "zeppelin.txt", "Zeppelin lands\n\nA zeppelin landed at the harbour."))
+    b1.client = _FailingFlush(b1.client)
+    with pytest.raises(IndexServerError, match="flush"):
+        writer.commit()
+    b1.client = b1.client._client
+    raw = MilvusClient(server)
+    for collection, expr in ((b1.collection, f"added > {b1.version}"), (b1.collection + "_docs", f"added > {b1.version}"),
+                             (b1.collection + "_terms", f"ver > {b1.version}")):
+        assert raw.query(collection, filter=expr, output_fields=["added" if "ver" not in expr else "ver"]) == [], collection
+    raw.close()
+    again = MilvusBackend(server, name=name_for(tmp_path))
+    assert (again.collection, again.version) == (b1.collection, b1.version) and sorted(again.documents()) == sorted(ARTICLES)
+    assert again.stats().doc_freq("zeppelin") is None
+
+
+def test_a_backend_with_no_index_yet_is_current(server, tmp_path):
+    """Nothing to follow before the first commit (the live state is "no index", as served)."""
+    empty = MilvusBackend(server, name=name_for(tmp_path))
+    assert empty.collection is None and empty.is_current()
+    empty.close()
+
+
+def test_a_rebuild_or_other_settings_write_a_new_collection(server, tmp_path):
+    """Updates go in place only with the same settings; a rebuild, or a writer with other settings,
+    writes new collections and switches the alias, and the old backend keeps serving its own."""
+    import dataclasses
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    first = fill(MilvusBackend(server, name=name_for(tmp_path)), docs)
+    writer = first.writer(SETTINGS, fresh=True)
+    writer.upsert(batch_of(docs, "library.txt"))
+    rebuilt = writer.commit()
+    assert rebuilt.collection != first.collection and sorted(rebuilt.documents()) == ["library.txt"]
+    assert writer.sent["passages"] == rebuilt.stats().passages
+    other = dataclasses.replace(SETTINGS, ann_threshold=SETTINGS.ann_threshold + 1)
+    writer = rebuilt.writer(other)
+    writer.upsert(batch_of(docs, "harbour.txt"))
+    changed = writer.commit()
+    assert changed.collection not in (first.collection, rebuilt.collection) and changed.settings == other
+    assert sorted(changed.documents()) == ["harbour.txt", "library.txt"] and changed.is_current()
+    assert sorted(first.documents()) == sorted(ARTICLES) and first.search_lexical(terms("cider"), 3)
+
+
+def test_a_writer_on_a_replaced_version_is_refused_and_harms_nothing(server, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    old = fill(MilvusBackend(server, name=name_for(tmp_path)), docs)
+    writer = old.writer(SETTINGS)
+    writer.delete("library.txt")
+    writer.upsert(batch_of(docs, "ferry.txt", "Ferry sails\n\nThe new ferry sailed to Brackwater."))
+    live = writer.commit()
+    ferry_df = live.stats().doc_freq("ferri")
+    stale = old.writer(SETTINGS)  # e.g. a process that did not follow the live version
+    stale.upsert(batch_of(docs, "zeppelin.txt", "Zeppelin lands\n\nA zeppelin landed at the harbour."))
+    with pytest.raises(IndexServerError, match="meanwhile"):
+        stale.commit()
+    again = MilvusBackend(server, name=name_for(tmp_path))
+    assert (again.collection, again.version) == (live.collection, live.version)
+    assert sorted(again.documents()) == ["ferry.txt", "harbour.txt", "orchard.txt"]
+    assert again.stats().doc_freq("zeppelin") is None and again.stats().doc_freq("ferri") == ferry_df > 1
+    assert again.stats().passages == live.stats().passages == len(again._scan(again.collection, again._visible(), ["pid"]))
+    assert again.search_lexical(terms("ferry"), 3)

@@ -1,0 +1,500 @@
+"""Reading one version of a Milvus index: documents, statistics, searches, fetches."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ... import lexicon as lexicon_mod
+from ...errors import DocumentsError, QAError
+from ...lexicon import Lexicon
+from ...types import Chunk, DocInfo, Settings
+from ..base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
+from . import connection
+from .connection import CALL_TIMEOUT, IndexServerError, short
+from .schema import (FORMAT, bm25, doc_info, ints, like_contains, quote, unb64, unpack, unpack_vectors,
+                     visible)
+
+log = logging.getLogger("qa")
+
+_MEMO_LIMIT = 200_000
+_DOC_BLOBS = 2_000  # documents whose text and terms a process keeps between questions
+# How old an answer to "which version is live?" may be when a question asks (the check itself runs
+# beside each question's dense search, so following another process's commit costs no round trip).
+FOLLOW_SECONDS = 1.0
+# Rows a version no longer shows (a replaced collection, a retired document's passages) are deleted
+# this long after: a process still serving an older version has followed the live one by then.
+GRACE_SECONDS = 300.0
+# Milvus ranks BM25 with statistics of every row it holds; the lexical search takes this many times
+# k candidates from it and ranks them by the served version's own statistics.
+_OVERFETCH = 2
+
+
+class _Stats:
+    """Collection statistics of one version, read from {stem}_terms as questions need them."""
+
+    def __init__(self, backend: "MilvusBackend", passages: int, vocab_size: int):
+        self._backend, self.passages, self.vocab_size = backend, passages, vocab_size
+
+    def term_id(self, term: str) -> int | None:
+        return self._backend._term(term)[0]
+
+    def doc_freq(self, term: str) -> int | None:
+        return self._backend._term(term)[1]
+
+
+class MilvusBackend:
+    """Passages in a Milvus server (or an embedded Milvus Lite file), one version per backend.
+
+    Args:
+        uri: as pymilvus spells it: http://host:port, or a local path ending in .db.
+        name: the alias naming the live collection (several indexes can share a server).
+        collection: serve this collection's newest version instead of resolving the alias.
+        load: resolve the live version now (False: start empty, e.g. for a rebuild).
+        grace: seconds before rows no version shows any more are deleted (see GRACE_SECONDS).
+    """
+
+    def __init__(self, uri: str, name: str = "qa", collection: str | None = None, load: bool = True,
+                 grace: float = GRACE_SECONDS):
+        self.uri, self.name, self.grace = str(uri), name, grace
+        self.problem = ""
+        self.settings: Settings | None = None
+        self.collection: str | None = None
+        self.version = 0
+        self.hidden: tuple[int, ...] = ()   # retired documents whose rows are still stored
+        self._meta: dict = {}
+        self._docs: dict[str, DocInfo] | None = None
+        self._num: dict[str, int] = {}
+        self._ids: dict[int, str] = {}
+        self._where: dict[int, tuple[int, int, int]] = {}   # pid -> (doc, lo, hi), learnt from calls
+        self._terms: dict[str, tuple[int | None, int | None]] = {}
+        self._doc_blobs: dict[int, tuple[str, np.ndarray]] = {}
+        self._pool = connection.POOL
+        self._seen: tuple[float, tuple | None] | None = None  # (when, live (collection, version)) of the last check
+        self._stale = False  # set when a writer of this backend committed
+        self._closed = False
+        self.client = connection.acquire(self.uri)
+        # What was live when this backend opened (even if unusable): a commit publishes only over
+        # that, so two writers cannot both think they wrote the next version.
+        self.opened_from = self._live()
+        target = collection if collection is not None else (self.opened_from[0] if self.opened_from else None)
+        if target is not None and (load or collection is not None):
+            self._bind(target)
+            if self.collection is not None:
+                self.opened_from = (self.collection, self.version)
+
+    # -- connection -------------------------------------------------------------------------------
+    def _rpc(self, method: str, *args, **kwargs):
+        """One call to the server; any failure becomes one clear IndexServerError."""
+        kwargs.setdefault("timeout", CALL_TIMEOUT)
+        for attempt in (1, 2):
+            try:
+                return getattr(self.client, method)(*args, **kwargs)
+            except QAError:
+                raise
+            except Exception as exc:
+                # A restarted Milvus Lite server holds its collections released: load and retry once.
+                if attempt == 1 and args and "released" in short(exc):
+                    self._load(args[0])
+                    continue
+                raise IndexServerError(f"the index server at {self.uri} failed ({method}): {short(exc)}") from None
+
+    def _load(self, collection: str) -> None:
+        try:
+            self.client.load_collection(collection, timeout=CALL_TIMEOUT)
+        except Exception as exc:
+            raise IndexServerError(f"the index server at {self.uri} cannot load {collection}: {short(exc)}") from None
+
+    def _missing(self, exc: IndexServerError) -> bool:
+        return "does not exist" in str(exc) or "not found" in str(exc)
+
+    def _live(self) -> tuple[str, int] | None:
+        """(collection the alias names, its published version) now; None: no index yet. Two calls."""
+        try:
+            collection = self._rpc("describe_alias", self.name)["collection_name"]
+        except IndexServerError as exc:
+            if "does not exist" not in str(exc):
+                raise
+            collection = None
+        live = None
+        if collection is not None:
+            try:
+                rows = self._rpc("query", collection + "_docs", filter="doc < 0", output_fields=["doc"])
+            except IndexServerError as exc:
+                if not self._missing(exc):
+                    raise
+                rows = []
+            live = (collection, max((-int(r["doc"]) for r in rows), default=0))
+        self._seen = (time.monotonic(), live)
+        return live
+
+    def _bind(self, collection: str) -> None:
+        """Serve the newest version published in `collection`."""
+        try:
+            rows = self._rpc("query", collection + "_docs", filter="doc < 0", output_fields=["doc", "info"])
+        except IndexServerError as exc:
+            if not self._missing(exc):
+                raise
+            rows = []
+        if not rows:
+            self.problem = "the index on the server is incomplete"
+            log.warning("index %s at %s has no meta row: it is rebuilt", collection, self.uri)
+            return
+        meta = json.loads(min(rows, key=lambda r: int(r["doc"]))["info"])
+        if meta.get("format") != FORMAT:
+            self.problem = (f"index was written in format {meta.get('format')} by another version of qa; "
+                            f"this one reads format {FORMAT}")
+            log.warning("index %s at %s is rebuilt: %s", collection, self.uri, self.problem)
+            return
+        try:
+            settings = Settings(**meta["settings"])
+        except (TypeError, ValueError) as exc:  # settings of another version of qa
+            self.problem = f"index settings are not this version's: {exc}"
+            log.warning("index %s at %s is rebuilt: %s", collection, self.uri, self.problem)
+            return
+        self.collection, self._meta, self.settings = collection, meta, settings
+        self.version = int(meta["version"])
+        self.hidden = tuple(sorted(int(d) for d in meta.get("retired", {})))
+
+    def _visible(self) -> str:
+        return visible(self.version, self.hidden)
+
+    # -- versions ------------------------------------------------------------------------------------
+    def is_current(self) -> bool:
+        """Is this version still the live one? Answered from the check that ran beside the last
+        dense search when that is under FOLLOW_SECONDS old, else asked now."""
+        if self._stale:
+            return False
+        seen = self._seen
+        live = self._live() if seen is None or time.monotonic() - seen[0] > FOLLOW_SECONDS else seen[1]
+        return live == ((self.collection, self.version) if self.collection is not None else None)
+
+    def _check_live(self) -> None:
+        try:
+            self._live()
+        except QAError as exc:  # the question itself reports a server that is down
+            log.debug("alias check failed: %s", exc)
+
+    def reopen(self) -> "MilvusBackend":
+        return MilvusBackend(self.uri, self.name, grace=self.grace)
+
+    def lock(self):
+        """Held while planning and writing changes (see connection.writers_lock)."""
+        self._seen = None  # under the lock, is_current() asks the server
+        return connection.writers_lock(self.uri, self.name)
+
+    def close(self) -> None:
+        """Release this backend's share of the connection (closed when no backend uses it)."""
+        if not self._closed:
+            self._closed = True
+            connection.release(self.uri)
+
+    # -- documents and statistics ----------------------------------------------------------------------
+    def documents(self) -> dict[str, DocInfo]:
+        self._load_documents()
+        return dict(self._docs)
+
+    def _load_documents(self) -> None:
+        if self._docs is not None:
+            return
+        docs, num = {}, {}
+        if self.collection is not None:
+            for row in self._scan(self.collection + "_docs", f"doc >= 0 and {self._visible()}", ["doc", "info"]):
+                info = doc_info(json.loads(row["info"]))
+                docs[info.doc_id], num[info.doc_id] = info, int(row["doc"])
+        ordered = dict(sorted(docs.items(), key=lambda kv: num[kv[0]]))
+        self._num, self._ids = num, {v: k for k, v in num.items()}
+        self._docs = ordered
+
+    def _scan(self, collection: str, expr: str, fields: list[str]) -> list[dict]:
+        """Every row matching expr (several calls: the server caps one query's rows)."""
+        out, last, page = [], None, 4096
+        key = "doc" if collection.endswith("_docs") else "pid"
+        while True:
+            where = expr if last is None else f"({expr}) and {key} > {last}"
+            rows = self._rpc("query", collection, filter=where, output_fields=list(dict.fromkeys([key] + fields)),
+                             limit=page)
+            rows = sorted(rows, key=lambda r: r[key])
+            out += rows
+            if len(rows) < page:
+                return out
+            last = rows[-1][key]
+
+    def stats(self) -> _Stats:
+        return _Stats(self, int(self._meta.get("passages", 0)), int(self._meta.get("vocab", 0)))
+
+    def __len__(self) -> int:
+        return int(self._meta.get("passages", 0))
+
+    def _term(self, term: str) -> tuple[int | None, int | None]:
+        known = self._terms.get(term)
+        return known if known is not None else self._learn_terms([term]).get(term, (None, None))
+
+    def _learn_terms(self, wanted: Sequence[str]) -> dict[str, tuple[int | None, int | None]]:
+        """(term id, document frequency) of terms not yet known ((None, None): in no passage)."""
+        wanted = [t for t in dict.fromkeys(wanted) if t not in self._terms]
+        if not wanted or self.collection is None:
+            return {}
+        rows = term_rows(self._rpc, self.collection, wanted, self.version)
+        if len(self._terms) > _MEMO_LIMIT:
+            self._terms.clear()
+        learnt = {t: (rows[t] if t in rows and rows[t][1] > 0 else (None, None)) for t in wanted}
+        self._terms.update(learnt)
+        return learnt
+
+    # -- search -------------------------------------------------------------------------------------------
+    def _expr(self, where: Filter) -> str | None:
+        """The Milvus expression of a filter within this version (None lets nothing through)."""
+        parts = [self._visible()]
+        if (where.sources is not None or where.since is not None or where.until is not None
+                or where.outlets is not None or where.authors is not None):
+            self._load_documents()
+            allowed = [self._num[d] for d, info in self._docs.items() if where.allows(info)]
+            if not allowed:
+                return None
+            if len(allowed) < len(self._docs):
+                left_out = sorted(set(self._num.values()) - set(allowed))
+                parts.append(ints("doc", allowed) if len(allowed) <= len(left_out)
+                             else f"not ({ints('doc', left_out)})")
+        parts += [f"flat like {like_contains(p)}" for p in where.phrases]
+        return " and ".join(f"({p})" for p in parts)
+
+    def _search(self, data, field: str, k: int, where: Filter, metric: str, fields=()) -> list[tuple[int, float, dict]]:
+        expr = self._expr(where)
+        if self.collection is None or expr is None or k <= 0:
+            return []
+        params = {"ef": max(4 * int(k), 128)} if metric == "IP" and not self._meta.get("exact", True) else {}
+        res = self._rpc("search", self.collection, data=[data], anns_field=field, limit=int(k), filter=expr,
+                        output_fields=["doc", "lo", "hi", *fields],
+                        search_params={"metric_type": metric, "params": params})
+        out = []
+        for hit in res[0]:
+            e = hit["entity"]
+            pid = int(hit.get("pid", hit.get("id")))
+            self._remember(pid, int(e["doc"]), int(e["lo"]), int(e["hi"]))
+            out.append((pid, float(hit["distance"]), e))
+        return out
+
+    def search_dense(self, vector: np.ndarray, k: int, where: Filter = EVERYTHING) -> list[Hit]:
+        vec = np.asarray(vector, np.float32).ravel().tolist()
+        seen = self._seen
+        if seen is None or time.monotonic() - seen[0] > FOLLOW_SECONDS / 2:
+            self._pool.submit(self._check_live)  # beside the search: is_current() reads the answer
+        return [Hit(p, s) for p, s, _ in self._search(vec, "vec", k, where, "IP")]
+
+    def search_lexical(self, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> list[Hit]:
+        terms = [t for t in terms if t]
+        if not terms or self.collection is None:
+            return []
+        # The question's term statistics come in parallel with the search (the features read them
+        # too); the candidates are ranked by them, i.e. by this version's statistics.
+        stats = self._pool.submit(self._learn_terms, terms)
+        try:
+            hits = self._search(" ".join(terms), "sparse", _OVERFETCH * int(k), where, "BM25", ("lexical",))
+        finally:
+            stats.result()
+        df = {t: self._term(t)[1] for t in terms}
+        passages = int(self._meta.get("passages", 0))
+        avgdl = float(self._meta.get("tokens", 0)) / max(passages, 1)
+        scored = [(bm25(terms, e["lexical"], df, passages, avgdl), p) for p, _, e in hits]
+        scored.sort(key=lambda sp: -sp[0])  # stable: equal scores keep Milvus' order
+        return [Hit(p, s) for s, p in scored[:int(k)] if s > 0]
+
+    def _remember(self, pid: int, doc: int, lo: int, hi: int) -> None:
+        if len(self._where) > _MEMO_LIMIT:
+            self._where.clear()
+        self._where[pid] = (doc, lo, hi)
+
+    def _locate(self, ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
+        """(doc, lo, hi) of each passage: remembered from a search result, else asked (one query)."""
+        ids = [int(i) for i in ids]
+        found = {i: self._where.get(i) for i in ids}
+        unknown = sorted(i for i, w in found.items() if w is None)
+        if unknown and self.collection is not None:
+            for r in self._rpc("query", self.collection, filter=ints("pid", unknown),
+                               output_fields=["pid", "doc", "lo", "hi"]):
+                found[int(r["pid"])] = (int(r["doc"]), int(r["lo"]), int(r["hi"]))
+                self._remember(int(r["pid"]), *found[int(r["pid"])])
+        missing = [i for i, w in found.items() if w is None]
+        if missing:
+            raise IndexServerError(f"no passage {missing[0]} in the index version {self.collection}")
+        return found
+
+    def neighbours(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        return self._neighbours([int(i) for i in ids])[:2]
+
+    def _neighbours(self, ids: list[int]):
+        """(previous, next, locations of ids and their neighbours)."""
+        where = self._locate(ids)
+        prev, nxt = [], []
+        for i in ids:
+            doc, lo, hi = where[i]
+            prev.append(i - 1 if i > lo else -1)
+            nxt.append(i + 1 if i + 1 < hi else -1)
+            for j in (prev[-1], nxt[-1]):  # of the same document: no call needed to locate them
+                if j >= 0:
+                    self._remember(j, doc, lo, hi)
+                    where[j] = (doc, lo, hi)
+        return np.array(prev, np.int64), np.array(nxt, np.int64), where
+
+    # -- fetching -----------------------------------------------------------------------------------------
+    def fetch(self, ids: Iterable[int]) -> Fetched:
+        """The passages, the one before each, and their documents' text and terms: one query when
+        the passages came from a search of this backend."""
+        self._load_documents()
+        asked = [int(i) for i in ids]
+        prev, _, located = self._neighbours(asked)
+        seen = set(asked)
+        extra = [p for p in dict.fromkeys(prev.tolist()) if p >= 0 and p not in seen]
+        all_ids = asked + extra
+        local = {g: i for i, g in enumerate(all_ids)}
+        previous = np.array([local.get(p, -1) for p in prev.tolist()] + [-1] * len(extra), np.int64)
+        where = [located[i] for i in all_ids]
+        if len(self._doc_blobs) > _DOC_BLOBS:
+            self._doc_blobs.clear()
+        # This question's own copy: another thread may clear the shared one meanwhile.
+        blobs = {doc: self._doc_blobs.get(doc) for doc, _, _ in where}
+        leads = {lo for doc, lo, hi in where if blobs[doc] is None}
+        rows = {}
+        if all_ids or leads:
+            for r in self._rpc("query", self.collection, filter=ints("pid", sorted(set(all_ids) | leads)),
+                               output_fields=["pid", "doc", "added", "data", "svec", "dblob"]):
+                rows[int(r["pid"])] = r
+        for pid in leads:
+            r = rows[pid]
+            blob = unpack(r["dblob"])
+            blobs[int(r["doc"])] = self._doc_blobs[int(r["doc"])] = (
+                blob["text"], unb64(blob["terms"], np.int32).astype(np.int64))
+        return self._assemble(all_ids, rows, where, previous, blobs)
+
+    def _assemble(self, all_ids: list[int], rows: dict, where: list, previous: np.ndarray, blobs: dict) -> Fetched:
+        dim = int(self._meta.get("dim", 0))
+        chunks, vecs, svecs = [], [], []
+        term_ids, term_start, flags, distinct = [], [0], [], []
+        names, name_start, name_words = [], [0], {}
+        same_lists = []
+        for pid in all_ids:
+            r = rows[pid]
+            d = unpack(r["data"])
+            doc_id, start, end, text, sentences, speakers = d["c"]
+            chunks.append(Chunk(doc_id, start, end, text, tuple(tuple(s) for s in sentences), tuple(speakers)))
+            both = unpack_vectors(r["svec"], dim)
+            vecs.append(both[0])
+            svecs.append(both[1:])
+            ids = unb64(d["t"], np.int32)
+            pos = 0
+            for n in d["ts"]:
+                term_ids.append(ids[pos:pos + n])
+                pos += n
+                term_start.append(term_start[-1] + n)
+            flags += d["f"]
+            distinct += d["d"]
+            for sentence_names in d["n"]:
+                names += [name_words.setdefault(w, len(name_words)) for w in sentence_names]
+                name_start.append(len(names))
+            same_lists.append(list(d["s"]))
+        n = len(all_ids)
+        starts = np.zeros(n + 1, np.int64)
+        np.cumsum([len(c.sentences) for c in chunks], out=starts[1:])
+        all_terms = np.concatenate(term_ids).astype(np.int32) if term_ids else np.zeros(0, np.int32)
+        term_start = np.array(term_start, np.int64)
+        _same_across_commits(same_lists, all_ids, [int(rows[p]["added"]) for p in all_ids], all_terms,
+                             term_start[starts])
+        same = [p for s in same_lists for p in s]
+        same_start = np.zeros(n + 1, np.int64)
+        np.cumsum([len(s) for s in same_lists], out=same_start[1:])
+        lex = Lexicon(all_terms, term_start, np.array(flags, np.uint8), np.array(distinct, np.int32),
+                      np.array(names, np.int32), np.array(name_start, np.int64), tuple(name_words),
+                      np.array(same, np.int64), same_start)
+        doc_nums = {doc for doc, _, _ in where}
+        doc_ids = {self._ids[d] for d in doc_nums}
+        sent_chars = np.array([e - s for c in chunks for s, e in c.sentences], np.int64)
+        return Fetched(
+            ids=np.array(all_ids, np.int64), chunks=tuple(chunks), docs={d: self._docs[d] for d in doc_ids},
+            vectors=np.array(vecs, np.float32).reshape(n, dim),
+            sent_vectors=(np.concatenate(svecs) if svecs else np.zeros((0, dim), np.float32)),
+            sent_start=starts, sent_chars=sent_chars, lexicon=lex, stats=self.stats(), previous=previous,
+            is_lead=np.array([pid == lo for pid, (_, lo, _) in zip(all_ids, where)], bool),
+            doc_terms={self._ids[d]: blobs[d][1] for d in doc_nums},
+            doc_text={self._ids[d]: blobs[d][0] for d in doc_nums},
+            # Per question: its lexicon numbers names locally, so memos of another question do not apply.
+            cache={})
+
+    def passages_of(self, doc_id: str) -> PassageBatch:
+        self._load_documents()
+        if doc_id not in self._num:
+            raise DocumentsError(f"no document {doc_id!r} in the index")
+        rows = self._rpc("query", self.collection, filter=f"doc == {self._num[doc_id]}",
+                         output_fields=["pid", "data", "svec"])
+        return self._batch(self._docs[doc_id], sorted(rows, key=lambda r: r["pid"]))
+
+    def _batch(self, info: DocInfo, rows: list[dict]) -> PassageBatch:
+        dim = int(self._meta["dim"])
+        chunks = []
+        for r in rows:
+            doc_id, start, end, text, sentences, speakers = unpack(r["data"])["c"]
+            chunks.append(Chunk(doc_id, start, end, text, tuple(tuple(s) for s in sentences), tuple(speakers)))
+        both = [unpack_vectors(r["svec"], dim) for r in rows]
+        vectors = np.array([b[0] for b in both], np.float32).reshape(-1, dim)
+        sents = np.concatenate([b[1:] for b in both]) if rows else np.zeros((0, dim), np.float32)
+        return PassageBatch(info, tuple(chunks), vectors, sents)
+
+    def all_batches(self, doc_ids: Iterable[str]):
+        """PassageBatch of each of these stored documents, reading the passages in pages."""
+        self._load_documents()
+        wanted = {self._num[d] for d in doc_ids if d in self._num}
+        if not wanted:
+            return
+        rows_by_doc: dict[int, list] = {}
+        for r in self._scan(self.collection, self._visible(), ["pid", "doc", "data", "svec"]):
+            if int(r["doc"]) in wanted:
+                rows_by_doc.setdefault(int(r["doc"]), []).append(r)
+        for num in sorted(rows_by_doc):
+            yield self._batch(self._docs[self._ids[num]], rows_by_doc[num])
+
+    # -- writing ---------------------------------------------------------------------------------------
+    def writer(self, settings: Settings, fresh: bool = False):
+        from .writer import MilvusWriter
+
+        return MilvusWriter(self, settings, fresh)
+
+
+def term_history(rpc, collection: str, terms: Sequence[str], version: int,
+                 page: int = 1000) -> dict[str, list[tuple[int, str, int, int]]]:
+    """Every row (version, key, term id, document frequency) of these terms up to `version`,
+    oldest first; terms never indexed are left out."""
+    out: dict[str, list[tuple[int, str, int, int]]] = {}
+    terms = list(terms)
+    for i in range(0, len(terms), page):
+        part = terms[i:i + page]
+        for r in rpc("query", collection + "_terms",
+                     filter=f"term in [{', '.join(quote(t) for t in part)}] and ver <= {int(version)}",
+                     output_fields=["key", "term", "ver", "tid", "df"]):
+            out.setdefault(r["term"], []).append((int(r["ver"]), r["key"], int(r["tid"]), int(r["df"])))
+    return {t: sorted(rows) for t, rows in out.items()}
+
+
+def term_rows(rpc, collection: str, terms: Sequence[str], version: int) -> dict[str, tuple[int, int]]:
+    """(term id, document frequency) of each of these terms as of `version` (its newest row up to
+    then); terms never indexed are left out, a term no passage holds any more has frequency 0."""
+    return {t: rows[-1][2:] for t, rows in term_history(rpc, collection, terms, version).items()}
+
+
+def _same_across_commits(same: list[list[int]], ids: list[int], added: list[int], terms: np.ndarray,
+                         bounds: np.ndarray) -> None:
+    """Add to `same` (each passage's partners, backend ids) the pairs of these passages written by
+    different commits: a commit compares only the passages it writes, so such pairs are compared
+    here, among the passages a question fetched (without the index-wide stock-phrase rule, which
+    needs counts over the whole collection)."""
+    if len(set(added)) < 2:
+        return
+    partners, start = lexicon_mod.same_words(terms, bounds)
+    for i in range(len(ids)):
+        for j in partners[start[i]:start[i + 1]].tolist():
+            if added[i] != added[j] and ids[j] not in same[i]:
+                same[i].append(ids[j])
+        same[i].sort()

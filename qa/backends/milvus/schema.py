@@ -1,0 +1,155 @@
+"""What is stored in Milvus and how: the collections' schemas, the packing of blobs into text
+fields, the expressions (every value enters one through `quote` or as an integer), and the BM25
+scoring of a version's passages."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import zlib
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+
+from ...errors import QAError
+from ...types import DocInfo
+
+FORMAT = 3  # 3: rows carry the version that added them; one meta row per version; terms per version
+VARCHAR_MAX = 65_535          # Milvus' portable VARCHAR limit (bytes)
+INSERT_BATCH = 256
+_ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
+# bm25s' defaults ("lucene"), so the lexical ranking follows the local backend's.
+BM25_K1, BM25_B = 1.5, 0.75
+
+
+# -- expressions ----------------------------------------------------------------------------------
+def quote(value: str) -> str:
+    """A Milvus string literal holding exactly `value`: the only way text enters an expression."""
+    if not isinstance(value, str):
+        raise TypeError("quote() takes text")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def like_contains(value: str) -> str:
+    """A LIKE pattern literal matching text that contains `value`. % and _ are escaped; Milvus'
+    LIKE has no escape for a backslash, so one matches any single character there."""
+    pattern = "".join("_" if ch == "\\" else "\\" + ch if ch in "%_" else ch for ch in value)
+    return quote("%" + pattern + "%")
+
+
+def ints(name: str, values) -> str:
+    return f"{name} in [{', '.join(str(int(v)) for v in values)}]"
+
+
+def visible(version: int, hidden: Sequence[int]) -> str:
+    """The rows of passages or documents a reader of `version` sees: added by then, and not of a
+    document retired by then (retired documents are listed until their rows are deleted)."""
+    expr = f"added <= {int(version)}"
+    return expr + (f" and not ({ints('doc', sorted(hidden))})" if hidden else "")
+
+
+def meta_doc(version: int) -> int:
+    """The doc key of a version's meta row in {stem}_docs (documents have keys >= 0)."""
+    return -int(version)
+
+
+# -- packing ------------------------------------------------------------------------------------
+def b64(arr: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode("ascii")
+
+
+def unb64(text: str, dtype) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=dtype)
+
+
+def pack(obj) -> str:
+    return base64.b64encode(zlib.compress(json.dumps(obj, ensure_ascii=False).encode("utf-8"), 6)).decode("ascii")
+
+
+def unpack(text: str):
+    return json.loads(zlib.decompress(base64.b64decode(text)).decode("utf-8"))
+
+
+def pack_vectors(vectors: np.ndarray) -> str:
+    """Sentence vectors as text: float32, or float16 when a long passage's would not fit."""
+    text = "f4:" + b64(np.asarray(vectors, np.float32))
+    if len(text) > VARCHAR_MAX:
+        text = "f2:" + b64(np.asarray(vectors, np.float16))
+    if len(text) > VARCHAR_MAX:
+        raise QAError(f"a passage has too many sentences ({len(vectors)}) to store in Milvus")
+    return text
+
+
+def unpack_vectors(text: str, dim: int) -> np.ndarray:
+    kind, data = text[:3], text[3:]
+    arr = unb64(data, np.float16 if kind == "f2:" else np.float32).astype(np.float32)
+    return arr.reshape(-1, dim)
+
+
+def doc_info(record: dict) -> DocInfo:
+    return DocInfo(**record)
+
+
+# -- BM25 ---------------------------------------------------------------------------------------
+def tokens_of(lexical: str) -> list[str]:
+    """A passage's indexed terms as stored in its `lexical` field (an empty passage counts as one
+    placeholder token, as in the local backend's bm25s index)."""
+    return lexical.split(" ") if lexical else ["\u2400"]
+
+
+def bm25(query: Sequence[str], lexical: str, df: dict[str, int], passages: int, avgdl: float) -> float:
+    """bm25s' "lucene" score of one passage for analysed query terms, from one version's statistics
+    (Milvus' own BM25 counts every row a collection holds, including rows other versions see)."""
+    toks = tokens_of(lexical)
+    tf = Counter(toks)
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * len(toks) / max(avgdl, 1e-9))
+    score = 0.0
+    for t in query:
+        n, f = df.get(t), tf.get(t, 0)
+        if n and f:
+            score += math.log(1 + (passages - n + 0.5) / (n + 0.5)) * f / (f + norm)
+    return score
+
+
+# -- schemas ------------------------------------------------------------------------------------
+def schemas(dim: int):
+    """(passages, documents, terms) schemas of a version."""
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    p = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    p.add_field("pid", DataType.INT64, is_primary=True)
+    p.add_field("doc", DataType.INT64)
+    p.add_field("lo", DataType.INT64)
+    p.add_field("hi", DataType.INT64)
+    p.add_field("added", DataType.INT64)
+    p.add_field("lexical", DataType.VARCHAR, max_length=VARCHAR_MAX, enable_analyzer=True, analyzer_params=_ANALYZER)
+    p.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    p.add_field("flat", DataType.VARCHAR, max_length=VARCHAR_MAX)
+    p.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
+    p.add_field("data", DataType.VARCHAR, max_length=VARCHAR_MAX)
+    p.add_field("svec", DataType.VARCHAR, max_length=VARCHAR_MAX)
+    p.add_field("dblob", DataType.VARCHAR, max_length=VARCHAR_MAX)
+    p.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["lexical"],
+                            output_field_names=["sparse"]))
+    d = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    d.add_field("doc", DataType.INT64, is_primary=True)
+    d.add_field("added", DataType.INT64)
+    d.add_field("info", DataType.VARCHAR, max_length=VARCHAR_MAX)
+    d.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs a vector field in every collection
+    t = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    t.add_field("key", DataType.VARCHAR, max_length=VARCHAR_MAX, is_primary=True)  # term \t version \t commit
+    t.add_field("term", DataType.VARCHAR, max_length=VARCHAR_MAX)
+    t.add_field("ver", DataType.INT64)
+    t.add_field("tid", DataType.INT64)
+    t.add_field("df", DataType.INT64)
+    t.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)
+    return p, d, t
+
+
+def term_row(term: str, version: int, tid: int, df: int, commit: str = "") -> dict:
+    """A term's id and document frequency from `version` on (until a later row for it); `commit`
+    tells apart the rows of two writers that both wrote `version` (one of them fails to publish)."""
+    return {"key": f"{term}\t{int(version)}\t{commit}", "term": term, "ver": int(version), "tid": int(tid),
+            "df": int(df), "dummy": [0.0, 0.0]}
