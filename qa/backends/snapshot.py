@@ -623,9 +623,13 @@ def _bm25_index(chunks: Sequence[Chunk], docs: Sequence[DocInfo], settings: Sett
     import bm25s
 
     titles = {x.doc_id: x.title for x in docs}
-    corpus = [terms(settings.indexed_text(c.text, titles[c.doc_id])) for c in chunks]
-    # bm25s cannot index an empty token list; a placeholder keeps row numbers aligned.
-    corpus = [toks or ["\u2400"] for toks in corpus]
+    # Each distinct term is one string object shared by all its occurrences (the analyser makes a
+    # new one per occurrence: ~50 bytes each, most of this list's memory). bm25s cannot index an
+    # empty token list; a placeholder keeps row numbers aligned.
+    shared: dict[str, str] = {}
+    corpus = [[shared.setdefault(t, t) for t in terms(settings.indexed_text(c.text, titles[c.doc_id]))] or ["\u2400"]
+              for c in chunks]
+    del shared
     bm25 = bm25s.BM25()
     if corpus:
         bm25.index(corpus, show_progress=False)
