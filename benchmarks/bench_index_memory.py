@@ -115,8 +115,8 @@ def main() -> int:
         if args.model and not args.no_model:
             shutil.copytree(args.model, index / "model")
         r = measure(docs, index, Path(args.code).resolve(), model=not args.no_model)
-    print(f"{r['output']}: {r['seconds']:.1f} s; peak RSS of the process tree (polled) {r['polled_tree_peak_mb']:.0f} MB, "
-          f"largest single process {r['max_single_process_mb']:.0f} MB")
+    print(f"{r['output']}: {r['seconds']:.1f} s; peak RSS of the process tree (polled) "
+          f"{r['polled_tree_peak_mb']:.0f} MB, largest single process {r['max_single_process_mb']:.0f} MB")
     return 0
 
 

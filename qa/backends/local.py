@@ -4,8 +4,9 @@ The folder holds crash-safe versions (store.py). A LocalBackend serves one versi
 life, so a question never mixes two. A writer stages each batch it is given on disk (staging.py)
 and, at commit, writes a complete new version from the staged batches and the stored passages and
 vectors of every document it did not touch, switches the folder to it atomically, and returns a
-backend serving it; a run killed before its commit is resumed from its staged batches. A version saved in the
-previous format (2) is migrated when opened: its vectors are kept, nothing is embedded again.
+backend serving it; a run killed before its commit is resumed from its staged batches. A version
+saved in the previous format (2) is migrated when opened: its vectors are kept, nothing is embedded
+again.
 """
 
 from __future__ import annotations
@@ -301,6 +302,7 @@ class LocalWriter:
         self._kept: dict[str, None] = dict.fromkeys(backend.documents() if not fresh else ())
         self._staged: dict[str, staging.Staged] = {}   # staged documents of this writer
         self._buffer: dict[str, PassageBatch] = {}     # given since the last checkpoint
+        self._buffered = 0                             # passages in the buffer
         self._staging = staging.Staging(backend.root, settings)
         self._staging.drop_others()
         self._left = {p.doc.doc_id: p for p in self._staging.found()}  # earlier runs' segments
@@ -310,21 +312,28 @@ class LocalWriter:
         doc_id = batch.doc.doc_id
         self._kept.pop(doc_id, None)
         self._staged.pop(doc_id, None)
+        self._unbuffer(doc_id)
         self._buffer[doc_id] = batch
-        if sum(len(b.chunks) for b in self._buffer.values()) >= self.SEGMENT_PASSAGES:
+        self._buffered += len(batch.chunks)
+        if self._buffered >= self.SEGMENT_PASSAGES:
             self.checkpoint()
 
     def delete(self, doc_id: str) -> None:
         self._kept.pop(doc_id, None)
         self._staged.pop(doc_id, None)
-        self._buffer.pop(doc_id, None)
+        self._unbuffer(doc_id)
+
+    def _unbuffer(self, doc_id: str) -> None:
+        batch = self._buffer.pop(doc_id, None)
+        if batch is not None:
+            self._buffered -= len(batch.chunks)
 
     def checkpoint(self) -> None:
         if self._buffer:
             for place in self._staging.write(list(self._buffer.values())):
                 self._staged[place.doc.doc_id] = place
                 self._segments.add(place.segment)
-            self._buffer = {}
+            self._buffer, self._buffered = {}, 0
 
     def resume(self, records: dict[str, DocInfo]) -> set[str]:
         adopted = set()
@@ -335,14 +344,14 @@ class LocalWriter:
             if place is not None and (place.doc.content_hash, place.doc.title, place.doc.chars) == (
                     info.content_hash, info.title, info.chars):
                 self._kept.pop(doc_id, None)
-                self._buffer.pop(doc_id, None)
+                self._unbuffer(doc_id)
                 self._staged[doc_id] = dataclasses.replace(place, doc=info)
                 adopted.add(doc_id)
         return adopted
 
     def abort(self) -> None:
         """Drop the changes. Staged segments stay: a later run with these settings adopts them."""
-        self._kept, self._staged, self._buffer = {}, {}, {}
+        self._kept, self._staged, self._buffer, self._buffered = {}, {}, {}, 0
 
     def commit(self) -> LocalBackend:
         """Write the new version and make it the live one; returns a backend serving it (this

@@ -554,7 +554,8 @@ def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -
     if n and np.any(np.diff(p_doc) < 0):
         raise IndexCorruptError("a document's passages are not stored together")
     columns = {"p_text": p_text, "p_doc": p_doc, "p_span": p_span, "p_sent": p_sent, "p_flags": p_flags,
-               "s_span": np.frombuffer(s_span, np.int64).reshape(-1, 2), "s_speaker": np.frombuffer(s_speaker, np.int32)}
+               "s_span": np.frombuffer(s_span, np.int64).reshape(-1, 2),
+               "s_speaker": np.frombuffer(s_speaker, np.int32)}
     for name, arr in columns.items():
         np.save(d / COLUMNS[name][0], arr, allow_pickle=False)
     with open(d / DOCUMENTS, "w", encoding="utf-8") as f:  # compact: parsed at every open
