@@ -505,8 +505,9 @@ def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocIn
     else:
         bm25 = _bm25_index(chunks, docs, settings)
         bm25.save(str(d / BM25_DIR), show_progress=False)
-        lexicon_files.save(lexicon.build(chunks, getattr(bm25, "vocab_dict", None) or {}), d)  # none when empty
-        del bm25
+        vocab = getattr(bm25, "vocab_dict", None) or {}  # none when empty
+        del bm25  # its score matrix is saved: not held while the lexicon is built
+        lexicon_files.save(lexicon.build(chunks, vocab), d)
     files = sorted(p for p in d.rglob("*") if p.is_file() and p.name != MANIFEST)
     manifest = {
         "format": FORMAT_VERSION,
