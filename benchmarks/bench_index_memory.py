@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DOCS = ROOT.parent / "shared" / "data" / "bbc"
+if not DEFAULT_DOCS.is_dir():
+    DEFAULT_DOCS = Path("/work/shared/data/bbc")
 
 
 def _rss_kb(pid: int) -> int:
@@ -95,7 +98,7 @@ def measure(docs: Path, index: Path, code: Path, model: bool = True) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--docs", default=str(ROOT.parent / "shared" / "data" / "bbc"))
+    ap.add_argument("--docs", default=str(DEFAULT_DOCS))
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--model", default="", help="an exported query model folder to copy beside the index")
     ap.add_argument("--code", default=str(ROOT), help="checkout whose qa is measured")
