@@ -1,24 +1,33 @@
 """Indexing pipeline: ingested documents -> chunk -> attribute speakers -> embed -> backend upsert.
 
 Only documents that are new or changed are cut and embedded; a stored document whose content hash
-and passage settings are unchanged keeps its passages and vectors in the backend.
+and passage settings are unchanged keeps its passages and vectors in the backend. With a writer that
+saves each batch as it goes (base.Resumable), a run killed before its commit is resumed by the next
+one: documents whose embedded batch was saved are not embedded again.
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
+import os
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .backends.base import Backend, PassageBatch
+from .backends.base import Backend, PassageBatch, Resumable
 from .metadata import effective
 from .types import Chunk, DocInfo, Document, IndexUpdate, Publication, Settings
 
 # Passages embedded together: large enough to batch the model well, small enough that memory stays
 # flat on a large archive.
 EMBED_BATCH = 256
+
+
+def embed_batch() -> int:
+    """EMBED_BATCH, or QA_EMBED_BATCH when set: tests make batches small, to kill a run between two."""
+    value = os.environ.get("QA_EMBED_BATCH", "")
+    return int(value) if value.isdigit() and int(value) > 0 else EMBED_BATCH
 
 
 def plan(folder_hashes: dict[str, str], backend: Backend, settings: Settings) -> IndexUpdate:
@@ -73,10 +82,17 @@ def apply(update: IndexUpdate, documents: Sequence[Document], backend: Backend, 
         for doc_id, info in (relabel or {}).items():
             if doc_id in stored and doc_id not in {d.doc_id for d in todo}:
                 writer.upsert(dataclasses.replace(backend.passages_of(doc_id), doc=info))
+        if todo and isinstance(writer, Resumable):  # a killed run's embedded batches are not embedded again
+            adopted = writer.resume({d.doc_id: doc_info(d, (facts or {}).get(d.doc_id, (0, 0)),
+                                                        (manifest or {}).get(d.doc_id)) for d in todo})
+            todo = [d for d in todo if d.doc_id not in adopted]
         if todo:
             embedder = embedder_for()
-            for batch in _batches(todo, settings, embedder, progress, facts or {}, manifest or {}):
-                writer.upsert(batch)
+            for group in _batches(todo, settings, embedder, progress, facts or {}, manifest or {}):
+                for batch in group:
+                    writer.upsert(batch)
+                if isinstance(writer, Resumable):
+                    writer.checkpoint()
         return writer.commit()
     except BaseException:
         writer.abort()
@@ -112,21 +128,22 @@ def doc_info(doc: Document, facts: tuple[int, int] = (0, 0), manifest: Publicati
 
 def _batches(documents: Sequence[Document], settings: Settings, embedder, progress: bool,
              facts: dict[str, tuple[int, int]], manifest: dict[str, Publication]):
-    """PassageBatch of each document, embedding about EMBED_BATCH passages at a time."""
+    """Lists of the PassageBatch of each document, one list per embedding of about EMBED_BATCH
+    passages."""
     group: list[tuple[DocInfo, tuple[Chunk, ...]]] = []
-    size = 0
+    size, limit = 0, embed_batch()
     bar = _Progress(sum(len(d.text) for d in documents), len(documents)) if progress else None
     for doc in documents:
         chunks = passages(doc, settings)
         group.append((doc_info(doc, facts.get(doc.doc_id, (0, 0)), manifest.get(doc.doc_id)), chunks))
         size += len(chunks)
-        if size >= EMBED_BATCH:
-            yield from _embed(group, settings, embedder)
+        if size >= limit:
+            yield list(_embed(group, settings, embedder))
             if bar is not None:
                 bar.done(group)
             group, size = [], 0
     if group:
-        yield from _embed(group, settings, embedder)
+        yield list(_embed(group, settings, embedder))
         if bar is not None:
             bar.done(group)
     if bar is not None:

@@ -10,7 +10,9 @@ text order, numbered by the BM25 vocabulary.
 from __future__ import annotations
 
 import re
+from array import array
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
@@ -42,15 +44,16 @@ class Lexicon:
     same_start: np.ndarray  # same[same_start[i]:same_start[i+1]] (see same_words)
 
 
-def build(chunks: list[Chunk], vocab: dict[str, int]) -> Lexicon:
+def build(chunks: Iterable[Chunk], vocab: dict[str, int]) -> Lexicon:
     """Term ids and flags of every sentence of `chunks`, numbered by the BM25 vocabulary."""
-    ids: list[int] = []
-    start = [0]
-    flags, distinct = [], []
-    names: list[int] = []
-    name_start = [0]
+    # Typed arrays, not lists: a term occurrence costs 4 bytes instead of a list slot and an int.
+    ids = array("i")
+    start = array("q", [0])
+    flags, distinct = array("B"), array("i")
+    names = array("i")
+    name_start = array("q", [0])
     words: dict[str, int] = {}
-    bounds = [0]  # passage i's terms are ids[bounds[i]:bounds[i+1]]
+    bounds = array("q", [0])  # passage i's terms are ids[bounds[i]:bounds[i+1]]
     for c in chunks:
         for s, e in c.sentences:
             text = c.text[s - c.start:e - c.start]

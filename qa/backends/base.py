@@ -182,6 +182,21 @@ class Writer(Protocol):
         """Drop the changes."""
 
 
+@runtime_checkable
+class Resumable(Protocol):
+    """A writer that saves each batch as it is given, so that a run killed before its commit can be
+    resumed: the next writer with the same settings adopts what was saved instead of the indexer
+    embedding it again. Optional: the indexer uses it when a writer has it."""
+
+    def checkpoint(self) -> None:
+        """Save the batches given since the last checkpoint (the indexer calls it after each
+        embedding batch)."""
+
+    def resume(self, records: dict[str, DocInfo]) -> set[str]:
+        """Adopt, as upserts with these records, the saved passages of those documents whose
+        saved content (hash and title) is that of their record; returns their doc_ids."""
+
+
 class PendingChanges:
     """A writer's changes until commit: the stored documents it keeps as they are, and the new or
     replaced ones. Writers that rewrite a whole version at commit share this bookkeeping."""

@@ -1,14 +1,17 @@
 """The default backend: a folder of plain files on this machine (see snapshot.py for the layout).
 
 The folder holds crash-safe versions (store.py). A LocalBackend serves one version for its whole
-life, so a question never mixes two. A writer collects changes and, at commit, writes a complete
-new version that reuses the stored passages and vectors of every document it did not touch,
-switches the folder to it atomically, and returns a backend serving it. A version saved in the
-previous format (2) is migrated when opened: its vectors are kept, nothing is embedded again.
+life, so a question never mixes two. A writer stages each batch it is given on disk (staging.py)
+and, at commit, writes a complete new version from the staged batches and the stored passages and
+vectors of every document it did not touch, switches the folder to it atomically, and returns a
+backend serving it; a run killed before its commit is resumed from its staged batches. A version
+saved in the previous format (2) is migrated when opened: its vectors are kept, nothing is embedded
+again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -24,8 +27,8 @@ from ..lexicon import Lexicon, segments
 from .store import IndexStore
 from ..types import DocInfo, Settings
 from ..textutil import terms
-from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch, PendingChanges, contains_phrases
-from . import migrate, snapshot
+from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch, contains_phrases
+from . import migrate, snapshot, staging
 from .snapshot import Snapshot
 
 log = logging.getLogger("qa")
@@ -282,27 +285,162 @@ class LocalBackend:
         self._snap, self._cache = None, {}
 
 
-class LocalWriter(PendingChanges):
-    """Changes to a LocalBackend, written as one new version at commit."""
+class LocalWriter:
+    """Changes to a LocalBackend, written as one new version at commit.
+
+    Each batch given is staged on disk (staging.py) rather than held: the writer keeps at most
+    about one embedding batch in memory, commit streams the staged segments and the kept stored
+    documents into the new version, and a run killed before commit leaves its segments for the next
+    writer with these settings to adopt (`resume`). The live version is untouched until commit.
+    """
+
+    # Batches given without a checkpoint (e.g. many relabelled documents) are staged at this size.
+    SEGMENT_PASSAGES = 1024
 
     def __init__(self, backend: LocalBackend, settings: Settings, fresh: bool):
-        super().__init__(backend.documents() if not fresh else ())
         self.backend, self.settings = backend, settings
+        self._kept: dict[str, None] = dict.fromkeys(backend.documents() if not fresh else ())
+        self._staged: dict[str, staging.Staged] = {}   # staged documents of this writer
+        self._buffer: dict[str, PassageBatch] = {}     # given since the last checkpoint
+        self._buffered = 0                             # passages in the buffer
+        self._staging = staging.Staging(backend.root, settings)
+        self._staging.drop_others()
+        self._left = {p.doc.doc_id: p for p in self._staging.found()}  # earlier runs' segments
+        self._segments = {p.segment for p in self._left.values()}      # removed at commit
+
+    def upsert(self, batch: PassageBatch) -> None:
+        doc_id = batch.doc.doc_id
+        self._kept.pop(doc_id, None)
+        self._staged.pop(doc_id, None)
+        self._unbuffer(doc_id)
+        self._buffer[doc_id] = batch
+        self._buffered += len(batch.chunks)
+        if self._buffered >= self.SEGMENT_PASSAGES:
+            self.checkpoint()
+
+    def delete(self, doc_id: str) -> None:
+        self._kept.pop(doc_id, None)
+        self._staged.pop(doc_id, None)
+        self._unbuffer(doc_id)
+
+    def _unbuffer(self, doc_id: str) -> None:
+        batch = self._buffer.pop(doc_id, None)
+        if batch is not None:
+            self._buffered -= len(batch.chunks)
+
+    def checkpoint(self) -> None:
+        if self._buffer:
+            for place in self._staging.write(list(self._buffer.values())):
+                self._staged[place.doc.doc_id] = place
+                self._segments.add(place.segment)
+            self._buffer, self._buffered = {}, 0
+
+    def resume(self, records: dict[str, DocInfo]) -> set[str]:
+        adopted = set()
+        for doc_id, info in records.items():
+            place = self._left.get(doc_id)
+            # The passages and vectors depend only on the text (hash), the title (embedded with
+            # each passage) and the settings (the staging folder's key).
+            if place is not None and (place.doc.content_hash, place.doc.title, place.doc.chars) == (
+                    info.content_hash, info.title, info.chars):
+                self._kept.pop(doc_id, None)
+                self._unbuffer(doc_id)
+                self._staged[doc_id] = dataclasses.replace(place, doc=info)
+                adopted.add(doc_id)
+        return adopted
+
+    def abort(self) -> None:
+        """Drop the changes. Staged segments stay: a later run with these settings adopts them."""
+        self._kept, self._staged, self._buffer, self._buffered = {}, {}, {}, 0
 
     def commit(self) -> LocalBackend:
         """Write the new version and make it the live one; returns a backend serving it (this
         writer's backend keeps serving the old version to questions already under way)."""
-        batches = [self.backend.passages_of(d) for d in self._kept] + list(self._new.values())
-        batches = [b for b in batches if b.chunks]
-        if not batches:
+        self.checkpoint()
+        snap = self.backend.snapshot
+        kept = [snap.passage_range(d) for d in self._kept] if snap is not None else []
+        staged = sorted((p for p in self._staged.values() if p.passages[1] > p.passages[0]),
+                        key=lambda p: (p.segment.name, p.index))
+        if not kept and not staged:
             raise DocumentsError("no passages to index: the documents have no article text")
-        dim = batches[0].vectors.shape[1]
-        docs = [b.doc for b in batches]
-        chunks = [c for b in batches for c in b.chunks]
-        vectors = np.concatenate([b.vectors for b in batches]).reshape(-1, dim)
-        sent_vectors = np.concatenate([b.sent_vectors for b in batches]).reshape(-1, dim)
-        return self.backend._commit(lambda folder: snapshot.write(folder, self.settings, docs, chunks, vectors,
-                                                                  sent_vectors))
+        docs = [snap.docs[d] for d in self._kept] + [p.doc for p in staged]
+        ranges = _merged(kept)
+        scratch = self._staging.scratch()
+        try:
+            vectors, sentences = _concatenate(scratch, snap, ranges, staged)
+            chunks = _Chunks(snap, ranges, staged, self._staging, len(vectors))
+            backend = self.backend._commit(lambda folder: snapshot.write(folder, self.settings, docs, chunks, vectors,
+                                                                         sentences))
+            del vectors, sentences
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        self._staging.remove(self._segments)
+        return backend
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Passage ranges with touching neighbours joined (kept documents mostly lie in runs)."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        if out and out[-1][1] == lo:
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _concatenate(scratch: Path, snap: Snapshot | None, ranges: list[tuple[int, int]],
+                 staged: list[staging.Staged]) -> tuple[np.ndarray, np.ndarray]:
+    """The new version's passage and sentence vectors (float16), written into `scratch` range by
+    range and segment by segment, and memory-mapped: never the whole collection in memory."""
+    parts = []  # (passage rows, sentence rows, source arrays, or None for the live version)
+    for lo, hi in ranges:
+        parts.append(((lo, hi), (int(snap.sent_start[lo]), int(snap.sent_start[hi])), None))
+    for p in staged:
+        parts.append((p.passages, p.sentences, p.segment))
+    dim = (int(snap.vectors.shape[1]) if snap is not None and ranges
+           else int(staging.arrays(staged[0].segment)[0].shape[1]))
+    n = sum(hi - lo for (lo, hi), _, _ in parts)
+    s = sum(hi - lo for _, (lo, hi), _ in parts)
+    out_p = np.lib.format.open_memmap(scratch / "vectors.npy", "w+", np.float16, (n, dim))
+    out_s = np.lib.format.open_memmap(scratch / "sentences.npy", "w+", np.float16, (s, dim))
+    i = j = 0
+    arrays, opened = None, None
+    for (plo, phi), (slo, shi), segment in parts:
+        if segment is None:
+            src_p, src_s = snap.vectors, snap.sent_vectors
+        else:
+            if opened != segment:
+                arrays, opened = staging.arrays(segment), segment
+            src_p, src_s = arrays
+        if src_p.shape[1] != dim or src_s.shape[1] != dim:
+            raise IndexCorruptError(f"staged vectors have {src_p.shape[1]} dimensions, the index {dim}")
+        out_p[i:i + phi - plo] = src_p[plo:phi]
+        out_s[j:j + shi - slo] = src_s[slo:shi]
+        i, j = i + phi - plo, j + shi - slo
+    out_p.flush()
+    out_s.flush()
+    return out_p, out_s
+
+
+class _Chunks:
+    """The new version's passages in storage order, made again on each pass (snapshot.write reads
+    them three times) from the live version's columns and the staged segments: never all held."""
+
+    def __init__(self, snap: Snapshot | None, ranges, staged: list[staging.Staged], area: staging.Staging, n: int):
+        self._snap, self._ranges, self._staged, self._area, self._n = snap, ranges, staged, area, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self):
+        for lo, hi in self._ranges:
+            yield from self._snap.iter_chunks(lo, hi)
+        segment, chunks = None, []
+        for p in self._staged:
+            if p.segment != segment:
+                segment, chunks = p.segment, self._area.chunks(p.segment)
+            yield from chunks[p.index]
 
 
 def check(root: str | os.PathLike) -> str:

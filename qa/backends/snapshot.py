@@ -45,6 +45,7 @@ import hashlib
 import json
 import os
 import shutil
+from array import array
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -156,6 +157,11 @@ class Snapshot:
         start, end = c["p_span"][i].tolist()
         return Chunk(self.doc_ids[int(c["p_doc"][i])], start, end, self.text[lo:hi].tobytes().decode("utf-8"),
                      sentences, speakers)
+
+    def iter_chunks(self, lo: int, hi: int):
+        """Passages lo..hi-1 made afresh, without filling the cache (for writing a new version)."""
+        for i in range(lo, hi):
+            yield self._make_chunk(i)
 
     def passage_range(self, doc_id: str) -> tuple[int, int]:
         k = self.doc_row[doc_id]
@@ -485,11 +491,11 @@ def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocIn
     if len(vectors) != len(chunks) or len(sent_vectors) != sentences or sent_vectors.shape[1:] != (dim,):
         raise IndexCorruptError(f"index counts disagree: {len(chunks)} passages, {len(vectors)} vectors, "
                                 f"{sentences} sentences, {len(sent_vectors)} sentence vectors")
-    vec16 = _float16(vectors)
-    np.save(d / COLUMNS["vectors"][0], vec16, allow_pickle=False)
-    np.save(d / COLUMNS["sent_vectors"][0], _float16(sent_vectors), allow_pickle=False)
+    _save_float16(d / COLUMNS["vectors"][0], vectors)
+    _save_float16(d / COLUMNS["sent_vectors"][0], sent_vectors)
     import faiss
 
+    vec16 = np.load(d / COLUMNS["vectors"][0], mmap_mode="r", allow_pickle=False)
     faiss.write_index(_dense_index(vec16, settings), str(d / DENSE))
     del vec16
     if lexical_from is not None:
@@ -499,8 +505,9 @@ def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocIn
     else:
         bm25 = _bm25_index(chunks, docs, settings)
         bm25.save(str(d / BM25_DIR), show_progress=False)
-        lexicon_files.save(lexicon.build(chunks, getattr(bm25, "vocab_dict", None) or {}), d)  # none when empty
-        del bm25
+        vocab = getattr(bm25, "vocab_dict", None) or {}  # none when empty
+        del bm25  # its score matrix is saved: not held while the lexicon is built
+        lexicon_files.save(lexicon.build(chunks, vocab), d)
     files = sorted(p for p in d.rglob("*") if p.is_file() and p.name != MANIFEST)
     manifest = {
         "format": FORMAT_VERSION,
@@ -523,8 +530,8 @@ def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -
     p_span = np.zeros((n, 2), np.int64)
     p_sent = np.zeros(n + 1, np.int64)
     p_flags = np.zeros(n, np.uint8)
-    s_span: list[tuple[int, int]] = []
-    s_speaker: list[int] = []
+    # Typed arrays, not lists of Python ints: 8 bytes a value instead of ~36.
+    s_span, s_speaker = array("q"), array("i")
     names: dict[str, int] = {}
     with open(d / TEXT, "wb") as f:
         for i, c in enumerate(chunks):
@@ -537,8 +544,9 @@ def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -
             p_text[i + 1] = p_text[i] + len(data)
             p_doc[i] = row[c.doc_id]
             p_span[i] = (c.start, c.end)
-            s_span.extend(c.sentences)
-            p_sent[i + 1] = len(s_span)
+            for span in c.sentences:
+                s_span.extend(span)
+            p_sent[i + 1] = len(s_speaker) + len(c.sentences)
             if c.speakers:
                 p_flags[i] |= SPEAKERS_KNOWN
                 s_speaker.extend(-1 if s is None else names.setdefault(s, len(names)) for s in c.speakers)
@@ -547,13 +555,14 @@ def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -
     if n and np.any(np.diff(p_doc) < 0):
         raise IndexCorruptError("a document's passages are not stored together")
     columns = {"p_text": p_text, "p_doc": p_doc, "p_span": p_span, "p_sent": p_sent, "p_flags": p_flags,
-               "s_span": np.array(s_span, np.int64).reshape(-1, 2), "s_speaker": np.array(s_speaker, np.int32)}
+               "s_span": np.frombuffer(s_span, np.int64).reshape(-1, 2),
+               "s_speaker": np.frombuffer(s_speaker, np.int32)}
     for name, arr in columns.items():
         np.save(d / COLUMNS[name][0], arr, allow_pickle=False)
     with open(d / DOCUMENTS, "w", encoding="utf-8") as f:  # compact: parsed at every open
         json.dump([_doc_row(x) for x in docs], f, ensure_ascii=False, separators=(",", ":"))
     _write_json(d / SPEAKERS, list(names))
-    return len(s_span)
+    return len(s_speaker)
 
 
 _DOC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DocInfo) if f.default is not dataclasses.MISSING}
@@ -572,11 +581,14 @@ def _doc_row(x: DocInfo) -> dict:
     return row
 
 
-def _float16(a: np.ndarray) -> np.ndarray:
-    out = np.empty(a.shape, np.float16)
-    for lo in range(0, len(a), 1 << 16):  # in slices: the input may be memory-mapped and large
+def _save_float16(path: Path, a: np.ndarray) -> None:
+    """Save rows as float16 .npy, slice by slice: the input may be memory-mapped and large, and
+    neither it nor its float16 copy is ever held whole."""
+    out = np.lib.format.open_memmap(path, "w+", np.float16, a.shape)
+    for lo in range(0, len(a), 1 << 16):
         out[lo:lo + (1 << 16)] = a[lo:lo + (1 << 16)]
-    return out
+    out.flush()
+    del out
 
 
 def _is_approximate(n: int, settings: Settings) -> bool:
@@ -613,9 +625,13 @@ def _bm25_index(chunks: Sequence[Chunk], docs: Sequence[DocInfo], settings: Sett
     import bm25s
 
     titles = {x.doc_id: x.title for x in docs}
-    corpus = [terms(settings.indexed_text(c.text, titles[c.doc_id])) for c in chunks]
-    # bm25s cannot index an empty token list; a placeholder keeps row numbers aligned.
-    corpus = [toks or ["\u2400"] for toks in corpus]
+    # Each distinct term is one string object shared by all its occurrences (the analyser makes a
+    # new one per occurrence: ~50 bytes each, most of this list's memory). bm25s cannot index an
+    # empty token list; a placeholder keeps row numbers aligned.
+    shared: dict[str, str] = {}
+    corpus = [[shared.setdefault(t, t) for t in terms(settings.indexed_text(c.text, titles[c.doc_id]))] or ["\u2400"]
+              for c in chunks]
+    del shared
     bm25 = bm25s.BM25()
     if corpus:
         bm25.index(corpus, show_progress=False)
