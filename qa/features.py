@@ -19,8 +19,8 @@ from .attribution import lexical_query, speaker_matches, speaker_question
 from .backends.base import Fetched
 from .lexicon import DATE, NUMBER, QUOTE, segment_reduce, segments
 from .retrieve import Candidate
-from .signals import (asked_figure, asks_amount, asks_for_words, figure_kinds, focus_near, names_by_sentence,
-                      names_share, question_focus, question_names)
+from .signals import (asked_figure, asks_amount, asks_for_words, figure_kinds, focus_near, mentions,
+                      names_by_sentence, names_share, question_focus, question_names)
 from .textutil import terms
 from .weights import MODELS
 
@@ -264,8 +264,11 @@ def _rows(q: Query, cands: list[Candidate], index: Fetched) -> _Rows:
         figure = ((kinds & q.figure) > 0).astype(float)
     focus = np.zeros(m)
     if q.focus and n:
-        focus = np.array([focus_near(q.focus, text, q.answer_type == "number", q.words)
-                          for i in ids.tolist() for text in _sentence_texts(index, i)])
+        # One search of each passage first: most hold no focus word at all.
+        focus = np.concatenate([
+            [focus_near(q.focus, text, q.answer_type == "number", q.words) for text in _sentence_texts(index, i)]
+            if mentions(q.focus, index.chunks[i].text) else np.zeros(len(index.chunks[i].sentences))
+            for i in ids.tolist()])
     sbig, pbig = _bigrams(q, index.vocab_size, t.ids, t.row, owner[t.row], m, n)
     return _Rows(ids, rows, owner, off, t, flags, cos, cov, spoken, types, local, window, figure, quoted, focus,
                  sbig, pbig)

@@ -226,6 +226,11 @@ _CAPITAL = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z][\w\-']*")
 FOCUS_REACH = 30
 
 
+def mentions(focus: tuple[str, ...], text: str) -> bool:
+    """Does the text hold any of the focus words (any form)?"""
+    return any(_focus_pattern(w).search(text) for w in focus)
+
+
 def focus_near(focus: tuple[str, ...], sentence: str, wants_figure: bool, given: frozenset[str]) -> float:
     """1 if the sentence holds what the question asks for right beside its focus word (a figure
     for a number question, else a name the question does not give), 0.5 if only the focus word,
