@@ -33,7 +33,10 @@ MAX_WRONGLY_DECLINED_NEWS = 0.02
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, weights=None) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression on standardised features; weights returned in raw units."""
+    """L2-regularised logistic regression on standardised features; weights returned in raw units.
+
+    Every weight is kept >= 0: each signal is "more is better", so stronger evidence never turns an
+    answer into an abstention (tests/test_answer.py)."""
     from scipy.optimize import minimize
 
     mu, sd = X.mean(0), X.std(0) + 1e-9
@@ -49,7 +52,8 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, weights=None) -
         grad[:-1] += 2 * l2 * w[:-1]
         return value, grad
 
-    w = minimize(loss, np.zeros(Z.shape[1]), jac=True, method="L-BFGS-B").x
+    bounds = [(0.0, None)] * X.shape[1] + [(None, None)]
+    w = minimize(loss, np.zeros(Z.shape[1]), jac=True, method="L-BFGS-B", bounds=bounds).x
     return w[:-1] / sd, float(w[-1] - (w[:-1] * mu / sd).sum())
 
 
@@ -154,6 +158,10 @@ def main() -> None:
 
     w, b, t = old
     row("previous model (SQuAD only, six signals)", pos @ w + b, neg @ w + b, npos @ w + b, nneg @ w + b, real @ w + b, t)
+    from qa.answer import ABSTAIN_BIAS, ABSTAIN_THRESHOLD, ABSTAIN_WEIGHTS
+
+    w, b, t = ABSTAIN_WEIGHTS, ABSTAIN_BIAS, ABSTAIN_THRESHOLD
+    row("the engine's model now (weights.json)", pos @ w + b, neg @ w + b, npos @ w + b, nneg @ w + b, real @ w + b, t)
     # Cross-fitted: each fold of articles (SQuAD and news) scored by a model fitted on the others.
     sp, sn, nsp, nsn = np.zeros(len(pos)), np.zeros(len(neg)), np.zeros(len(npos)), np.zeros(len(nneg))
     sr = np.zeros((k, len(real)))
