@@ -20,7 +20,7 @@ from .backends.base import Fetched
 from .lexicon import DATE, NUMBER, QUOTE, segment_reduce, segments
 from .retrieve import Candidate
 from .signals import (asked_figure, asks_amount, asks_for_words, figure_kinds, focus_near, mentions,
-                      names_by_sentence, names_share, question_focus, question_names)
+                      names_credit, names_share, question_focus, question_names)
 from .textutil import terms
 from .weights import MODELS
 
@@ -202,6 +202,7 @@ class _Rows:
     figure: np.ndarray   # per row: holds the kind of figure a number question asks for
     quoted: np.ndarray   # per row: a quotation, for a question asking for someone's words
     focus: np.ndarray    # per row: what the question asks for beside its focus word (signals.focus_near)
+    name_credit: list    # per candidate: (sentences, names) credit of the question's names (signals.names_credit)
     sbig: np.ndarray     # per row: distinct question bigrams
     pbig: np.ndarray     # per candidate: distinct question bigrams
 
@@ -269,9 +270,11 @@ def _rows(q: Query, cands: list[Candidate], index: Fetched) -> _Rows:
             [focus_near(q.focus, text, q.answer_type == "number", q.words) for text in _sentence_texts(index, i)]
             if mentions(q.focus, index.chunks[i].text) else np.zeros(len(index.chunks[i].sentences))
             for i in ids.tolist()])
+    credit = [np.array(names_credit(q.names, index.chunks[i].text, _sentence_starts(index, i)), float)
+              .reshape(-1, len(q.names)) for i in ids.tolist()] if q.names else [np.zeros((0, 0))] * n
     sbig, pbig = _bigrams(q, index.vocab_size, t.ids, t.row, owner[t.row], m, n)
     return _Rows(ids, rows, owner, off, t, flags, cos, cov, spoken, types, local, window, figure, quoted, focus,
-                 sbig, pbig)
+                 credit, sbig, pbig)
 
 
 def _local_weights(q: Query, t: _Terms, off: np.ndarray) -> np.ndarray:
@@ -295,8 +298,7 @@ def _sentence_columns(q: Query, r: _Rows, index: Fetched) -> dict[str, np.ndarra
     known = _distinct_count(t.col[asked], t.row[asked], m)
     local_cov = (t.present * r.local[owner]).sum(1)
     # The question's names as units in the sentence (or, for a pronoun, the one before it).
-    sent_names = (np.concatenate([names_by_sentence(q.names, index.chunks[i].text, _sentence_starts(index, i))
-                                  for i in r.ids.tolist()]) if q.names and len(r.ids) else np.ones(m))
+    sent_names = (np.concatenate([c.mean(1) for c in r.name_credit]) if q.names and len(r.ids) else np.ones(m))
     prev_names = np.zeros(m)
     prev_names[1:] = sent_names[:-1]
     prev_names[off[:-1]] = 0.0
@@ -336,7 +338,7 @@ def _passage_columns(q: Query, cands: list[Candidate], r: _Rows, index: Fetched)
               for d in set(docs)}
     # The article as a whole is evidence for each of its passages: the lead restates the story,
     # the quote or figure comes later, in a paragraph that may not repeat the story's names.
-    doc_cov = {d: float(np.isin(q.cols, index.doc_terms[d]) @ q.w_terms) for d in set(docs)}
+    doc_cov = {d: float(_holds(index.doc_terms[d], q.cols) @ q.w_terms) for d in set(docs)}
     doc_names = {d: names_share(q.names, index.doc_text[d]) for d in set(docs)}
     columns = {
         "dense": [c.dense for c in cands], "bm25": [c.bm25 for c in cands],
@@ -350,7 +352,8 @@ def _passage_columns(q: Query, cands: list[Candidate], r: _Rows, index: Fetched)
         # one place both close in meaning and holding the terms
         "window_cos": segment_reduce(np.maximum, r.window * r.cos, off),
         "pool_coverage": own @ (pool / (pool.sum() or 1.0)),
-        "names": [names_share(q.names, index.chunks[i].text) for i in ids.tolist()],
+        # A passage holds a name where one of its sentences does.
+        "names": [float(c.max(0).mean()) if q.names else 1.0 for c in r.name_credit],
         "doc_names": [doc_names[d] for d in docs], "doc_coverage": [doc_cov[d] for d in docs],
         "lead": index.is_lead[ids].astype(float),
         "figure": segment_reduce(np.maximum, r.figure, off),
@@ -377,6 +380,14 @@ def _beyond_lead(q: Query, own: np.ndarray, docs: list[str], is_lead: np.ndarray
         if total > 0:
             out[k] = q.w_terms[missing & own[k]].sum() / total
     return out
+
+
+def _holds(sorted_ids: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Per col: is it in sorted_ids (sorted, distinct)? A binary search beats np.isin's sort."""
+    if not len(sorted_ids):
+        return np.zeros(len(cols), bool)
+    j = np.minimum(np.searchsorted(sorted_ids, cols), len(sorted_ids) - 1)
+    return sorted_ids[j] == cols
 
 
 def _bigrams(q: Query, vocab_size: int, ids: np.ndarray, row: np.ndarray, cand: np.ndarray, m: int, n: int):

@@ -157,8 +157,9 @@ def names_share(names: tuple[str, ...], text: str) -> float:
     return sum(name_found(n, text) for n in names) / len(names)
 
 
-def names_by_sentence(names: tuple[str, ...], text: str, starts: list[int]) -> list[float]:
-    """names_share of each sentence of a passage, from one search of the passage per name.
+def names_credit(names: tuple[str, ...], text: str, starts: list[int]) -> list[list[float]]:
+    """Per sentence of a passage, per name: 1 if the sentence holds the name as a unit, 0.5 if only
+    its last word (as name_found), from one search of the passage per name.
 
     starts: each sentence's first character within `text`, ascending."""
     credit = [[0.0] * len(names) for _ in starts]
@@ -172,7 +173,7 @@ def names_by_sentence(names: tuple[str, ...], text: str, starts: list[int]) -> l
                 j = bisect.bisect_right(starts, m.start()) - 1
                 if j >= 0:
                     credit[j][k] = max(credit[j][k], value)
-    return [sum(c) / len(names) if names else 1.0 for c in credit]
+    return credit
 
 
 # The thing a question asks about: "how many *jobs*", "what share of *shoppers*", "which two
