@@ -29,7 +29,16 @@ _WH = (
     ("date", re.compile(r"\bwhen\b|\bwhat (?:year|century|decade|date|day|month|time)\b|\bin which year\b", re.I)),
     ("person", re.compile(r"\bwho(?:m|se)?\b|\bwhich (?:person|man|woman|leader|official)\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\bwhat (?:country|city|state|place|region)\b|\bwhich (?:country|city|state)\b", re.I)),
+    ("other", re.compile(r"\b(?:what|which|how|why)\b", re.I)),
 )
+
+
+def answer_kind(question: str) -> str:
+    """What the question's own wh-word asks for: the first one in the question decides, so that a
+    later "when" or "who" opening a clause ("How ill was he when ...", "customers who stay ...")
+    does not; at one position the more specific pattern ("how many" over "how") wins."""
+    hits = [(m.start(), rank, name) for rank, (name, rx) in enumerate(_WH) for m in [rx.search(question)] if m]
+    return min(hits)[2] if hits else "other"
 
 PASSAGE_FEATURES = ("dense", "bm25", "sentence", "coverage", "sent_coverage", "type_match",
                     "speaker", "dense_rank", "bm25_rank", "bigrams", "title", "window_cos", "pool_coverage",
@@ -74,7 +83,7 @@ def analyse(question: str, query: str, history: list[str], index: Fetched, vecto
     person, topic = speaker_question(question)
     if person is None and history and query != question:
         person = speaker_question(history[-1])[0]  # a follow-up keeps the person asked about
-    kind = next((name for name, rx in _WH if rx.search(question)), "other")
+    kind = answer_kind(question)
     if kind == "other" and asks_amount(question):
         kind = "number"
     if kind == "other" and (person or asks_for_words(question)):

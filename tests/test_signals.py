@@ -195,3 +195,16 @@ def test_highlight_of_reported_speech_takes_in_the_speakers_own_quote(folder_qa)
     qvec = bot.engine.embedder.embed_query(other)
     found = retrieve(bot.engine.backend, qvec, other)
     assert rerank(other, other, [], found.candidates, found.fetched, qvec)[0].last == -1
+
+
+def test_answer_kind_is_decided_by_the_questions_own_wh_word():
+    from qa.features import answer_kind
+
+    # A later "when" or "who" opening a clause does not make a date or person question.
+    assert answer_kind("How ill was the bassist when the band cut short their show?") == "other"
+    assert answer_kind("What warning did the editor give customers who simply stay?") == "other"
+    assert answer_kind("According to Andrew Marr, when was Blair expected to call the election?") == "date"
+    assert answer_kind("How many jobs is the firm cutting?") == "number"
+    assert answer_kind("Who directed the film?") == "person"
+    assert answer_kind("What year did it open?") == "date"
+    assert answer_kind("Name the firm.") == "other"
