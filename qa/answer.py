@@ -9,12 +9,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_FEATURES, SENTENCE_WEIGHTS, analyse, evidence
+from .features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_WEIGHTS, analyse, evidence
 from .weights import MODELS
 from .backends.base import Fetched
 from .lexicon import segments
 from .retrieve import Candidate, Retrieved
 from .types import Answer, Citation, Passage, Ranks, page_of
+
+# A following quotation of at least this many words is the speaker's own account, see `_with_own_quote`.
+MIN_QUOTE_WORDS = 4
 
 # Share of the asked topic's (idf-weighted) terms a passage must contain, see `answers`.
 TOPIC_COVERAGE = 0.3
@@ -92,7 +95,7 @@ def rerank(question: str, query: str, history: list[str], candidates: list[Candi
     scores = ev.passages @ PASSAGE_WEIGHTS
     best = _segment_argmax(ev.sentences @ SENTENCE_WEIGHTS, ev.offsets)
     topic = ev.topic_coverage.tolist() if q.person else [None] * len(top)
-    last = _with_own_quote(best, ev, top, index) if q.answer_type == "quote" else np.full(len(top), -1)
+    last = _with_own_quote(best, top, index) if q.answer_type == "quote" else np.full(len(top), -1)
     scored = [Scored(*row) for row in zip(scores.tolist(), top, best.tolist(), ev.coverage.tolist(), topic,
                                           ev.statement.tolist(), ev.passages, last.tolist())]
     # "What did X say about Y": passages where X states something related to Y come first.
@@ -100,17 +103,29 @@ def rerank(question: str, query: str, history: list[str], candidates: list[Candi
     return scored
 
 
-def _with_own_quote(best: np.ndarray, ev, top: list[Candidate], index: Fetched) -> np.ndarray:
+# A quotation in a sentence: straight or curly marks, possibly left open (it runs on).
+_QUOTED = re.compile(r"“[^”]*”?|\"[^\"]*\"?")
+
+
+def _quoted_words(text: str) -> int:
+    """Words in the sentence's longest quotation (0 if none)."""
+    return max((len(m.group(0).split()) for m in _QUOTED.finditer(text)), default=0)
+
+
+def _with_own_quote(best: np.ndarray, top: list[Candidate], index: Fetched) -> np.ndarray:
     """For a question asking for someone's words: where the best sentence reports what a speaker
-    said ("X said he felt great about ...") and the next one is that speaker's own quote, the
-    highlight takes in the quote too (the words asked for). Returns each candidate's last
+    said ("X said he felt "great" about ...") and the next one is that speaker's own longer quote,
+    the highlight takes in the quote too (the words asked for). Returns each candidate's last
     highlighted sentence (-1: the best one alone)."""
-    quoted = ev.sentences[:, SENTENCE_FEATURES.index("quoted")]
     out = np.full(len(top), -1)
     for i, (j, c) in enumerate(zip(best.tolist(), top)):
-        speakers, row = index.chunks[c.chunk_id].speakers, int(ev.offsets[i]) + j
-        if (j + 1 < len(speakers) and row + 1 < ev.offsets[i + 1] and not quoted[row] and quoted[row + 1]
-                and speakers[j] is not None and speakers[j] == speakers[j + 1]):
+        chunk = index.chunks[c.chunk_id]
+        if j + 1 >= min(len(chunk.speakers), len(chunk.sentences)) or chunk.speakers[j] is None:
+            continue
+        if chunk.speakers[j + 1] != chunk.speakers[j]:
+            continue
+        here, after = (chunk.text[s - chunk.start:e - chunk.start] for s, e in chunk.sentences[j:j + 2])
+        if _quoted_words(after) >= MIN_QUOTE_WORDS and _quoted_words(after) > _quoted_words(here):
             out[i] = j + 1
     return out
 

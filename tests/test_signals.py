@@ -208,3 +208,12 @@ def test_answer_kind_is_decided_by_the_questions_own_wh_word():
     assert answer_kind("Who directed the film?") == "person"
     assert answer_kind("What year did it open?") == "date"
     assert answer_kind("Name the firm.") == "other"
+
+
+def test_quoted_words_counts_the_longest_quotation():
+    from qa.answer import _quoted_words
+
+    assert _quoted_words('Berg said she felt "great" about the year.') == 1
+    assert _quoted_words('“We are delighted with the year,” she said.') == 6
+    assert _quoted_words('He told BBC News: "I am extremely concerned that so many forgot') == 8  # runs on
+    assert _quoted_words("No quotation here.") == 0
