@@ -363,14 +363,21 @@ def _subject_before(tokens: list[str], common: Callable[[tuple[str, ...]], bool]
         return _parse_span(tuple(toks[i:])), i
     if last == ",":  # "Ana Ruiz, the port's harbour master, said"
         j = n - 2
-        while j >= 0 and toks[j] != "," and n - j < 9:
+        while j >= 0 and toks[j] != "," and n - j < 14:
             j -= 1
         if j > 0 and toks[j] == ",":
             inner = toks[j + 1:-1]
-            if inner and any(_office(t) for t in inner):
-                person, start = _subject_before(toks[:j], common)
-                if person is not None and person.kind in ("person", "surname"):
-                    return person, start
+            person, start = _subject_before(toks[:j], common)
+            # An office in between, or a full name before it ("Chris Hawkins, host of the chart show, said").
+            if inner and person is not None and (
+                    (any(_office(t) for t in inner) and person.kind in ("person", "surname"))
+                    or (person.kind == "person" and len(person.words) > 1)):
+                return person, start
+        return None, n
+    if last.lower() == "who" and n > 2 and toks[-2] == ",":  # "critic Paul Connolly, who said"
+        person, start = _subject_before(toks[:-2], common)
+        if person is not None and person.kind == "person" and len(person.words) > 1:
+            return person, start
         return None, n
     return _role_after_determiner(toks)
 
