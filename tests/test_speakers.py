@@ -138,3 +138,18 @@ def test_she_after_a_man_spoke_is_not_him():
     who = attribute(story, [0, 1, 2, 3, 4, 5])
     # "he" after a woman spoke is the last man who spoke, and "she" then the last woman
     assert who == [None, "Piet Amsel", "Piet Amsel", "Nora Vell", "Piet Amsel", "Nora Vell"]
+
+
+def test_full_name_with_a_long_appositive_or_a_who_clause_is_the_speaker():
+    sentences = [
+        "Harbour pilot Mara Olund said the season had started well.",
+        "One of the first to praise the plan was the Marsk Herald's critic Jonas Pell, who said it was \"a fair deal\".",
+        "Tomas Krell, head of the dock workers at the northern harbour of Marsk, said the union would wait.",
+        "\"We will not strike this month,\" he said.",
+        # A place with an appositive is no speaker.
+        "Marsk, the region's biggest port, said nothing about the plan.",
+    ]
+    got = attribute(sentences, list(range(len(sentences))))
+    assert got[1] == "Jonas Pell"
+    assert got[2] == "Tomas Krell" and got[3] == "Tomas Krell"  # not the earlier speaker
+    assert got[4] is None
