@@ -634,6 +634,30 @@ def test_damaged_query_model_is_detected_and_exported_again(small_copy, caplog, 
     assert reopened.ask("When did the Brackwater city library reopen?").passages == ans.passages
 
 
+def test_query_model_saved_whole_gets_its_weights_apart_at_open_and_answers_the_same(small_copy):
+    import onnx
+
+    docs, index = small_copy
+    model = index / "model"
+    question = "When did the Brackwater city library reopen?"
+    before = QA(docs, index).ask(question)
+    # The layout of exports made before the weights were kept apart. New files throughout: the
+    # originals are hard-linked to other copies (which onnx also refuses to read weights from).
+    shutil.copytree(model, index.parent / "model-copy")
+    whole = onnx.load(str(index.parent / "model-copy" / "model.onnx"))
+    config = json.loads((model / "embed_config.json").read_text())
+    for name in ("model.onnx", "model.onnx.data", "embed_config.json"):
+        (model / name).unlink()
+    onnx.save_model(whole, str(model / "model.onnx"))
+    (model / "embed_config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "weights"}))
+    bot = QA(docs, index)
+    assert not bot.last_update.changed_anything and not bot.last_update.reason
+    assert json.loads((model / "embed_config.json").read_text())["weights"] == "model.onnx.data"
+    assert (model / "model.onnx").stat().st_size < 1_000_000
+    assert bot.ask(question).passages == before.passages
+    assert QA(docs, index).ask(question).passages == before.passages
+
+
 # ---------------------------------------------------------------------------------------------
 # Concurrency
 # ---------------------------------------------------------------------------------------------
