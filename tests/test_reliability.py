@@ -24,7 +24,7 @@ import pytest
 from qa import QA, Answer, BadQuestionError, DocumentsError, IndexCorruptError, QAError
 from qa.cli import main as cli_main
 from qa.backends.local import LocalBackend
-from qa.backends.snapshot import Snapshot, _file_hash, check
+from qa.backends.snapshot import Snapshot, _all_finite, _file_hash, check
 from qa.backends.store import IndexStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -557,6 +557,17 @@ def test_damaged_index_is_detected_at_load_with_a_warning(small_copy, damage, ca
     with caplog.at_level(logging.WARNING, logger="qa"):
         assert LocalBackend(index).settings is None  # so QA rebuilds (below, for a sample)
     assert any("damaged" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+def test_float16_values_are_told_finite_from_their_bits():
+    rows = np.zeros((70_000, 4), np.float16)  # more than one slice
+    assert _all_finite(rows) and _all_finite(rows[:0])
+    assert _all_finite(np.array([[65504, -65504, 6e-8, -0.0]], np.float16))  # largest, tiniest, signed zero
+    for bad in (np.inf, -np.inf, np.nan):
+        damaged = rows.copy()
+        damaged[69_999, 3] = bad
+        assert not _all_finite(damaged)
+        assert not _all_finite(damaged.astype(np.float32))
 
 
 # The rebuild path is the same for every kind of damage: the named cases and one of each family.

@@ -375,11 +375,12 @@ def _check_contents(snap: Snapshot) -> None:
     start, end = p_span[:, 0], p_span[:, 1]
     if np.any(start < 0) or np.any(end <= start) or np.any(end > chars[p_doc]):
         raise IndexCorruptError("a passage lies outside its document")
-    blob = snap.text.tobytes()
-    blob.decode("utf-8")  # raises on invalid bytes
-    # Characters per passage: UTF-8 bytes that do not continue a character.
-    leading = np.concatenate([[0], np.cumsum((np.frombuffer(blob, np.uint8) & 0xC0) != 0x80)])
-    if not np.array_equal(leading[p_text[1:]] - leading[p_text[:-1]], end - start):
+    str(memoryview(snap.text), "utf-8")  # raises on invalid bytes
+    # Characters per passage: its bytes less those that continue a character (few in news text:
+    # their positions, not a running count over every byte, which cost 10x more).
+    continuing = np.flatnonzero((snap.text & 0xC0) == 0x80)
+    chars_of = np.diff(p_text) - np.diff(np.searchsorted(continuing, p_text))
+    if not np.array_equal(chars_of, end - start):
         raise IndexCorruptError("a passage's text does not fit its character offsets")
     owner = np.repeat(np.arange(n), np.diff(p_sent))
     s_span = c["s_span"]
@@ -389,15 +390,29 @@ def _check_contents(snap: Snapshot) -> None:
     if len(sp) and (int(sp.min()) < -1 or int(sp.max()) >= len(snap.speakers)):
         raise IndexCorruptError("a sentence names a speaker that is not stored")
     for name in ("vectors", "sent_vectors"):
-        arr = c[name]
-        for lo in range(0, len(arr), 1 << 16):  # in slices: memory-mapped, possibly large
-            if not np.isfinite(arr[lo:lo + (1 << 16)]).all():
-                raise IndexCorruptError(f"{name} contain NaN or infinite values")
+        if not _all_finite(c[name]):
+            raise IndexCorruptError(f"{name} contain NaN or infinite values")
     scores = snap.bm25.scores
     indices, indptr = scores["indices"], scores["indptr"]
     if np.any(np.diff(indptr) < 0) or (len(indices) and not 0 <= int(indices.min()) <= int(indices.max()) < n):
         raise IndexCorruptError("the BM25 index disagrees with the passages")
     lexicon_files.check_contents(snap.lexicon, snap.vocab_size, n)
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """No NaN or infinity in `a`, read in slices (memory-mapped, possibly large). float16 is read
+    from its bits, ~10x faster than np.isfinite: a value is NaN or infinite when its exponent bits
+    are all ones."""
+    for lo in range(0, len(a), 1 << 16):
+        part = a[lo:lo + (1 << 16)]
+        if not part.size:
+            continue
+        if part.dtype == np.float16:
+            if int((np.ascontiguousarray(part).view(np.uint16) & 0x7FFF).max()) >= 0x7C00:
+                return False
+        elif not np.isfinite(part).all():
+            return False
+    return True
 
 
 class SavedBM25:
