@@ -804,9 +804,13 @@ def read_folder(folder: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
         log.warning("skipping %s: %s", path, reason)
         skipped.append(Skipped(str(path), reason))
 
+    under = os.path.join(str(root), "")  # root/: _walk's paths are root/name... as built, unresolved
     for path in _walk(root, real_root, skip, frozenset({real_root})):
         try:
-            doc_id, st = _doc_id(path, root), path.stat()  # stat before reading: a later change shows
+            # What _doc_id finds, without its path objects (~20 us a file, 2,225 at each BBC open).
+            text = str(path)
+            doc_id = text[len(under):] if text.startswith(under) else _doc_id(path, root)
+            st = path.stat()  # stat before reading: a later change shows
             facts[doc_id] = (st.st_size, st.st_mtime_ns)
             if known and known.get(doc_id) == facts[doc_id]:
                 unchanged.append(doc_id)
