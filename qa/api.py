@@ -319,7 +319,7 @@ class QA:
         """
         from .engine import Engine
         from .indexer import apply, plan
-        from .ingest import read_folder
+        from .folder import read_folder
         from .metadata import read_manifest
 
         with self._lock:
