@@ -7,10 +7,10 @@ Two back-ends give the same vectors (cosine >= 0.999 in fp32):
   :func:`export_onnx`. This path never imports torch, transformers or sentence-transformers,
   so a cold question stays well under a second of model work (see issue 5).
 
-The ONNX folder holds ``model.onnx`` (the bare transformer: token embeddings out), the
-``tokenizer.json`` of the model and ``embed_config.json``, which records how
-sentence-transformers turns token embeddings into a sentence vector (max_seq_length,
-pooling, normalize), so both back-ends truncate, pool and normalise alike.
+The ONNX folder holds ``model.onnx`` (the bare transformer: token embeddings out) with its
+weights in ``model.onnx.data``, the ``tokenizer.json`` of the model and ``embed_config.json``,
+which records how sentence-transformers turns token embeddings into a sentence vector
+(max_seq_length, pooling, normalize), so both back-ends truncate, pool and normalise alike.
 
 ``import qa.embed`` imports numpy only; everything heavy is imported inside functions.
 """
@@ -33,6 +33,10 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 CONFIG_NAME = "embed_config.json"
 ONNX_NAME = "model.onnx"
+# ONNX Runtime parses and copies weights stored inside the .onnx file at every load (~60 ms of a
+# cold question for the int8 MiniLM, 58 MB: mostly its fp32 token table); weights in a file of
+# their own it memory-maps (~10 ms). Exports made before keep loading as they are (split_weights).
+WEIGHTS_NAME = "model.onnx.data"
 TOKENIZER_NAME = "tokenizer.json"
 FORMAT_VERSION = 1
 PRECISIONS = ("fp32", "int8")
@@ -299,12 +303,13 @@ def _export_into(model: str, src: Path, tmp: Path, pipeline: dict, quantize: boo
     hf_cfg = hf.config
     fused = _fuse(raw, tmp / "fused.onnx", hf_cfg)
     graph = tmp / "fused.onnx" if fused else raw
-    final = tmp / ONNX_NAME
+    whole = tmp / "whole.onnx"
     if quantize:
-        _quantize(graph, final)
+        _quantize(graph, whole)
     else:
-        os.replace(graph, final)
-    for leftover in (raw, tmp / "fused.onnx"):
+        os.replace(graph, whole)
+    _save_split(whole, tmp / ONNX_NAME)
+    for leftover in (raw, tmp / "fused.onnx", whole):
         if leftover.exists():
             leftover.unlink()
     shutil.copyfile(src / TOKENIZER_NAME, tmp / TOKENIZER_NAME)
@@ -323,9 +328,55 @@ def _export_into(model: str, src: Path, tmp: Path, pipeline: dict, quantize: boo
         "exporter": f"torch.onnx.export(dynamo=False) torch {torch.__version__}",
         "fused": fused,
         "quantization": _QUANT_DESC if quantize else None,
+        "weights": WEIGHTS_NAME,
     }
     _check_export(tmp, hf, info)
     return info
+
+
+def _save_split(src: Path, out: Path) -> None:
+    """Write the ONNX model `src` as `out` with its weights in WEIGHTS_NAME beside it (a file that
+    must not exist yet: onnx appends to it). The graph and every weight's bytes stay the same."""
+    import onnx
+
+    if (out.parent / WEIGHTS_NAME).exists():
+        raise ModelError(f"{out.parent / WEIGHTS_NAME} already exists")
+    model = onnx.load(str(src))
+    onnx.save_model(model, str(out), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=WEIGHTS_NAME, size_threshold=1024)
+
+
+def split_weights(onnx_dir: str | os.PathLike) -> bool:
+    """Move the weights of an export made before WEIGHTS_NAME existed out of its model.onnx, so
+    that later loads map them instead of parsing them. Returns False if they are apart already.
+
+    The new folder is written beside the old one, must give bit-identical token embeddings on
+    sample texts, and replaces it whole (as export_onnx does): a process loading the old files
+    meanwhile keeps them, and on any failure the old export stays as it was. Callers serialise
+    writers of the folder (QA holds the index lock). Raises whatever stopped it.
+    """
+    onnx_dir = Path(onnx_dir)
+    cfg = load_onnx_config(onnx_dir)
+    if cfg.get("weights"):
+        return False
+    tmp = Path(tempfile.mkdtemp(prefix=f".{onnx_dir.name}.tmp-", dir=onnx_dir.parent))
+    try:
+        _save_split(onnx_dir / ONNX_NAME, tmp / ONNX_NAME)
+        shutil.copyfile(onnx_dir / TOKENIZER_NAME, tmp / TOKENIZER_NAME)
+        tok = _load_tokenizer(tmp / TOKENIZER_NAME, cfg["max_seq_length"])
+        ids, mask = _pad([e.ids for e in tok.encode_batch(_CHECK_TEXTS)])
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        feeds = {k: feeds[k] for k in cfg["inputs"]}
+        before = _session(onnx_dir / ONNX_NAME).run([cfg["output"]], feeds)[0]
+        after = _session(tmp / ONNX_NAME).run([cfg["output"]], feeds)[0]
+        if not np.array_equal(before, after):
+            raise ModelError(f"the export in {onnx_dir} computes otherwise with its weights apart")
+        _write_config(tmp, {**cfg, "weights": WEIGHTS_NAME})
+        _replace_dir(tmp, onnx_dir)
+        return True
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _forward_params(module) -> set[str]:
@@ -432,7 +483,12 @@ def _check_export(tmp: Path, hf, info: dict) -> None:
     if not cos >= floor:
         raise ModelError(f"exported ONNX model disagrees with torch (cosine {cos:.4f} < {floor})")
     info["check_min_cosine"] = round(cos, 6)
-    with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as fh:
+    _write_config(tmp, info)
+
+
+def _write_config(folder: Path, info: dict) -> None:
+    """embed_config.json, written last: a folder with it is a finished export."""
+    with open(folder / CONFIG_NAME, "w", encoding="utf-8") as fh:
         json.dump(info, fh, indent=2, sort_keys=True)
         fh.write("\n")
         fh.flush()
@@ -478,7 +534,9 @@ def load_onnx_config(onnx_dir: str | os.PathLike) -> dict:
         raise ModelError(f"{onnx_dir} is not an ONNX export (no {CONFIG_NAME}); run export_onnx")
     if not isinstance(cfg, dict) or cfg.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{onnx_dir / CONFIG_NAME} has an unknown format; export again")
-    for name in (ONNX_NAME, TOKENIZER_NAME):
+    if cfg.get("weights") not in (None, WEIGHTS_NAME):
+        raise ModelError(f"{onnx_dir / CONFIG_NAME}: unknown weights file {cfg.get('weights')!r}")
+    for name in (ONNX_NAME, TOKENIZER_NAME) + ((WEIGHTS_NAME,) if cfg.get("weights") else ()):
         if not (onnx_dir / name).is_file():
             raise ModelError(f"{onnx_dir} lacks {name}; export again")
     if cfg.get("pooling") not in POOLING_MODES:

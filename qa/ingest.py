@@ -14,37 +14,19 @@ import os
 import re
 import stat
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import formats
-from .errors import DocumentsError
+from .folder import (  # noqa: F401  (the folder listing and its names, long found here)
+    _HTML_SUFFIXES, _PLAIN_SUFFIXES, DEFAULT_LANGUAGES, DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, Folder,
+    UnreadableDocumentError, _doc_id, read_folder,
+)
 from .textutil import is_stopword
 from .metadata import iso_date
-from .types import Block, Document, Publication, Skipped
+from .types import Block, Document, Publication, Skipped  # noqa: F401  (Skipped: as for .folder)
 
 log = logging.getLogger("qa")
-
-_PLAIN_SUFFIXES = (".txt", ".md")  # the text is the file's decoding; others are extracted from it
-_HTML_SUFFIXES = (".html", ".htm")
-SUPPORTED_SUFFIXES = _PLAIN_SUFFIXES + _HTML_SUFFIXES + tuple(formats.SUFFIXES)
-DEFAULT_MAX_BYTES = 20_000_000
-# The model and the stemmer are English: other languages are refused unless asked for.
-DEFAULT_LANGUAGES = frozenset({"en"})
-
-
-@dataclass(frozen=True)
-class Folder:
-    """Everything read from a documents folder."""
-
-    documents: tuple[Document, ...]
-    skipped: tuple[Skipped, ...]
-    # (size, mtime_ns) of every file listed, read or not, by doc_id.
-    facts: dict[str, tuple[int, int]] = field(default_factory=dict)
-    # doc_ids not read because their facts equal the known ones (see read_folder's `known`).
-    unchanged: tuple[str, ...] = ()
-
 
 @dataclass(frozen=True)
 class Cleaned:
@@ -54,14 +36,6 @@ class Cleaned:
     title: str | None
     byline: str | None
     outlet: str | None
-
-
-class UnreadableDocumentError(DocumentsError):
-    """One file cannot be ingested; `reason` is the short human reason used in Skipped."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        super().__init__(f"cannot ingest {path}: {reason}")
-        self.reason = reason
 
 
 # ---------------------------------------------------------------------------------------------
@@ -657,16 +631,6 @@ def _fallback_title(text: str, blocks: tuple[Block, ...], stem: str) -> str:
     return first or stem
 
 
-def _doc_id(path: Path, root: Path) -> str:
-    """POSIX path of `path` relative to `root`, as found (links not resolved)."""
-    absolute = Path(os.path.abspath(path))
-    for base in (lambda: Path(os.path.abspath(root)), lambda: Path(root).resolve()):  # resolve only if needed
-        base = base()
-        if absolute.is_relative_to(base):
-            return absolute.relative_to(base).as_posix()
-    return absolute.resolve().relative_to(Path(root).resolve()).as_posix()
-
-
 def _extracted(path: Path, data: bytes, kind: str, limits: formats.Limits) -> formats.Extracted:
     try:
         return formats.extract_isolated(kind, data, limits)
@@ -744,77 +708,3 @@ def read_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES,
         file_sha256=file_sha256,
         guess=guess,
     )
-
-
-def _walk(folder: Path, real_root: Path, skip, ancestors: frozenset[Path]) -> Iterator[Path]:
-    """Supported files under `folder`, sorted, never leaving `real_root`; hidden names ignored."""
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        skip(folder, f"cannot list folder ({exc.strerror})")
-        return
-    for entry in entries:
-        path = Path(entry.path)
-        if entry.name.startswith("."):
-            log.debug("ignoring hidden %s", path)
-            continue
-        supported = path.suffix.lower() in SUPPORTED_SUFFIXES
-        try:
-            if entry.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(real_root):
-                    if supported or target.is_dir():
-                        skip(path, "symbolic link leaves the folder")
-                    continue
-            if entry.is_dir(follow_symlinks=True):
-                real = path.resolve()
-                if real in ancestors:  # a link back up the tree would loop forever
-                    log.debug("ignoring %s: symbolic link loop", path)
-                else:
-                    yield from _walk(path, real_root, skip, ancestors | {real})
-            elif supported:
-                yield path
-            else:
-                log.debug("ignoring %s: not an article file (%s)", path, path.suffix or "no suffix")
-        except (OSError, RuntimeError) as exc:
-            skip(path, f"cannot inspect ({exc})")
-
-
-def read_folder(folder: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
-                languages: frozenset[str] | None = DEFAULT_LANGUAGES,
-                known: dict[str, tuple[int, int]] | None = None) -> Folder:
-    """Read every supported file under `folder`; unusable files are logged and listed as skipped.
-
-    `known` maps doc_ids to the (size, mtime_ns) they had when last read: a file whose facts are
-    the same is listed as unchanged without being read (opening a large archive costs one stat per
-    file). Without it every file is read.
-    """
-    root = Path(os.path.abspath(folder))
-    if not root.exists():
-        raise DocumentsError(f"documents folder {str(folder)!r} does not exist")
-    if not root.is_dir():
-        raise DocumentsError(f"documents folder {str(folder)!r} is not a directory")
-    real_root = root.resolve()
-    documents: list[Document] = []
-    skipped: list[Skipped] = []
-    facts: dict[str, tuple[int, int]] = {}
-    unchanged: list[str] = []
-
-    def skip(path: Path, reason: str) -> None:
-        log.warning("skipping %s: %s", path, reason)
-        skipped.append(Skipped(str(path), reason))
-
-    for path in _walk(root, real_root, skip, frozenset({real_root})):
-        try:
-            doc_id, st = _doc_id(path, root), path.stat()  # stat before reading: a later change shows
-            facts[doc_id] = (st.st_size, st.st_mtime_ns)
-            if known and known.get(doc_id) == facts[doc_id]:
-                unchanged.append(doc_id)
-                continue
-            documents.append(read_document(path, root, max_bytes, languages))
-        except UnreadableDocumentError as exc:
-            skip(path, exc.reason)
-        except Exception as exc:  # one bad file must never stop the whole read
-            skip(path, f"cannot read ({type(exc).__name__}: {exc})")
-    documents.sort(key=lambda d: d.doc_id)
-    return Folder(tuple(documents), tuple(skipped), facts, tuple(sorted(unchanged)))

@@ -1,9 +1,12 @@
 """The local backend passes the backend contract, and damage to its files is caught at open."""
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from backend_contract import SETTINGS, BackendContract
-from qa.backends.local import LocalBackend
+from qa.backends.local import LocalBackend, _distinct
 from qa.backends.store import IndexStore
 
 
@@ -72,3 +75,10 @@ def test_document_records_round_trip_without_their_defaults():
     for doc in (full, bare):
         assert DocInfo(**json.loads(json.dumps(_doc_row(doc)))) == doc
     assert set(_doc_row(bare)) == {"doc_id", "path", "title", "byline", "outlet", "content_hash", "chars"}
+
+
+@given(st.lists(st.integers(-5, 40), max_size=60))
+def test_distinct_is_numpy_unique(values):
+    ids = np.array(values, np.int32)
+    got = _distinct(ids)
+    assert got.dtype == np.int32 and np.array_equal(got, np.unique(ids))

@@ -76,3 +76,22 @@ def test_python_dash_m_works(seed_dirs, seed_qa):
                         "--docs", str(docs), "--index", str(index)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["answered"] is True
+
+
+def test_a_cold_question_imports_only_what_answering_needs(seed_dirs, seed_qa):
+    """`qa ask` on an up-to-date index: no model building (torch...), no BM25 building (bm25s,
+    scipy), no ONNX editing (onnx), no document reading (qa.ingest and its parsers)."""
+    import subprocess
+    import sys
+
+    docs, index = seed_dirs
+    code = ("import json, runpy, sys\n"
+            f"sys.argv = ['qa', 'ask', 'What did Lavrov tell NBC News?', '--docs', {str(docs)!r}, '--index', {str(index)!r}]\n"
+            "try:\n    runpy.run_module('qa', run_name='__main__')\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
+            "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    loaded = set(json.loads(r.stderr.strip().splitlines()[-1]))
+    unwanted = {"torch", "transformers", "sentence_transformers", "bm25s", "scipy", "onnx", "qa.ingest", "qa.formats",
+                "qa.chunk", "pypdf", "docx", "trafilatura", "charset_normalizer", "pysbd"}
+    assert "onnxruntime" in loaded and not loaded & unwanted, sorted(loaded & unwanted)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,9 +74,12 @@ def st_vectors(st_model) -> np.ndarray:
 
 
 def test_export_writes_complete_folder(onnx_dir: Path):
-    assert sorted(p.name for p in onnx_dir.iterdir()) == ["embed_config.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in onnx_dir.iterdir()) == ["embed_config.json", "model.onnx", "model.onnx.data",
+                                                         "tokenizer.json"]
     cfg = json.loads((onnx_dir / "embed_config.json").read_text())
     assert cfg["model"] == DEFAULT_MODEL
+    # The weights apart from the graph: ONNX Runtime maps them instead of parsing them at each load.
+    assert cfg["weights"] == "model.onnx.data" and (onnx_dir / "model.onnx").stat().st_size < 1_000_000
     assert cfg["precision"] == "fp32"
     assert cfg["max_seq_length"] == 256  # from sentence_bert_config.json, not tokenizer.json's 128
     assert cfg["pooling"] == "mean" and cfg["normalize"] is True and cfg["dim"] == 384
@@ -178,6 +182,50 @@ def test_failed_export_leaves_nothing_and_keeps_old(onnx_dir: Path, tmp_path: Pa
         export_onnx(DEFAULT_MODEL, onnx_dir)
     assert {p.name: p.stat().st_size for p in onnx_dir.iterdir()} == before
     assert [p.name for p in onnx_dir.parent.iterdir()] == [onnx_dir.name]
+
+
+def _whole_export(onnx_dir: Path, out: Path) -> Path:
+    """A copy of an export as made before its weights were kept apart: all inside model.onnx."""
+    import onnx
+
+    out.mkdir()
+    onnx.save_model(onnx.load(str(onnx_dir / "model.onnx")), str(out / "model.onnx"))
+    shutil.copyfile(onnx_dir / "tokenizer.json", out / "tokenizer.json")
+    cfg = json.loads((onnx_dir / "embed_config.json").read_text())
+    del cfg["weights"]
+    (out / "embed_config.json").write_text(json.dumps(cfg))
+    return out
+
+
+def test_weights_of_an_older_export_are_split_once_with_the_same_vectors(onnx_dir: Path, tmp_path: Path):
+    old = _whole_export(onnx_dir, tmp_path / "old")
+    assert (old / "model.onnx").stat().st_size > 50_000_000
+    before = Embedder(onnx_dir=old).embed_passages(TEXTS)
+    assert embed.split_weights(old) is True
+    assert sorted(p.name for p in old.iterdir()) == ["embed_config.json", "model.onnx", "model.onnx.data",
+                                                    "tokenizer.json"]
+    assert (old / "model.onnx").stat().st_size < 1_000_000
+    np.testing.assert_array_equal(Embedder(onnx_dir=old).embed_passages(TEXTS), before)
+    assert embed.split_weights(old) is False  # done once
+    assert [p.name for p in tmp_path.iterdir()] == ["old"]  # no temporary folder left
+
+
+def test_a_failed_split_leaves_the_older_export_as_it_was(onnx_dir: Path, tmp_path: Path):
+    old = _whole_export(onnx_dir, tmp_path / "old")
+    (old / "model.onnx").write_bytes((old / "model.onnx").read_bytes()[:4096])  # cut short
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    with pytest.raises(Exception):
+        embed.split_weights(old)
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["old"]
+
+
+def test_missing_weights_file_refused(onnx_dir: Path, tmp_path: Path):
+    broken = tmp_path / "broken"
+    shutil.copytree(onnx_dir, broken)
+    (broken / "model.onnx.data").unlink()
+    with pytest.raises(ModelError, match="model.onnx.data"):
+        Embedder(onnx_dir=broken)
 
 
 def test_int8_export(tmp_path: Path, st_vectors: np.ndarray):

@@ -545,3 +545,9 @@ def test_clean_invariants_on_arbitrary_pages(lines: list[str], sep: str):
     for b in cleaned.blocks:
         assert text[b.start] not in "\ufeff" and not text[b.start].isspace()
     assert cleaned.title is None or cleaned.title.strip()
+
+
+def test_folder_listing_knows_every_parsed_suffix():
+    from qa import folder, formats
+
+    assert set(folder._EXTRACTED_SUFFIXES) == set(formats.SUFFIXES)

@@ -24,7 +24,7 @@ import pytest
 from qa import QA, Answer, BadQuestionError, DocumentsError, IndexCorruptError, QAError
 from qa.cli import main as cli_main
 from qa.backends.local import LocalBackend
-from qa.backends.snapshot import Snapshot, _file_hash, check
+from qa.backends.snapshot import Snapshot, _all_finite, _file_hash, check
 from qa.backends.store import IndexStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -559,6 +559,17 @@ def test_damaged_index_is_detected_at_load_with_a_warning(small_copy, damage, ca
     assert any("damaged" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
 
 
+def test_float16_values_are_told_finite_from_their_bits():
+    rows = np.zeros((70_000, 4), np.float16)  # more than one slice
+    assert _all_finite(rows) and _all_finite(rows[:0])
+    assert _all_finite(np.array([[65504, -65504, 6e-8, -0.0]], np.float16))  # largest, tiniest, signed zero
+    for bad in (np.inf, -np.inf, np.nan):
+        damaged = rows.copy()
+        damaged[69_999, 3] = bad
+        assert not _all_finite(damaged)
+        assert not _all_finite(damaged.astype(np.float32))
+
+
 # The rebuild path is the same for every kind of damage: the named cases and one of each family.
 REBUILT = ["vectors-one-row-short", "vectors-wrong-width", "bm25-byte-flipped", "bm25-doc-count-rehashed",
            "passage-offsets-rehashed", "manifest-names-a-file-outside", "current-names-missing-version"]
@@ -632,6 +643,30 @@ def test_damaged_query_model_is_detected_and_exported_again(small_copy, caplog, 
     reopened = QA(docs, index)  # the repaired version is used as is
     assert not reopened.last_update.changed_anything
     assert reopened.ask("When did the Brackwater city library reopen?").passages == ans.passages
+
+
+def test_query_model_saved_whole_gets_its_weights_apart_at_open_and_answers_the_same(small_copy):
+    import onnx
+
+    docs, index = small_copy
+    model = index / "model"
+    question = "When did the Brackwater city library reopen?"
+    before = QA(docs, index).ask(question)
+    # The layout of exports made before the weights were kept apart. New files throughout: the
+    # originals are hard-linked to other copies (which onnx also refuses to read weights from).
+    shutil.copytree(model, index.parent / "model-copy")
+    whole = onnx.load(str(index.parent / "model-copy" / "model.onnx"))
+    config = json.loads((model / "embed_config.json").read_text())
+    for name in ("model.onnx", "model.onnx.data", "embed_config.json"):
+        (model / name).unlink()
+    onnx.save_model(whole, str(model / "model.onnx"))
+    (model / "embed_config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "weights"}))
+    bot = QA(docs, index)
+    assert not bot.last_update.changed_anything and not bot.last_update.reason
+    assert json.loads((model / "embed_config.json").read_text())["weights"] == "model.onnx.data"
+    assert (model / "model.onnx").stat().st_size < 1_000_000
+    assert bot.ask(question).passages == before.passages
+    assert QA(docs, index).ask(question).passages == before.passages
 
 
 # ---------------------------------------------------------------------------------------------
