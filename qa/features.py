@@ -138,9 +138,9 @@ def _new_names(index: Fetched, rows: np.ndarray, asked: frozenset[str]) -> np.nd
     words can only be given that way, the question's words being single words)."""
     lex = index.lexicon
     word_ids = index.memo("name ids", lambda: {w: i for i, w in enumerate(lex.name_words)})
-    given = np.array([word_ids[w] for w in asked if w in word_ids], np.int32)
+    given = np.sort(np.array(list({word_ids[w] for w in asked if w in word_ids}), np.int64))
     pos, row, _ = segments(lex.name_start[rows], lex.name_start[rows + 1])
-    new = ~np.isin(lex.names[pos], given)
+    new = ~_holds(given, lex.names[pos].astype(np.int64))  # np.isin would import numpy.ma on a cold start
     return (np.bincount(row[new], minlength=len(rows)) > 0).astype(float)
 
 
