@@ -57,10 +57,10 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, weights=None) -
     return w[:-1] / sd, float(w[-1] - (w[:-1] * mu / sd).sum())
 
 
-def collect(n: int, work: Path, squad: Path):
+def collect(n: int, work: Path, squad: Path, settings=None):
     """Evidence vectors of each SQuAD question over all articles and without its own, and whether
     the first 5 passages over all articles hold a gold answer."""
-    bot, data, names = squad_engine(work, squad)
+    bot, data, names = squad_engine(work, squad, settings)
     qs = [(qa["question"], (), [a["text"] for a in qa["answers"]], i)
           for i, a in enumerate(data["data"]) for p in a["paragraphs"] for qa in p["qas"]]
     step = len(qs) / min(n, len(qs))
@@ -95,7 +95,7 @@ def ask_twice(bot, qs, excluded):
     return np.array(pos), np.array(neg), np.array(right)
 
 
-def collect_news(paths: list[Path], index_dir: Path, docs: Path):
+def collect_news(paths: list[Path], index_dir: Path, docs: Path, settings=None):
     """News questions asked over the whole archive and with their own article, and every article
     holding one of their gold phrases (copies of the story), excluded; plus the truly
     unanswerable questions' evidence."""
@@ -104,7 +104,7 @@ def collect_news(paths: list[Path], index_dir: Path, docs: Path):
     from qa.retrieve import formulate, retrieve
     from qa.textutil import normalise
 
-    bot = news_engine(index_dir, docs)
+    bot = news_engine(index_dir, docs, settings)
     backend, embedder = bot.engine.backend, bot.engine.embedder
     texts: dict[str, list[str]] = {}
     for c in backend.snapshot.chunks:
@@ -138,13 +138,14 @@ def report(label: str, sp: np.ndarray, sn: np.ndarray, right: np.ndarray, t: flo
 
 
 def main() -> None:
-    from benchmarks.news import joint_fit_arguments, news_folds
+    from benchmarks.news import index_settings, joint_fit_arguments, news_folds
 
     ap = joint_fit_arguments(__doc__.splitlines()[0], 3000)
     args = ap.parse_args()
     k = args.folds
-    pos, neg, right, article = collect(args.n, Path(args.work), Path(args.squad))
-    npos, nneg, nright, items, real = collect_news([Path(p) for p in args.news], Path(args.news_index), Path(args.news_docs))
+    pos, neg, right, article = collect(args.n, Path(args.work), Path(args.squad), index_settings(args))
+    npos, nneg, nright, items, real = collect_news([Path(p) for p in args.news], Path(args.news_index),
+                                                   Path(args.news_docs), index_settings(args))
     nfold = np.array(news_folds(items, k))
     print(f"SQuAD: {len(pos)} questions, first 5 passages hold the answer for {right.mean():.3f}; "
           f"news: {len(npos)} questions, {nright.mean():.3f}")

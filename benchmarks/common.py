@@ -27,8 +27,9 @@ def squad_arguments(description: str, n: int) -> argparse.Namespace:
     return args
 
 
-def squad_engine(work: Path, squad: Path):
-    """The SQuAD articles written as documents under `work`, and a QA over them (built if needed).
+def squad_engine(work: Path, squad: Path, settings=None):
+    """The SQuAD articles written as documents under `work`, and a QA over them (built if needed,
+    with `settings`: default Settings when None; other settings rebuild the index under `work`).
 
     Returns (qa, squad data, document name of each article in file order).
     """
@@ -42,7 +43,7 @@ def squad_engine(work: Path, squad: Path):
     for name, text in documents.items():
         if not (docs / name).exists():
             (docs / name).write_text(text, encoding="utf-8")
-    return QA(docs, Path(work) / "index"), data, list(documents)
+    return QA(docs, Path(work) / "index", settings), data, list(documents)
 
 
 # -- shared by the quality benchmarks (bench_quality, bench_news, calibrate_abstention) ----------

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 from benchmarks.common import squad_engine  # noqa: E402
 
 
-def squad_items(n: int, work: Path, squad: Path):
+def squad_items(n: int, work: Path, squad: Path, settings=None):
     """(engine, [(question, history, golds, article)]) for n SQuAD questions spread over the file."""
-    bot, data, _ = squad_engine(work, squad)
+    bot, data, _ = squad_engine(work, squad, settings)
     qs = [(qa["question"], (), [a["text"] for a in qa["answers"]], ai)
           for ai, art in enumerate(data["data"]) for p in art["paragraphs"] for qa in p["qas"]]
     step = len(qs) / min(n, len(qs))
@@ -184,7 +184,7 @@ def _by_kind(rs, scores, sizes) -> None:
 
 
 def main() -> None:
-    from benchmarks.news import joint_fit_arguments, news_engine, news_folds, news_items
+    from benchmarks.news import index_settings, joint_fit_arguments, news_engine, news_folds, news_items
     from qa.features import PASSAGE_FEATURES, PASSAGE_WEIGHTS, SENTENCE_FEATURES, SENTENCE_WEIGHTS
 
     ap = joint_fit_arguments(__doc__.splitlines()[0], 2500)
@@ -206,9 +206,9 @@ def main() -> None:
     if args.cache and Path(args.cache).exists():
         rows, news, held_news = pickle.loads(Path(args.cache).read_bytes())
     else:
-        bot, qs = squad_items(args.n, Path(args.work), Path(args.squad))
+        bot, qs = squad_items(args.n, Path(args.work), Path(args.squad), index_settings(args))
         rows = collect(bot, qs)
-        news_bot = news_engine(Path(args.news_index), Path(args.news_docs))
+        news_bot = news_engine(Path(args.news_index), Path(args.news_docs), index_settings(args))
         news = collect(news_bot, [(x.question, x.history, x.golds, x.doc) for x in items])
         held_news = collect(news_bot, [(x.question, x.history, x.golds, x.doc) for x in held_items])
         if args.cache:

@@ -48,10 +48,27 @@ def news_unanswerable(paths: list[Path]) -> list[str]:
     return out
 
 
-def news_engine(index_dir: Path, docs: Path = BBC):
+def news_engine(index_dir: Path, docs: Path = BBC, settings=None):
+    """A QA over the news articles (settings: default Settings when None; others rebuild the index)."""
     from qa import QA
 
-    return QA(docs, index_dir)
+    return QA(docs, index_dir, settings)
+
+
+def add_sentence_vectors(ap) -> None:
+    """--sentence-vectors: how the indexes are built (qa.types.Settings.sentence_vectors)."""
+    from qa.types import SENTENCE_VECTORS, Settings
+
+    ap.add_argument("--sentence-vectors", choices=SENTENCE_VECTORS, default=Settings().sentence_vectors,
+                    help="index setting sentence_vectors of the indexes used (a different setting than an "
+                         "index was built with rebuilds it; default: %(default)s)")
+
+
+def index_settings(args):
+    """The index Settings chosen by add_sentence_vectors' option."""
+    from qa.types import Settings
+
+    return Settings(sentence_vectors=args.sentence_vectors)
 
 
 def news_folds(items: list[NewsItem], k: int) -> list[int]:
@@ -76,5 +93,6 @@ def joint_fit_arguments(description: str, n: int):
     ap.add_argument("--news-weight", type=float, default=10.0,
                     help="weight of one news question against one SQuAD question in the fit")
     ap.add_argument("--folds", type=int, default=5)
+    add_sentence_vectors(ap)
     return ap
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from benchmarks.news import BBC, NEWS_DEV, news_engine, news_items  # noqa: E402
+from benchmarks.news import BBC, NEWS_DEV, add_sentence_vectors, index_settings, news_engine, news_items  # noqa: E402
 
 
 def category(backend, passages, golds, doc) -> str:
@@ -43,10 +43,11 @@ def main() -> None:
     ap.add_argument("--index", default=str(ROOT / ".qa-eval" / "bbc-index"))
     ap.add_argument("--docs", default=str(BBC))
     ap.add_argument("-v", action="store_true", help="print every miss")
+    add_sentence_vectors(ap)
     args = ap.parse_args()
     from qa.textutil import normalise
 
-    bot = news_engine(Path(args.index), Path(args.docs))
+    bot = news_engine(Path(args.index), Path(args.docs), index_settings(args))
     backend = bot.engine.backend
     counts, highlight = Counter(), Counter()
     for x in news_items([Path(p) for p in args.news]):

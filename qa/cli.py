@@ -66,8 +66,17 @@ def _parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="re-check every quotation of an export against its source files")
     ver.add_argument("export", help="a CSV or JSON file written by --format csv/json")
 
+    def sentence_vectors(sp):
+        from .types import SENTENCE_VECTORS, Settings
+
+        sp.add_argument("--sentence-vectors", choices=SENTENCE_VECTORS, default=Settings().sentence_vectors,
+                        help="how sentence vectors are made: embedded on their own, or pooled from their passage's "
+                             "token embeddings (faster to index); an index built otherwise is rebuilt "
+                             "(default: %(default)s)")
+
     idx = sub.add_parser("index", help="build or update the index and report what changed")
     common(idx)
+    sentence_vectors(idx)
 
     chk = sub.add_parser("check", help="verify the saved index completely (every checksum and value)")
     chk.add_argument("--index", default=os.environ.get("QA_INDEX", "embeddings"),
@@ -81,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--docs", default=None, help="documents folder (default: chosen by the question file)")
     ev.add_argument("--index", default=None, help="index folder (default: beside the documents)")
     ev.add_argument("--json", action="store_true", help="print JSON instead of text")
+    sentence_vectors(ev)
     return p
 
 
@@ -217,8 +227,10 @@ def _index(args) -> int:
     from dataclasses import asdict
 
     from .api import QA
+    from .types import Settings
 
-    update = QA(args.docs, args.index, progress=sys.stderr.isatty(), full_scan=True).last_update
+    settings = Settings(sentence_vectors=args.sentence_vectors)
+    update = QA(args.docs, args.index, settings, progress=sys.stderr.isatty(), full_scan=True).last_update
     if args.json:
         print(json.dumps(asdict(update), indent=2))
         return 0
@@ -239,7 +251,9 @@ def _index(args) -> int:
 
 def _eval(args) -> int:
     from .evaluation import evaluate, format_report
+    from .types import Settings
 
-    report = evaluate(args.questions, docs_dir=args.docs, index_dir=args.index, limit=args.limit)
+    report = evaluate(args.questions, docs_dir=args.docs, index_dir=args.index, limit=args.limit,
+                      settings=Settings(sentence_vectors=args.sentence_vectors))
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

@@ -86,7 +86,7 @@ def _hit(doc_id: str, text: str, gold) -> bool:
 
 
 def evaluate(questions: str | Path, docs_dir: str | Path | None = None, index_dir: str | Path | None = None,
-             limit: int | None = None, k: int = 10, qa=None) -> dict:
+             limit: int | None = None, k: int = 10, qa=None, settings=None) -> dict:
     """Run every question through `QA.ask` and return the quality and latency figures.
 
     Args:
@@ -96,6 +96,8 @@ def evaluate(questions: str | Path, docs_dir: str | Path | None = None, index_di
         limit: evaluate at most this many questions, evenly sampled.
         k: passages asked for per question (MRR is computed at 10).
         qa: an existing QA object to use instead of opening one.
+        settings: index Settings of the QA opened (default Settings when None; an index built
+            with others is rebuilt).
 
     Returns:
         A dict with hit@1, recall@5, mrr@10, answer_in_highlight, answered, abstention,
@@ -108,7 +110,7 @@ def evaluate(questions: str | Path, docs_dir: str | Path | None = None, index_di
         # The seeds' index is the project's own (embeddings/); any other folder's sits beside it.
         default = Path("embeddings") if docs == Path("seeds") else docs.parent / "index"
         index = Path(index_dir) if index_dir else default
-        qa = QA(docs, index)
+        qa = QA(docs, index, settings)
     answerable = [x for x in items if x.gold]
     unanswerable = [x for x in items if not x.gold]
     outcomes, lat = [], []

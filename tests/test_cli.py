@@ -95,3 +95,18 @@ def test_a_cold_question_imports_only_what_answering_needs(seed_dirs, seed_qa):
     unwanted = {"torch", "transformers", "sentence_transformers", "bm25s", "scipy", "onnx", "qa.ingest", "qa.formats",
                 "qa.chunk", "pypdf", "docx", "trafilatura", "charset_normalizer", "pysbd"}
     assert "onnxruntime" in loaded and not loaded & unwanted, sorted(loaded & unwanted)
+
+
+def test_index_and_eval_take_the_sentence_vectors_setting(seed_dirs, seed_qa, tmp_path, capsys):
+    docs, _ = seed_dirs
+    index = tmp_path / "in-passage"
+    args = ["--docs", str(docs), "--index", str(index), "--sentence-vectors", "in-passage"]
+    assert main(["index", *args]) == 0
+    assert "rebuilt the index" in capsys.readouterr().out
+    version = (index / "CURRENT").read_text()
+    questions = tmp_path / "q.json"
+    questions.write_text(json.dumps({"answerable": [{"q": "What did Lavrov tell NBC News?", "gold": ["NBC"]}]}))
+    assert main(["eval", str(questions), *args]) == 0
+    assert (index / "CURRENT").read_text() == version  # opened as built, not rebuilt
+    assert main(["index", *args[:4]]) == 0  # the default setting is another index
+    assert "rebuilt the index (model or settings changed)" in capsys.readouterr().out
