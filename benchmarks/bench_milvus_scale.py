@@ -130,12 +130,33 @@ def union(spans: list[tuple[float, float]]) -> float:
     return total
 
 
+class LabelledClient(CountingClient):
+    """A CountingClient that also records each call's collection part (passages, docs, terms)."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.labelled: list[tuple[str, float, float]] = []
+
+    def __getattr__(self, name):
+        call = super().__getattr__(name)
+
+        def labelled(*args, **kwargs):
+            start = time.monotonic()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                target = str(args[0]) if args else str(kwargs.get("collection_name", ""))
+                part = next((p for p in ("docs", "terms") if target.endswith("_" + p)), "passages")
+                self.labelled.append((f"{name} {part}", start, time.monotonic()))
+        return labelled
+
+
 def latency(backend, qs, qvecs, counter: CountingClient | None = None) -> dict:
     from qa.retrieve import Weights
 
     weights = Weights()
     ask(backend, weights, qs[0], qvecs[0])  # warm: the version's document table
-    total, outside, answered = [], [], 0
+    total, outside, answered, by_call = [], [], 0, {}
     for q, v in zip(qs, qvecs):
         if counter:
             counter.reset()
@@ -145,6 +166,10 @@ def latency(backend, qs, qvecs, counter: CountingClient | None = None) -> dict:
         answered += ans.answered
         total.append(took * 1000)
         outside.append((took - (union(counter.spans) if counter else 0.0)) * 1000)
+        seen: dict[str, int] = {}
+        for name, s, e in sorted(getattr(counter, "labelled", ()), key=lambda c: c[1]):
+            seen[name] = seen.get(name, 0) + 1
+            by_call.setdefault(f"{name} {seen[name]}", []).append((e - s) * 1000)
 
     def pct(xs, p):
         xs = sorted(xs)
@@ -155,6 +180,8 @@ def latency(backend, qs, qvecs, counter: CountingClient | None = None) -> dict:
            "answered": answered}
     if counter:
         out["calls_per_question"] = len(counter.calls)
+        # Which call the time goes to: each call's p50 (the nth call of that name in a question, by start).
+        out["call_p50_ms"] = {k: pct(v, 0.5) for k, v in sorted(by_call.items())}
     return out
 
 
@@ -198,7 +225,7 @@ def main() -> int:
                 m["load_after_write"] = load()
                 m["server_rss_after_write_mb"] = rss_mb(proc.pid)
                 m["disk_mb"] = round(du(data), 1)
-                counter = live.client = CountingClient(live.client)
+                counter = live.client = LabelledClient(live.client)
                 m.update(latency(live, qs, qvecs, counter))
                 live.client = counter._client
                 m["server_rss_after_questions_mb"] = rss_mb(proc.pid)
