@@ -15,14 +15,15 @@ project's query model once, before timing. So the latency is the engine's cost a
 quality (there is no right answer among made-up passages).
 
 For each size: a fresh `milvus-lite server` (its own data folder) takes the passages through the
-project's writer (MilvusBackend.writer(fresh=True), one PassageBatch per document, commit), and a
-fresh local backend takes the same ones. Reported per backend: write speed (passages/s, the writer
-alone), on-disk size, the questions' latency p50/p99 through the path QA.ask takes after embedding
-(make_filter, formulate, retrieve, compose; k=10), and for Milvus the time outside the server (the
-question's time minus the union of its client calls' spans, counted by tests.probe.CountingClient;
-pymilvus' own encoding and decoding count as server time), each call's p50 by collection part, the server's resident memory (the process and its children, from /proc) empty, after the write and
-after the questions, and this process's. Load average is printed at each step: the machine is
-shared, so the figures are indicative. --skip-local measures Milvus alone.
+project's writer (MilvusBackend.writer(fresh=True), one PassageBatch per document, commit), and a fresh
+local backend takes the same ones. Reported per backend: write speed (passages/s, the writer alone),
+on-disk size, the questions' latency p50/p99 through the path QA.ask takes after embedding (make_filter,
+formulate, retrieve, compose; k=10), and for Milvus the time outside the server (the question's time
+minus the union of its client calls' spans, counted by tests.probe.CountingClient; pymilvus' own
+encoding and decoding count as server time), each call's p50 by collection part, the server's resident
+memory (the process and its children, from /proc) empty, after the write and after the questions, and
+this process's. Load average is printed at each step: the machine is shared, so the figures are
+indicative. --skip-local measures Milvus alone.
 """
 
 from __future__ import annotations
