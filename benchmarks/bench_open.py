@@ -75,12 +75,15 @@ print(json.dumps({"code": qa.__file__, "format": snapshot.FORMAT_VERSION, "open_
 """
 
 
-def generate(n: int, per_doc: int, dim: int = 384, seed: int = 0):
-    """(docs, chunks, vectors, sentence vectors) of n generated passages."""
+def generate(n: int, per_doc: int, dim: int = 384, seed: int = 0, vocab: list[str] | None = None):
+    """(docs, chunks, vectors, sentence vectors) of n generated passages.
+
+    `vocab`: the words drawn from, uniformly (default: 20,000 made-up words; a real text's word
+    stream, repeats kept, gives its words at their real frequencies)."""
     from qa.types import Chunk, DocInfo
 
     rng = np.random.default_rng(seed)
-    vocab = [f"w{i}x{(i * 7919) % 997}" for i in range(20_000)]
+    vocab = vocab or [f"w{i}x{(i * 7919) % 997}" for i in range(20_000)]
     words = rng.integers(0, len(vocab), (n, 30))
     docs, chunks = {}, []
     for i in range(n):
