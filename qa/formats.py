@@ -141,11 +141,15 @@ def _release(reader, keep: frozenset) -> None:
 
     `resolved_objects` is pypdf's cache of indirect objects, consulted before the file is read
     again; without it (another pypdf), pages are still read correctly, only with more memory.
+    Objects stored inside an object stream stay: pypdf re-parses the whole stream to get one back,
+    and they are small (no stream can be in one: content, images and fonts are all released).
     """
     cache = getattr(reader, "resolved_objects", None)
+    in_streams = getattr(reader, "xref_objStm", {})
     if isinstance(cache, dict):
-        for key in cache.keys() - keep:
-            del cache[key]
+        for generation, number in cache.keys() - keep:
+            if generation != 0 or number not in in_streams:
+                del cache[generation, number]
 
 
 def _pdf_pages(data: bytes, limits: Limits, emit) -> tuple[str | None, str | None, str | None]:
