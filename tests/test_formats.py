@@ -249,6 +249,9 @@ def test_long_pdf_is_streamed_page_by_page_with_the_same_text_pages_and_offsets(
     assert len(got.pages) == n and expected[blank - 1] == ""
     for day, page in enumerate(expected, start=1):
         assert day == blank or f"Day {day} of the strike" in " ".join(page.split())
+    # Released objects of an encrypted file are decrypted again when read again.
+    opened = formats.extract_isolated(formats.PDF, encrypt(data, user_password=""))
+    assert (opened.text, opened.pages) == (got.text, got.pages)
 
     (tmp_path / "report.pdf").write_bytes(data)
     doc = read_document(tmp_path / "report.pdf", tmp_path)
