@@ -1,14 +1,14 @@
 """Ingest throughput per format: documents (and PDF pages) read per second by qa.ingest.read_folder.
 
-    .venv/bin/python -m benchmarks.bench_ingest [--docs 200] [--runs 3] [--baseline-root ../main]
+    .venv/bin/python -m benchmarks.bench_ingest [--docs 200] [--runs 3] [--baseline-root ../main] [--formats pdf]
 
 Writes its own folders: the same articles as UTF-8 .txt, Windows-1252 .txt, .html, multi-page
 .pdf (fpdf2) and .docx (python-docx). The article texts are the first --docs BBC articles of --bbc
 (default ../shared/data/bbc; real prose of realistic length; made-up text if it is missing).
 Each timing runs read_folder in a fresh interpreter (imports excluded, PDF/DOCX worker start
-included), interleaved across formats, median of --runs. With --baseline-root, the .txt folders
-are also read by that checkout's code in the same run, for the cost of encoding and language
-detection. Not a test: prints a table.
+included), interleaved across formats, median of --runs. With --baseline-root, the .txt and .html
+folders (or those of --formats) are also read by that checkout's code in the same run, for the
+cost of a change (encoding and language detection; PDF streaming). Not a test: prints a table.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def to_html(text: str) -> bytes:
             f"<article><h1>{html.escape(title)}</h1>{paras}</article></body></html>").encode("utf-8")
 
 
-def write_folders(base: Path, texts: list[str]) -> dict[str, Path]:
+def write_folders(base: Path, texts: list[str], only: list[str] | None = None) -> dict[str, Path]:
     makers = {
         "txt utf-8": (".txt", lambda t: t.encode("utf-8")),
         "txt cp1252": (".txt", lambda t: t.translate(_TYPOGRAPHY).replace("\n", "\r\n").encode("cp1252", "replace")),
@@ -97,6 +97,8 @@ def write_folders(base: Path, texts: list[str]) -> dict[str, Path]:
     }
     folders = {}
     for name, (suffix, make) in makers.items():
+        if only and name not in only:
+            continue
         d = base / name.replace(" ", "-")
         d.mkdir()
         for i, t in enumerate(texts):
@@ -118,12 +120,15 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--baseline-root", type=Path, default=None)
     ap.add_argument("--bbc", type=Path, default=BBC, help="folder of article texts to write in each format")
+    ap.add_argument("--formats", nargs="+", choices=["txt utf-8", "txt cp1252", "html", "pdf", "docx"],
+                    help="only these (default all; the baseline then reads these too)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        folders = write_folders(Path(tmp), articles(args.docs, args.bbc))
+        folders = write_folders(Path(tmp), articles(args.docs, args.bbc), args.formats)
         jobs = [(name, ROOT, folder) for name, folder in folders.items()]
         if args.baseline_root:
-            jobs += [(f"{name} (baseline)", args.baseline_root, folders[name]) for name in ("txt utf-8", "txt cp1252", "html")]
+            compared = args.formats or ("txt utf-8", "txt cp1252", "html")
+            jobs += [(f"{name} (baseline)", args.baseline_root, folders[name]) for name in compared]
         results: dict[str, list[dict]] = {name: [] for name, _, _ in jobs}
         for _ in range(args.runs):
             for name, code, folder in jobs:

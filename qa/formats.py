@@ -130,13 +130,42 @@ def _paragraphs(page: str) -> str:
     return "".join(out)
 
 
-def pdf_text(data: bytes, limits: Limits = Limits()) -> Extracted:
-    """The text layer of a PDF, page by page. Raises FormatError (scanned, encrypted, corrupt, too long)."""
+# pypdf keeps every object it resolves (a page's content stream, compressed and decoded, its
+# resources) for the reader's life, about 7 KB a page beyond the text. Forgetting what the last
+# few pages resolved keeps that bounded; the objects are read again from the file if needed.
+_RELEASE_EVERY = 8  # pages
+
+
+def _release(reader, keep: frozenset) -> None:
+    """Drop the objects resolved since `keep` (the document's skeleton) was taken from the cache.
+
+    `resolved_objects` is pypdf's cache of indirect objects, consulted before the file is read
+    again; without it (another pypdf), pages are still read correctly, only with more memory.
+    Objects stored inside an object stream stay: pypdf re-parses the whole stream to get one back,
+    and they are small (no stream can be in one: content, images and fonts are all released).
+    """
+    cache = getattr(reader, "resolved_objects", None)
+    in_streams = getattr(reader, "xref_objStm", {})
+    if isinstance(cache, dict):
+        for generation, number in cache.keys() - keep:
+            if generation != 0 or number not in in_streams:
+                del cache[generation, number]
+
+
+def _pdf_pages(data: bytes, limits: Limits, emit) -> tuple[str | None, str | None, str | None]:
+    """Pass each page's text to `emit` as it is read, in order; return the title, author and date.
+
+    A page with nothing but whitespace (a scan, a figure) is emitted as "": no text, but it keeps
+    its number. Raises FormatError (scanned, encrypted, corrupt, too long); pages emitted before
+    then are to be discarded.
+    """
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
     if b"%PDF-" not in data[:1024]:  # readers accept a header anywhere in the first kilobyte
         raise FormatError("not a PDF file")
+    n = joined = 0  # `joined`: the length of the text once the pages are joined (see _join)
+    any_text = False
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
@@ -148,14 +177,19 @@ def pdf_text(data: bytes, limits: Limits = Limits()) -> Extracted:
         n = len(reader.pages)
         if n > limits.max_pages:
             raise FormatError(f"PDF has {n:,} pages (limit {limits.max_pages:,})")
-        pages, total = [], 0
-        for page in reader.pages:
+        keep = frozenset(getattr(reader, "resolved_objects", ()))  # the page tree, trailer, xref streams
+        total = 0
+        for i, page in enumerate(reader.pages, start=1):
             t = _paragraphs(_clean_text(page.extract_text() or ""))
-            # A page with nothing but whitespace (a scan, a figure) adds no text but keeps its number.
-            pages.append(t if t.strip() else "")
             total += len(t)
             if total > limits.max_chars:
                 raise FormatError(f"more than {limits.max_chars:,} characters of text")
+            t = t if t.strip() else ""
+            any_text = any_text or bool(t)
+            joined += len(t) + len(SEPARATOR)
+            emit(t)
+            if i % _RELEASE_EVERY == 0:
+                _release(reader, keep)
         meta = reader.metadata
     except FormatError:
         raise
@@ -166,9 +200,10 @@ def pdf_text(data: bytes, limits: Limits = Limits()) -> Extracted:
         raise FormatError(f"corrupt PDF ({type(exc).__name__})") from None
     if n == 0:
         raise FormatError("corrupt PDF (no pages)")
-    if not any(pages):
+    if not any_text:
         raise FormatError("scanned PDF: no text layer")
-    text, starts = _join(pages, limits)
+    if joined > limits.max_chars:  # what _join refuses, checked before any page is joined
+        raise FormatError(f"more than {limits.max_chars:,} characters of text")
     title = author = date = None
     if meta is not None:
         try:
@@ -176,6 +211,14 @@ def pdf_text(data: bytes, limits: Limits = Limits()) -> Extracted:
             date = _property(meta.creation_date)
         except Exception:  # a malformed property is no reason to lose the text
             pass
+    return title, author, date
+
+
+def pdf_text(data: bytes, limits: Limits = Limits()) -> Extracted:
+    """The text layer of a PDF, page by page. Raises FormatError (scanned, encrypted, corrupt, too long)."""
+    pages: list[str] = []
+    title, author, date = _pdf_pages(data, limits, pages.append)
+    text, starts = _join(pages, limits)
     return Extracted(text, starts, title, author, date)
 
 
@@ -233,9 +276,11 @@ def extract(kind: str, data: bytes, limits: Limits = Limits()) -> Extracted:
 # The worker process
 # ---------------------------------------------------------------------------------------------
 # A fresh interpreter (subprocess), not multiprocessing: forking a threaded server can deadlock,
-# and multiprocessing's spawn and forkserver re-import the caller's main script. Requests and
-# replies are one JSON header line each (plus the file's bytes): no pickle from a process that has
-# just parsed a hostile file.
+# and multiprocessing's spawn and forkserver re-import the caller's main script. A request is one
+# JSON header line and the file's bytes; a reply is JSON lines: a PDF's pages one line each as
+# they are read (so that the worker holds no page's text once it is sent), then one closing line
+# with the properties, or with the reason for a refusal (pages already sent are then discarded).
+# No pickle from a process that has just parsed a hostile file.
 
 
 def _out_of_memory(exc: BaseException | None) -> bool:
@@ -248,8 +293,12 @@ def _out_of_memory(exc: BaseException | None) -> bool:
     return False
 
 
-def _reply(kind: str, memory_bytes: int, data: bytes, limits: Limits) -> dict:
+def _reply(kind: str, memory_bytes: int, data: bytes, limits: Limits, emit) -> dict:
+    """The closing line of a reply; a PDF's pages go to `emit` (a dict each) before it."""
     try:
+        if kind == PDF:
+            title, author, date = _pdf_pages(data, limits, lambda t: emit({"page": t}))
+            return {"end": True, "title": title, "author": author, "date": date}
         got = extract(kind, data, limits)
     except FormatError as exc:
         return {"skip": exc.reason}
@@ -276,15 +325,20 @@ def _serve(memory_bytes: int) -> None:
 
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     src, out = sys.stdin.buffer, sys.stdout.buffer
+
+    def emit(message: dict) -> None:  # buffered: the pipe is written a few pages at a time
+        out.write(json.dumps(message, ensure_ascii=True).encode())
+        out.write(b"\n")
+
     while True:
         line = src.readline()
         if not line:
             return
         head = json.loads(line)
         data = src.read(head["size"])
-        reply = _reply(head["kind"], memory_bytes, data, Limits(**head["limits"]))
+        reply = _reply(head["kind"], memory_bytes, data, Limits(**head["limits"]), emit)
         del data
-        out.write(json.dumps(reply, ensure_ascii=True).encode() + b"\n")
+        emit(reply)
         out.flush()
 
 
@@ -305,6 +359,7 @@ class _Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
 
     def run(self, kind: str, data: bytes, limits: Limits) -> dict:
+        """The reply's closing line, with the PDF pages before it under "pages_text"."""
         import json
         import os
         import select
@@ -318,17 +373,26 @@ class _Worker:
             self.proc.stdin.write(data)
             self.proc.stdin.flush()
             deadline = time.monotonic() + limits.seconds
-            fd, chunks = self.proc.stdout.fileno(), []
-            while not chunks or not chunks[-1].endswith(b"\n"):
+            fd, pending, pages = self.proc.stdout.fileno(), bytearray(), []
+            while True:
                 left = deadline - time.monotonic()
                 if left <= 0 or not select.select([fd], [], [], left)[0]:
                     self.stop()
                     return {"skip": f"{name} took longer than {limits.seconds:g} s to parse"}
-                chunk = os.read(fd, 1 << 20)
+                chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     raise EOFError
-                chunks.append(chunk)
-            return json.loads(b"".join(chunks))
+                # Each complete line is decoded as it comes, so that only the pages' text is kept.
+                start, searched = 0, len(pending)
+                pending += chunk
+                end = pending.find(b"\n", searched)  # a long line is searched once, not once per chunk
+                while end >= 0:
+                    message = json.loads(pending[start:end])
+                    if "page" not in message:
+                        return {**message, "pages_text": pages} if "end" in message else message
+                    pages.append(message["page"])
+                    start, end = end + 1, pending.find(b"\n", end + 1)
+                del pending[:start]
         except (EOFError, OSError, ValueError):
             self.stop()
             return {"skip": f"{name} parser crashed (corrupt or hostile file)"}
@@ -368,4 +432,7 @@ def extract_isolated(kind: str, data: bytes, limits: Limits = Limits()) -> Extra
         reply = _worker.run(kind, data, limits)
     if "skip" in reply:
         raise FormatError(reply["skip"])
+    if "end" in reply:  # a PDF: its pages, joined here once
+        text, starts = _join(reply.pop("pages_text"), limits)
+        return Extracted(text, starts, reply["title"], reply["author"], reply["date"])
     return Extracted(reply["text"], tuple(reply["pages"]), reply["title"], reply["author"], reply["date"])

@@ -638,6 +638,9 @@ def _extracted(path: Path, data: bytes, kind: str, limits: formats.Limits) -> fo
         raise UnreadableDocumentError(path, exc.reason) from None
 
 
+_HASH_SLICE = 1 << 16  # characters
+
+
 def _content_hash(file_sha256: str, text: str, encoding: str, extracted: bool) -> str:
     """What identifies the indexed text: the file's hash when the text is its UTF-8 decoding,
     else a hash of the file's hash and the text, so that another extraction of the same file
@@ -645,7 +648,10 @@ def _content_hash(file_sha256: str, text: str, encoding: str, extracted: bool) -
     if encoding == "utf-8" and not extracted:
         return file_sha256
     h = hashlib.sha256(f"{file_sha256}\0{encoding}\0".encode())
-    h.update(text.encode("utf-8", "surrogatepass"))
+    # In slices, not one copy of a long text: UTF-8 encodes each character on its own (surrogates
+    # included, with "surrogatepass"), so the bytes hashed are the same wherever the text is cut.
+    for i in range(0, len(text), _HASH_SLICE):
+        h.update(text[i : i + _HASH_SLICE].encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
 
@@ -669,7 +675,7 @@ def read_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES,
     if path.is_symlink() and not real.exists():
         raise UnreadableDocumentError(path, "broken symbolic link")
     data = _read_bytes(path, real, max_bytes)
-    if not data.strip():
+    if not data or data.isspace():  # as `not data.strip()`, without a copy of the file
         raise UnreadableDocumentError(path, "empty")
     suffix = path.suffix.lower()
     meta_title = None

@@ -222,6 +222,53 @@ def test_worker_memory_limit_applies_and_the_worker_is_replaced():
     assert formats.extract_isolated(formats.PDF, data).pages == (0,)
 
 
+def long_report(n: int, blank: int) -> list[list[str]]:
+    """`n` pages about one strike, each naming its day; page `blank` has no text."""
+    return [[] if day == blank else [
+        f"Day {day} of the strike at the Valmora harbour: dock workers and the port authority met again, "
+        f"and the mediator said that the talks of day {day} had moved closer to a deal on wages."]
+        for day in range(1, n + 1)]
+
+
+def test_long_pdf_is_streamed_page_by_page_with_the_same_text_pages_and_offsets(tmp_path: Path):
+    """Past several of the worker's cache releases, each page's text and start are those of
+    pypdf reading page by page with everything kept, and a citation names its page."""
+    import re
+
+    import pypdf
+
+    n, blank = 3 * formats._RELEASE_EVERY + 3, 5
+    data = make_pdf(long_report(n, blank))
+    kept = [formats._paragraphs(formats._clean_text(p.extract_text() or ""))
+            for p in pypdf.PdfReader(io.BytesIO(data)).pages]
+    expected = [t if t.strip() else "" for t in kept]
+    got = formats.extract_isolated(formats.PDF, data)
+    assert got == formats.pdf_text(data)
+    ends = [start - len(formats.SEPARATOR) for start in got.pages[1:]] + [len(got.text)]
+    assert [got.text[a:b] for a, b in zip(got.pages, ends)] == expected
+    assert len(got.pages) == n and expected[blank - 1] == ""
+    for day, page in enumerate(expected, start=1):
+        assert day == blank or f"Day {day} of the strike" in " ".join(page.split())
+    # Released objects of an encrypted file are decrypted again when read again.
+    opened = formats.extract_isolated(formats.PDF, encrypt(data, user_password=""))
+    assert (opened.text, opened.pages) == (got.text, got.pages)
+
+    (tmp_path / "report.pdf").write_bytes(data)
+    doc = read_document(tmp_path / "report.pdf", tmp_path)
+    assert (doc.text, doc.pages) == (got.text, got.pages)
+    cited = 0
+    for c in chunk_document(doc, 300, 100, 200):
+        days = {int(d) for d in re.findall(r"[Dd]ay (\d+)", c.text)}
+        assert days == {page_of(doc.pages, c.start)}, c.text
+        cited += 1
+    assert cited >= n - 1
+
+    # Refused after some pages were sent: they are dropped, and the next reply is the next file's.
+    with pytest.raises(formats.FormatError, match="characters of text"):
+        formats.extract_isolated(formats.PDF, data, Limits(max_chars=len(got.text) // 2))
+    assert formats.extract_isolated(formats.PDF, data) == got
+
+
 def test_owner_only_encrypted_pdf_is_read(tmp_path: Path):
     (tmp_path / "open.pdf").write_bytes(encrypt(make_pdf(PAGES), user_password=""))
     doc = read_document(tmp_path / "open.pdf", tmp_path)
