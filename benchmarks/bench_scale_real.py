@@ -101,6 +101,7 @@ class Mixture:
     sentence_noise: float             # isotropic noise making the real passage-sentence cosine
 
 
+HEADER = re.compile(r"[0-9a-f]+-[0-9a-f]+ ")
 WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
 
 
@@ -213,6 +214,20 @@ def memory() -> dict:
     return {"rss": rows["Rss"], "anon": rows["Anonymous"], "file": rows["Rss"] - rows["Anonymous"]}
 
 
+def mapped_files(under: Path) -> dict[str, float]:
+    """Resident MiB of each file mapped from under `under` (pages of it in this process's memory)."""
+    out: dict[str, float] = {}
+    name = None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if HEADER.match(line):  # a mapping starts: address range, permissions, offset, device, inode[, path]
+            head = line.split(maxsplit=5)
+            name = head[5] if len(head) == 6 and head[5].startswith(str(under)) else None
+        elif name and line.startswith("Rss:"):
+            key = Path(name).relative_to(under).as_posix().split("/", 1)[-1]  # without the version folder
+            out[key] = out.get(key, 0.0) + int(line.split()[1]) / 1024
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def child(root: Path, questions: Path | None) -> None:
     """Open the index; with `questions`, run each; print the figures as JSON."""
     import faiss  # noqa: F401  (imports are not part of the open time)
@@ -242,7 +257,7 @@ def child(root: Path, questions: Path | None) -> None:
             dense_ms.append(1000 * (time.perf_counter() - t))
             ann.append([h.passage for h in hits])
         dense = backend.snapshot.dense
-        out.update(after=memory(), retrieve_ms=ret_ms, retrieve_cpu_ms=ret_cpu_ms, dense_ms=dense_ms, ann=ann,
+        out.update(after=memory(), mapped=mapped_files(root.resolve()), retrieve_ms=ret_ms, retrieve_cpu_ms=ret_cpu_ms, dense_ms=dense_ms, ann=ann,
                    gold=gold, passages=len(backend), documents=len(backend.documents()), index=type(dense).__name__,
                    nlist=getattr(dense, "nlist", None), nprobe=getattr(dense, "nprobe", None))
     print(json.dumps(out))
@@ -367,6 +382,8 @@ def report(args, r: dict, recall: np.ndarray, made_share: np.ndarray, n_real: in
     b = r["base"]
     print(f"| resident memory after imports, before open: RSS (anonymous + file-backed) | {b['rss']:,.0f} MiB "
           f"({b['anon']:,.0f} + {b['file']:,.0f}) |")
+    top = ", ".join(f"{k} {v:,.0f}" for k, v in list(r["mapped"].items())[:6])
+    print(f"| resident pages of the mapped index files after the questions, largest (MiB) | {top} |")
     print(f"| retrieve() dense + BM25 + fusion, p50 / p95 / first question | {pct(r['retrieve_ms'], 50):.1f} / "
           f"{pct(r['retrieve_ms'], 95):.1f} / {r['retrieve_ms'][0]:.1f} ms |")
     print(f"| retrieve() CPU time, p50 / p95 | {pct(r['retrieve_cpu_ms'], 50):.1f} / {pct(r['retrieve_cpu_ms'], 95):.1f} ms |")
