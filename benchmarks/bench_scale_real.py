@@ -12,12 +12,13 @@ Stored passages:
     proportional to its size, and each of its passages is a draw from a Gaussian with that cluster's
     mean and sample covariance (mean + the members' residuals mixed by standard normal weights,
     divided by sqrt(members - 1)), the deviation scaled by --spread (1.0: as fitted; one value for
-    all, never per question), then normalised. Sentence vectors: the passage vector plus isotropic
-    noise sized so that their mean cosine to the passage equals the real one. Text: each made
-    passage copies the sentence and word counts of a random real passage of its cluster and draws
-    its words from that cluster's real word stream (words at their real frequencies, topic kept, so
-    the lexical side sees realistic term statistics); documents hold --per-doc passages and records
-    shaped like real ones (title, hashes, size, mtime).
+    all, never per question), then normalised. Such draws lie in the span of the cluster's members;
+    --isotropic moves that share of the deviation's variance into full-rank noise. Sentence vectors:
+    the passage vector plus isotropic noise sized so that their mean cosine to the passage equals
+    the real one. Text: each made passage copies the sentence and word counts of a random real
+    passage of its cluster and draws its words from that cluster's real word stream (words at their
+    real frequencies, topic kept, so the lexical side sees realistic term statistics); documents
+    hold --per-doc passages and records shaped like real ones (title, hashes, size, mtime).
 The index is written through the local backend's writer (upsert per document, staged, commit), so
 the files, the FAISS index (IVF above Settings.ann_threshold) and BM25 are the engine's own.
 
@@ -142,15 +143,23 @@ def fit(batches: list, clusters: int, seed: int = 0) -> Mixture:
     return Mixture(np.array(means), residuals, sizes / sizes.sum(), words, shapes, float(np.sqrt(1 / c**2 - 1)))
 
 
-def draw(mix: Mixture, cluster: int, n: int, spread: float, rng: np.random.Generator) -> np.ndarray:
-    """n unit vectors from the cluster's Gaussian (its sample covariance, scaled by spread^2)."""
+def draw(mix: Mixture, cluster: int, n: int, spread: float, rng: np.random.Generator,
+         isotropic: float = 0.0) -> np.ndarray:
+    """n unit vectors from the cluster's Gaussian (its sample covariance, scaled by spread^2).
+
+    The sample covariance of m members spans only m - 1 directions; `isotropic` moves that share of
+    the deviation's variance into noise in every direction (same total variance, full rank)."""
     r = mix.residuals[cluster]
     z = rng.standard_normal((n, len(r))).astype(np.float32)
-    v = mix.means[cluster] + spread * (z @ r) / np.sqrt(len(r) - 1)
+    v = mix.means[cluster] + spread * np.sqrt(1 - isotropic) * (z @ r) / np.sqrt(len(r) - 1)
+    if isotropic:
+        per_dim = float((r ** 2).sum()) / (len(r) - 1) / r.shape[1]
+        v += spread * np.sqrt(isotropic * per_dim) * rng.standard_normal(v.shape).astype(np.float32)
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def made_batch(mix: Mixture, k: int, per_doc: int, spread: float, rng: np.random.Generator):
+def made_batch(mix: Mixture, k: int, per_doc: int, spread: float, rng: np.random.Generator,
+               isotropic: float = 0.0):
     """Made document number k: its record, passages, vectors and sentence vectors."""
     from qa.backends.base import PassageBatch
     from qa.types import Chunk, DocInfo
@@ -173,7 +182,7 @@ def made_batch(mix: Mixture, k: int, per_doc: int, spread: float, rng: np.random
         text = " ".join(sents)
         chunks.append(Chunk(doc_id, start, start + len(text), text, tuple(spans), (None,) * len(spans)))
         pos = start + len(text) + 2  # paragraphs apart
-    vecs = draw(mix, cluster, per_doc, spread, rng)
+    vecs = draw(mix, cluster, per_doc, spread, rng, isotropic)
     counts = [len(c.sentences) for c in chunks]
     sv = np.repeat(vecs, counts, axis=0)
     sv += mix.sentence_noise * rng.standard_normal(sv.shape).astype(np.float32) / np.sqrt(sv.shape[1])
@@ -184,7 +193,8 @@ def made_batch(mix: Mixture, k: int, per_doc: int, spread: float, rng: np.random
     return PassageBatch(doc, tuple(chunks), vecs, sv)
 
 
-def build(root: Path, real: list, mix: Mixture, n: int, per_doc: int, spread: float, seed: int) -> None:
+def build(root: Path, real: list, mix: Mixture, n: int, per_doc: int, spread: float, seed: int,
+          isotropic: float = 0.0) -> None:
     """Real documents, then made ones up to n passages, through the local backend's writer."""
     from qa.backends.local import LocalBackend
     from qa.types import Settings
@@ -197,7 +207,7 @@ def build(root: Path, real: list, mix: Mixture, n: int, per_doc: int, spread: fl
             writer.upsert(b)
         left, k = n - sum(len(b.chunks) for b in real), 0
         while left > 0:
-            b = made_batch(mix, k, min(per_doc, left), spread, rng)
+            b = made_batch(mix, k, min(per_doc, left), spread, rng, isotropic)
             writer.upsert(b)
             left, k = left - len(b.chunks), k + 1
         writer.commit()
@@ -257,8 +267,8 @@ def child(root: Path, questions: Path | None) -> None:
             dense_ms.append(1000 * (time.perf_counter() - t))
             ann.append([h.passage for h in hits])
         dense = backend.snapshot.dense
-        out.update(after=memory(), mapped=mapped_files(root.resolve()), retrieve_ms=ret_ms, retrieve_cpu_ms=ret_cpu_ms, dense_ms=dense_ms, ann=ann,
-                   gold=gold, passages=len(backend), documents=len(backend.documents()), index=type(dense).__name__,
+        out.update(after=memory(), mapped=mapped_files(root.resolve()), retrieve_ms=ret_ms,
+                   retrieve_cpu_ms=ret_cpu_ms, dense_ms=dense_ms, ann=ann, gold=gold, passages=len(backend), documents=len(backend.documents()), index=type(dense).__name__,
                    nlist=getattr(dense, "nlist", None), nprobe=getattr(dense, "nprobe", None))
     print(json.dumps(out))
 
@@ -298,6 +308,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="ONNX export of the model (default: QA exports one)")
     ap.add_argument("--clusters", type=int, default=100)
     ap.add_argument("--spread", type=float, default=1.0)
+    ap.add_argument("--isotropic", type=float, default=0.0,
+                    help="share of the made vectors' deviation made isotropic (full rank), 0 to 1")
     ap.add_argument("--per-doc", type=int, default=4)
     ap.add_argument("--work", default=str(ROOT / ".qa-eval" / "scale-real"))
     ap.add_argument("--keep", action="store_true", help="keep the built index under --work")
@@ -338,12 +350,13 @@ def main() -> None:
     mix = fit(real, args.clusters)
     print(f"mixture: {len(mix.means)} clusters, sentence noise {mix.sentence_noise:.2f}, "
           f"fitted in {time.perf_counter() - t:.0f} s")
-    root = work / f"index-{args.n}-{args.spread}-{args.clusters}-{args.per_doc}"
+    root = work / (f"index-{args.n}-{args.spread}-{args.clusters}-{args.per_doc}"
+                   + (f"-iso{args.isotropic}" if args.isotropic else ""))
     build_s = None
     if not (args.reuse and IndexStore(root).current()):
         shutil.rmtree(root, ignore_errors=True)
         t = time.perf_counter()
-        build(root, real, mix, args.n, args.per_doc, args.spread, seed=1)
+        build(root, real, mix, args.n, args.per_doc, args.spread, seed=1, isotropic=args.isotropic)
         build_s = time.perf_counter() - t
     del real
     version = IndexStore(root).current()
@@ -369,7 +382,8 @@ def report(args, r: dict, recall: np.ndarray, made_share: np.ndarray, n_real: in
     gold = [g for g in r["gold"]]
     print(f"\n{r['passages']:,} passages ({n_real:,} real, {r['passages'] - n_real:,} made), {r['documents']:,} documents; "
           f"dense index {r['index']} (nlist {r['nlist']}, nprobe {r['nprobe']}); {len(recall)} SQuAD questions; "
-          f"spread {args.spread}, {args.clusters} clusters, {args.per_doc} passages per made document\n")
+          f"spread {args.spread}, isotropic share {args.isotropic}, {args.clusters} clusters, "
+          f"{args.per_doc} passages per made document\n")
     print("| figure | value |")
     print("|---|---|")
     wall = sorted(w for w, _ in r["opens"])
@@ -394,7 +408,8 @@ def report(args, r: dict, recall: np.ndarray, made_share: np.ndarray, n_real: in
           f"({(made_share >= 0.5).mean():.2f}) |")
     print(f"| answer-bearing passage in retrieve() top 10 / at 1 | {np.mean([g is not None for g in gold]):.3f} / "
           f"{np.mean([g == 1 for g in gold]):.3f} |")
-    print(f"| build through the local writer / version on disk | {f'{build_s:.0f} s' if build_s else 'reused'} / {disk:.2f} GiB |")
+    built = f"{build_s:.0f} s" if build_s else "reused"
+    print(f"| build through the local writer / version on disk | {built} / {disk:.2f} GiB |")
 
 
 if __name__ == "__main__":

@@ -74,3 +74,22 @@ def test_sentence_noise_matches_the_real_sentence_cosine():
     batch = made_batch(mix, 0, 4, 1.0, np.random.default_rng(3))
     cos = [float(sv @ batch.vectors[0]) for sv in batch.sent_vectors[:len(batch.chunks[0].sentences)]]
     assert min(cos) > 0.95
+
+
+def test_isotropic_share_fills_the_directions_the_members_do_not_span():
+    rng = np.random.default_rng(4)
+    real = []
+    for k in range(40):  # members vary along two directions only
+        v = np.zeros(DIM, np.float32)
+        v[0], v[1], v[2] = 1, *(0.3 * rng.standard_normal(2))
+        v /= np.linalg.norm(v)
+        text = "Goal match striker."
+        chunk = Chunk(f"s{k}.txt", 0, len(text), text, ((0, len(text)),), (None,))
+        real.append(PassageBatch(DocInfo(f"s{k}.txt", "p", "t", None, None, "0" * 64, 9), (chunk,), v[None], v[None]))
+    mix = fit(real, clusters=1)
+    span = draw(mix, 0, 3000, 1.0, np.random.default_rng(5))
+    full = draw(mix, 0, 3000, 1.0, np.random.default_rng(5), isotropic=1.0)
+    assert span[:, 3:].std(axis=0).max() < 1e-4       # nothing outside the members' span
+    assert full[:, 3:].std(axis=0).min() > 0.05       # every direction gets some
+    deviation = lambda d: np.linalg.norm(d - d.mean(0), axis=1).mean()  # noqa: E731
+    assert abs(deviation(full) / deviation(span) - 1) < 0.2  # about the same total spread
