@@ -16,8 +16,8 @@ from ...types import Chunk, DocInfo, Settings
 from ..base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
 from . import connection
 from .connection import CALL_TIMEOUT, IndexServerError, short
-from .schema import (FORMAT, StoredPassage, bm25, doc_info, ints, like_contains, quote, stored_passage, unb64,
-                     unpack, unpack_vectors, visible)
+from .schema import (FORMAT, StoredPassage, bm25, doc_info, ints, like_contains, quote, stored_passage, term_counts,
+                     unb64, unpack, unpack_vectors, visible)
 
 log = logging.getLogger("qa")
 
@@ -77,6 +77,7 @@ class MilvusBackend:
         self._terms: dict[str, tuple[int | None, int | None]] = {}
         self._doc_blobs: dict[int, tuple[str, np.ndarray]] = {}
         self._passages: dict[int, StoredPassage] = {}
+        self._term_counts: dict[int, tuple] = {}  # pid -> its term_counts, for re-ranking BM25 candidates
         self._pool = connection.POOL
         self._seen: tuple[float, tuple | None] | None = None  # (when, live (collection, version)) of the last check
         self._stale = False  # set when a writer of this backend committed
@@ -304,7 +305,11 @@ class MilvusBackend:
         df = {t: self._term(t)[1] for t in terms}
         passages = int(self._meta.get("passages", 0))
         avgdl = float(self._meta.get("tokens", 0)) / max(passages, 1)
-        scored = [(bm25(terms, e["lexical"], df, passages, avgdl), p) for p, _, e in hits]
+        if len(self._term_counts) > _PASSAGES:
+            self._term_counts.clear()
+        known = self._term_counts  # a row never changes: its counts serve every later question
+        scored = [(bm25(terms, known.get(p) or known.setdefault(p, term_counts(e["lexical"])), df, passages, avgdl), p)
+                  for p, _, e in hits]
         scored.sort(key=lambda sp: -sp[0])  # stable: equal scores keep Milvus' order
         return [Hit(p, s) for s, p in scored[:int(k)] if s > 0]
 
@@ -391,6 +396,10 @@ class MilvusBackend:
         dim = int(self._meta.get("dim", 0))
         n = len(all_ids)
         chunks = tuple(p.chunk for p in stored)
+
+        def per_sentence(field: str, dtype) -> np.ndarray:
+            return np.concatenate([getattr(p, field) for p in stored]).astype(dtype) if n else np.zeros(0, dtype)
+
         starts = np.zeros(n + 1, np.int64)
         np.cumsum([len(p.term_counts) for p in stored], out=starts[1:])
         # Each passage's rows: its own vector, then its sentences'; all converted in one go.
@@ -398,26 +407,23 @@ class MilvusBackend:
                 else np.zeros((0, dim), np.float32))
         own = np.zeros(len(rows), bool)
         own[starts[:-1] + np.arange(n)] = True
-        counts = np.concatenate([p.term_counts for p in stored]) if n else np.zeros(0, np.int64)
+        counts = per_sentence("term_counts", np.int64)
         term_start = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(counts, out=term_start[1:])
         all_terms = np.concatenate([p.terms for p in stored]).astype(np.int32) if n else np.zeros(0, np.int32)
-        names, name_start, name_words = [], [0], {}
-        for p in stored:
-            for sentence_names in p.names:
-                names += [name_words.setdefault(w, len(name_words)) for w in sentence_names]
-                name_start.append(len(names))
+        # Names are numbered by first appearance in this question's passages.
+        words = [w for p in stored for w in p.names]
+        name_words = {w: i for i, w in enumerate(dict.fromkeys(words))}
+        name_counts = per_sentence("name_counts", np.int64)
+        name_start = np.zeros(len(name_counts) + 1, np.int64)
+        np.cumsum(name_counts, out=name_start[1:])
         same_lists = [list(p.same) for p in stored]
         _same_across_commits(same_lists, all_ids, [p.added for p in stored], all_terms, term_start[starts])
         same = [p for s in same_lists for p in s]
         same_start = np.zeros(n + 1, np.int64)
         np.cumsum([len(s) for s in same_lists], out=same_start[1:])
-
-        def per_sentence(field: str, dtype) -> np.ndarray:
-            return np.concatenate([getattr(p, field) for p in stored]).astype(dtype) if n else np.zeros(0, dtype)
-
         lex = Lexicon(all_terms, term_start, per_sentence("flags", np.uint8), per_sentence("distinct", np.int32),
-                      np.array(names, np.int32), np.array(name_start, np.int64), tuple(name_words),
+                      np.array([name_words[w] for w in words], np.int32), name_start, tuple(name_words),
                       np.array(same, np.int64), same_start)
         doc_nums = {doc for doc, _, _ in where}
         doc_ids = {self._ids[d] for d in doc_nums}

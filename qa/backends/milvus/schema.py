@@ -107,7 +107,8 @@ class StoredPassage:
     flags: np.ndarray        # uint8 per sentence
     distinct: np.ndarray     # int32 per sentence
     sent_chars: np.ndarray   # int64 per sentence
-    names: tuple[tuple[str, ...], ...]  # per sentence: the first words of its names
+    names: tuple[str, ...]   # the first words of its names, sentence after sentence
+    name_counts: np.ndarray  # int64 per sentence: how many of `names` are its
     same: tuple[int, ...]    # backend ids of the passages its commit found carrying the same words
     added: int               # the version that added it
 
@@ -120,8 +121,8 @@ def stored_passage(row: dict, dim: int) -> StoredPassage:
     return StoredPassage(
         chunk, stored_vectors(row["svec"], dim), unb64(d["t"], np.int32), np.array(d["ts"], np.int64),
         np.array(d["f"], np.uint8), np.array(d["d"], np.int32),
-        np.array([e - s for s, e in chunk.sentences], np.int64), tuple(tuple(n) for n in d["n"]),
-        tuple(int(p) for p in d["s"]), int(row["added"]))
+        np.array([e - s for s, e in chunk.sentences], np.int64), tuple(w for n in d["n"] for w in n),
+        np.array([len(n) for n in d["n"]], np.int64), tuple(int(p) for p in d["s"]), int(row["added"]))
 
 
 def doc_info(record: dict) -> DocInfo:
@@ -135,12 +136,19 @@ def tokens_of(lexical: str) -> list[str]:
     return lexical.split(" ") if lexical else ["\u2400"]
 
 
-def bm25(query: Sequence[str], lexical: str, df: dict[str, int], passages: int, avgdl: float) -> float:
-    """bm25s' "lucene" score of one passage for analysed query terms, from one version's statistics
-    (Milvus' own BM25 counts every row a collection holds, including rows other versions see)."""
+def term_counts(lexical: str) -> tuple[Counter, int]:
+    """(how often each term occurs, how many tokens) of a passage's `lexical` field."""
     toks = tokens_of(lexical)
-    tf = Counter(toks)
-    norm = BM25_K1 * (1 - BM25_B + BM25_B * len(toks) / max(avgdl, 1e-9))
+    return Counter(toks), len(toks)
+
+
+def bm25(query: Sequence[str], counts: tuple[Counter, int], df: dict[str, int], passages: int,
+         avgdl: float) -> float:
+    """bm25s' "lucene" score of one passage (its term_counts) for analysed query terms, from one
+    version's statistics (Milvus' own BM25 counts every row a collection holds, including rows
+    other versions see)."""
+    tf, length = counts
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * length / max(avgdl, 1e-9))
     score = 0.0
     for t in query:
         n, f = df.get(t), tf.get(t, 0)
