@@ -7,10 +7,11 @@ Without --uri a `milvus-lite server` is started on a free loopback port (a fresh
 --work) and stopped at the end. Both engines embed with one model (loaded once). Reported for each
 backend: on the seed dev questions and on a SQuAD subset (--articles articles evenly spread over the
 file, --n of their questions), hit@1, hit@5, answer in the highlight and the share answered, ask()
-latency p50/p99 in this process, and for Milvus the calls and round trips (sequential waves of calls)
-per question; how many seed answers are identical (passages, offsets, highlights, "also reported
-by"); indexing: end to end (cut, embed, write) and the backend's write alone (the same passages
-written to a fresh collection), in passages per second.
+latency p50/p99 in this process, the time outside the server per question (p50/p99; see
+run_questions), and for Milvus the calls and round trips (sequential waves of calls) per question;
+how many answers are identical (passages, offsets, highlights, "also reported by"); indexing: end
+to end (cut, embed, write) and the backend's write alone (the same passages written to a fresh
+collection), in passages per second.
 
     .venv/bin/python benchmarks/bench_milvus.py --update 300 [--bbc ../shared/data/bbc]
 
@@ -92,28 +93,94 @@ def squad_subset(path: Path, articles: int, n: int, docs: Path):
     return even_sample(items, n)
 
 
-def run_questions(bot, items, counter=None) -> tuple[dict, list]:
-    """Quality and latency of asking every item; the answers' shapes (for parity)."""
+class TimedEmbedder:
+    """An embedder whose embed_query time is summed (`seconds`): a question's time outside the
+    server leaves the embedding out, as the same model embeds for both backends."""
+
+    def __init__(self, embedder):
+        self._embedder, self.seconds = embedder, 0.0
+
+    def __getattr__(self, name):
+        return getattr(self._embedder, name)
+
+    def embed_query(self, text):
+        t = time.monotonic()
+        try:
+            return self._embedder.embed_query(text)
+        finally:
+            self.seconds += time.monotonic() - t
+
+
+class WireTimer:
+    """Records the span of each gRPC call a MilvusClient makes (its stub: request built, response
+    not yet turned into Python rows), so pymilvus' own encoding and decoding can be told apart from
+    the wire and the server. Installed on the client's connection; `close` takes it off."""
+
+    def __init__(self, client):
+        self._handler = client._get_connection()
+        self._stub, self.spans = self._handler._stub, []
+        self._handler._stub = self
+
+    def __getattr__(self, name):
+        method = getattr(self._stub, name)
+
+        def call(*args, **kwargs):
+            start = time.monotonic()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.spans.append((start, time.monotonic()))
+        return call
+
+    def close(self) -> None:
+        self._handler._stub = self._stub
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(p * len(xs)))], 1)
+
+
+def run_questions(bot, items, counter=None, wire=None) -> tuple[dict, list]:
+    """Quality and latency of asking every item; the answers' shapes (for parity).
+
+    Time outside the server, per question: the ask() time less the question's embedding, less
+    the union of its client calls' spans (`counter`, pymilvus' work counted as the server's), and
+    with `wire` also less the union of its gRPC calls' spans only (pymilvus' work counted as the
+    app's). For the local backend both are its whole ask() after embedding."""
+    from dataclasses import replace
+
+    from benchmarks.bench_milvus_scale import union
     from qa.evaluation import _figures, _outcome
 
-    outcomes, lat, shapes, calls, trips = [], [], [], [], []
+    bot._engine = replace(bot.engine, embedder=TimedEmbedder(bot.engine.embedder))
+    outcomes, lat, shapes, calls, trips, outside, outside_wire = [], [], [], [], [], [], []
     bot.ask(items[0].question, history=list(items[0].history))  # warm: the version's document table
     for item in items:
         if counter:
             counter.reset()
-        t = time.perf_counter()
+        if wire:
+            wire.spans.clear()
+        bot.engine.embedder.seconds = 0.0
+        t = time.monotonic()
         ans = bot.ask(item.question, k=10, history=list(item.history))
-        lat.append((time.perf_counter() - t) * 1000)
+        took = time.monotonic() - t
+        lat.append(took * 1000)
+        took -= bot.engine.embedder.seconds
+        outside.append((took - (union(counter.spans) if counter else 0.0)) * 1000)
+        outside_wire.append((took - (union(wire.spans) if wire else 0.0)) * 1000)
         if counter:
             calls.append(len(counter.calls))
             trips.append(counter.round_trips())
         outcomes.append(_outcome(item, ans))
         shapes.append(shape(ans))
-    lat.sort()
+    bot._engine = replace(bot.engine, embedder=bot.engine.embedder._embedder)
     figs = _figures([o for o in outcomes if o["gold"]])
     out = {"hit@1": figs["hit@1"], "hit@5": figs["recall@5"], "highlight@1": figs["answer_in_highlight"],
-           "answered": figs["answered"], "questions": len(items),
-           "p50_ms": round(lat[len(lat) // 2], 1), "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1)}
+           "answered": figs["answered"], "questions": len(items), "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
+           "outside_server_p50_ms": pct(outside, 0.5), "outside_server_p99_ms": pct(outside, 0.99),
+           "outside_server_incl_pymilvus_p50_ms": pct(outside_wire, 0.5),
+           "outside_server_incl_pymilvus_p99_ms": pct(outside_wire, 0.99)}
     if counter:
         out["calls_per_question_max"] = max(calls)
         out["round_trips_per_question_max"] = max(trips)
@@ -187,9 +254,11 @@ def main() -> int:
                    "index_milvus_passages_per_s": round(passages / milvus_s, 1)}
             row["local"], local_shapes = run_questions(local, items)
             backend = milvus.engine.backend
+            wire = WireTimer(backend.client)
             counter = backend.client = CountingClient(backend.client)
-            row["milvus"], milvus_shapes = run_questions(milvus, items, counter)
+            row["milvus"], milvus_shapes = run_questions(milvus, items, counter, wire)
             backend.client = counter._client
+            wire.close()
             row["identical_answers"] = sum(a == b for a, b in zip(local_shapes, milvus_shapes))
             row["write_only_local_passages_per_s"] = write_speed(
                 local.engine.backend, lambda: LocalBackend(work / f"{name}-copy", load=False))

@@ -16,13 +16,16 @@ from ...types import Chunk, DocInfo, Settings
 from ..base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
 from . import connection
 from .connection import CALL_TIMEOUT, IndexServerError, short
-from .schema import (FORMAT, bm25, doc_info, ints, like_contains, quote, unb64, unpack, unpack_vectors,
-                     visible)
+from .schema import (FORMAT, StoredPassage, bm25, doc_info, ints, like_contains, quote, stored_passage, term_counts,
+                     unb64, unpack, unpack_vectors, visible)
 
 log = logging.getLogger("qa")
 
 _MEMO_LIMIT = 200_000
 _DOC_BLOBS = 2_000  # documents whose text and terms a process keeps between questions
+# Decoded passages a process keeps between questions: about 8 KB each in float16 (a passage of
+# six sentences), so at most some 40 MB.
+_PASSAGES = 5_000
 # How old an answer to "which version is live?" may be when a question asks (the check itself runs
 # beside each question's dense search, so following another process's commit costs no round trip).
 FOLLOW_SECONDS = 1.0
@@ -73,6 +76,8 @@ class MilvusBackend:
         self._where: dict[int, tuple[int, int, int]] = {}   # pid -> (doc, lo, hi), learnt from calls
         self._terms: dict[str, tuple[int | None, int | None]] = {}
         self._doc_blobs: dict[int, tuple[str, np.ndarray]] = {}
+        self._passages: dict[int, StoredPassage] = {}
+        self._term_counts: dict[int, tuple] = {}  # pid -> its term_counts, for re-ranking BM25 candidates
         self._pool = connection.POOL
         self._seen: tuple[float, tuple | None] | None = None  # (when, live (collection, version)) of the last check
         self._stale = False  # set when a writer of this backend committed
@@ -300,7 +305,11 @@ class MilvusBackend:
         df = {t: self._term(t)[1] for t in terms}
         passages = int(self._meta.get("passages", 0))
         avgdl = float(self._meta.get("tokens", 0)) / max(passages, 1)
-        scored = [(bm25(terms, e["lexical"], df, passages, avgdl), p) for p, _, e in hits]
+        if len(self._term_counts) > _PASSAGES:
+            self._term_counts.clear()
+        known = self._term_counts  # a row never changes: its counts serve every later question
+        scored = [(bm25(terms, known.get(p) or known.setdefault(p, term_counts(e["lexical"])), df, passages, avgdl), p)
+                  for p, _, e in hits]
         scored.sort(key=lambda sp: -sp[0])  # stable: equal scores keep Milvus' order
         return [Hit(p, s) for s, p in scored[:int(k)] if s > 0]
 
@@ -343,8 +352,9 @@ class MilvusBackend:
 
     # -- fetching -----------------------------------------------------------------------------------------
     def fetch(self, ids: Iterable[int]) -> Fetched:
-        """The passages, the one before each, and their documents' text and terms: one query when
-        the passages came from a search of this backend."""
+        """The passages, the one before each, and their documents' text and terms: one query for
+        those this backend has not decoded yet (none when it has them all), when the passages came
+        from a search of this backend."""
         self._load_documents()
         asked = [int(i) for i in ids]
         prev, _, located = self._neighbours(asked)
@@ -356,69 +366,72 @@ class MilvusBackend:
         where = [located[i] for i in all_ids]
         if len(self._doc_blobs) > _DOC_BLOBS:
             self._doc_blobs.clear()
-        # This question's own copy: another thread may clear the shared one meanwhile.
+        if len(self._passages) > _PASSAGES:
+            self._passages.clear()
+        # This question's own copies: another thread may clear the shared ones meanwhile. A row
+        # never changes once written (an update adds rows under new ids), so a decoded one serves
+        # every later question of this version.
         blobs = {doc: self._doc_blobs.get(doc) for doc, _, _ in where}
+        stored = {pid: self._passages.get(pid) for pid in all_ids}
         leads = {lo for doc, lo, hi in where if blobs[doc] is None}
-        rows = {}
-        if all_ids or leads:
-            for r in self._rpc("query", self.collection, filter=ints("pid", sorted(set(all_ids) | leads)),
+        wanted = sorted({pid for pid, p in stored.items() if p is None} | leads)
+        if wanted:
+            dim = int(self._meta.get("dim", 0))
+            for r in self._rpc("query", self.collection, filter=ints("pid", wanted),
                                output_fields=["pid", "doc", "added", "data", "svec", "dblob"]):
-                rows[int(r["pid"])] = r
-        for pid in leads:
-            r = rows[pid]
-            blob = unpack(r["dblob"])
-            blobs[int(r["doc"])] = self._doc_blobs[int(r["doc"])] = (
-                blob["text"], unb64(blob["terms"], np.int32).astype(np.int64))
-        return self._assemble(all_ids, rows, where, previous, blobs)
+                pid = int(r["pid"])
+                if pid in stored and stored[pid] is None:
+                    stored[pid] = self._passages[pid] = stored_passage(r, dim)
+                if pid in leads:
+                    blob = unpack(r["dblob"])
+                    blobs[int(r["doc"])] = self._doc_blobs[int(r["doc"])] = (
+                        blob["text"], unb64(blob["terms"], np.int32).astype(np.int64))
+        missing = [pid for pid in all_ids if stored[pid] is None] + [lo for doc, lo, _ in where if blobs[doc] is None]
+        if missing:
+            raise IndexServerError(f"no passage {missing[0]} in the index version {self.collection}")
+        return self._assemble(all_ids, [stored[pid] for pid in all_ids], where, previous, blobs)
 
-    def _assemble(self, all_ids: list[int], rows: dict, where: list, previous: np.ndarray, blobs: dict) -> Fetched:
+    def _assemble(self, all_ids: list[int], stored: list[StoredPassage], where: list, previous: np.ndarray,
+                  blobs: dict) -> Fetched:
         dim = int(self._meta.get("dim", 0))
-        chunks, vecs, svecs = [], [], []
-        term_ids, term_start, flags, distinct = [], [0], [], []
-        names, name_start, name_words = [], [0], {}
-        same_lists = []
-        for pid in all_ids:
-            r = rows[pid]
-            d = unpack(r["data"])
-            doc_id, start, end, text, sentences, speakers = d["c"]
-            chunks.append(Chunk(doc_id, start, end, text, tuple(tuple(s) for s in sentences), tuple(speakers)))
-            both = unpack_vectors(r["svec"], dim)
-            vecs.append(both[0])
-            svecs.append(both[1:])
-            ids = unb64(d["t"], np.int32)
-            pos = 0
-            for n in d["ts"]:
-                term_ids.append(ids[pos:pos + n])
-                pos += n
-                term_start.append(term_start[-1] + n)
-            flags += d["f"]
-            distinct += d["d"]
-            for sentence_names in d["n"]:
-                names += [name_words.setdefault(w, len(name_words)) for w in sentence_names]
-                name_start.append(len(names))
-            same_lists.append(list(d["s"]))
         n = len(all_ids)
+        chunks = tuple(p.chunk for p in stored)
+
+        def per_sentence(field: str, dtype) -> np.ndarray:
+            return np.concatenate([getattr(p, field) for p in stored]).astype(dtype) if n else np.zeros(0, dtype)
+
         starts = np.zeros(n + 1, np.int64)
-        np.cumsum([len(c.sentences) for c in chunks], out=starts[1:])
-        all_terms = np.concatenate(term_ids).astype(np.int32) if term_ids else np.zeros(0, np.int32)
-        term_start = np.array(term_start, np.int64)
-        _same_across_commits(same_lists, all_ids, [int(rows[p]["added"]) for p in all_ids], all_terms,
-                             term_start[starts])
+        np.cumsum([len(p.term_counts) for p in stored], out=starts[1:])
+        # Each passage's rows: its own vector, then its sentences'; all converted in one go.
+        rows = (np.concatenate([p.vectors for p in stored]).astype(np.float32) if n
+                else np.zeros((0, dim), np.float32))
+        own = np.zeros(len(rows), bool)
+        own[starts[:-1] + np.arange(n)] = True
+        counts = per_sentence("term_counts", np.int64)
+        term_start = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(counts, out=term_start[1:])
+        all_terms = np.concatenate([p.terms for p in stored]).astype(np.int32) if n else np.zeros(0, np.int32)
+        # Names are numbered by first appearance in this question's passages.
+        words = [w for p in stored for w in p.names]
+        name_words = {w: i for i, w in enumerate(dict.fromkeys(words))}
+        name_counts = per_sentence("name_counts", np.int64)
+        name_start = np.zeros(len(name_counts) + 1, np.int64)
+        np.cumsum(name_counts, out=name_start[1:])
+        same_lists = [list(p.same) for p in stored]
+        _same_across_commits(same_lists, all_ids, [p.added for p in stored], all_terms, term_start[starts])
         same = [p for s in same_lists for p in s]
         same_start = np.zeros(n + 1, np.int64)
         np.cumsum([len(s) for s in same_lists], out=same_start[1:])
-        lex = Lexicon(all_terms, term_start, np.array(flags, np.uint8), np.array(distinct, np.int32),
-                      np.array(names, np.int32), np.array(name_start, np.int64), tuple(name_words),
+        lex = Lexicon(all_terms, term_start, per_sentence("flags", np.uint8), per_sentence("distinct", np.int32),
+                      np.array([name_words[w] for w in words], np.int32), name_start, tuple(name_words),
                       np.array(same, np.int64), same_start)
         doc_nums = {doc for doc, _, _ in where}
         doc_ids = {self._ids[d] for d in doc_nums}
-        sent_chars = np.array([e - s for c in chunks for s, e in c.sentences], np.int64)
         return Fetched(
-            ids=np.array(all_ids, np.int64), chunks=tuple(chunks), docs={d: self._docs[d] for d in doc_ids},
-            vectors=np.array(vecs, np.float32).reshape(n, dim),
-            sent_vectors=(np.concatenate(svecs) if svecs else np.zeros((0, dim), np.float32)),
-            sent_start=starts, sent_chars=sent_chars, lexicon=lex, stats=self.stats(), previous=previous,
-            is_lead=np.array([pid == lo for pid, (_, lo, _) in zip(all_ids, where)], bool),
+            ids=np.array(all_ids, np.int64), chunks=chunks, docs={d: self._docs[d] for d in doc_ids},
+            vectors=rows[own], sent_vectors=rows[~own],
+            sent_start=starts, sent_chars=per_sentence("sent_chars", np.int64), lexicon=lex, stats=self.stats(),
+            previous=previous, is_lead=np.array([pid == lo for pid, (_, lo, _) in zip(all_ids, where)], bool),
             doc_terms={self._ids[d]: blobs[d][1] for d in doc_nums},
             doc_text={self._ids[d]: blobs[d][0] for d in doc_nums},
             # Per question: its lexicon numbers names locally, so memos of another question do not apply.

@@ -9,12 +9,13 @@ import json
 import math
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from ...errors import QAError
-from ...types import DocInfo
+from ...types import Chunk, DocInfo
 
 FORMAT = 3  # 3: rows carry the version that added them; one meta row per version; terms per version
 VARCHAR_MAX = 65_535          # Milvus' portable VARCHAR limit (bytes)
@@ -73,19 +74,55 @@ def unpack(text: str):
 
 
 def pack_vectors(vectors: np.ndarray) -> str:
-    """Sentence vectors as text: float32, or float16 when a long passage's would not fit."""
-    text = "f4:" + b64(np.asarray(vectors, np.float32))
-    if len(text) > VARCHAR_MAX:
-        text = "f2:" + b64(np.asarray(vectors, np.float16))
+    """A passage's vector and its sentence vectors as text, in float16 as the local backend stores
+    them: the engine then scores exactly the values it scores there, and the text (the largest
+    field of a row) is half as long to store, send and decode as float32's."""
+    text = "f2:" + b64(np.asarray(vectors, np.float16))
     if len(text) > VARCHAR_MAX:
         raise QAError(f"a passage has too many sentences ({len(vectors)}) to store in Milvus")
     return text
 
 
-def unpack_vectors(text: str, dim: int) -> np.ndarray:
+def stored_vectors(text: str, dim: int) -> np.ndarray:
+    """The vectors of pack_vectors' text in the type they were stored in: float16, or float32 in
+    rows written before float16 was the rule ("f4:", still read)."""
     kind, data = text[:3], text[3:]
-    arr = unb64(data, np.float16 if kind == "f2:" else np.float32).astype(np.float32)
-    return arr.reshape(-1, dim)
+    return unb64(data, np.float16 if kind == "f2:" else np.float32).reshape(-1, dim)
+
+
+def unpack_vectors(text: str, dim: int) -> np.ndarray:
+    return stored_vectors(text, dim).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class StoredPassage:
+    """A passage row decoded as questions use it (a backend keeps recent ones: decoding the packed
+    fields is most of a question's own time otherwise). Its arrays are never handed out: a
+    question's Fetched is built from copies."""
+
+    chunk: Chunk
+    vectors: np.ndarray      # (1 + sentences, dim), as stored: the passage's vector, then its sentences'
+    terms: np.ndarray        # int32: its sentences' term ids, one after another
+    term_counts: np.ndarray  # int64 per sentence: how many of `terms` are its
+    flags: np.ndarray        # uint8 per sentence
+    distinct: np.ndarray     # int32 per sentence
+    sent_chars: np.ndarray   # int64 per sentence
+    names: tuple[str, ...]   # the first words of its names, sentence after sentence
+    name_counts: np.ndarray  # int64 per sentence: how many of `names` are its
+    same: tuple[int, ...]    # backend ids of the passages its commit found carrying the same words
+    added: int               # the version that added it
+
+
+def stored_passage(row: dict, dim: int) -> StoredPassage:
+    """Decode a passage row's `data` and `svec` fields (see writer.passage_rows)."""
+    d = unpack(row["data"])
+    doc_id, start, end, text, sentences, speakers = d["c"]
+    chunk = Chunk(doc_id, start, end, text, tuple(tuple(s) for s in sentences), tuple(speakers))
+    return StoredPassage(
+        chunk, stored_vectors(row["svec"], dim), unb64(d["t"], np.int32), np.array(d["ts"], np.int64),
+        np.array(d["f"], np.uint8), np.array(d["d"], np.int32),
+        np.array([e - s for s, e in chunk.sentences], np.int64), tuple(w for n in d["n"] for w in n),
+        np.array([len(n) for n in d["n"]], np.int64), tuple(int(p) for p in d["s"]), int(row["added"]))
 
 
 def doc_info(record: dict) -> DocInfo:
@@ -99,12 +136,19 @@ def tokens_of(lexical: str) -> list[str]:
     return lexical.split(" ") if lexical else ["\u2400"]
 
 
-def bm25(query: Sequence[str], lexical: str, df: dict[str, int], passages: int, avgdl: float) -> float:
-    """bm25s' "lucene" score of one passage for analysed query terms, from one version's statistics
-    (Milvus' own BM25 counts every row a collection holds, including rows other versions see)."""
+def term_counts(lexical: str) -> tuple[Counter, int]:
+    """(how often each term occurs, how many tokens) of a passage's `lexical` field."""
     toks = tokens_of(lexical)
-    tf = Counter(toks)
-    norm = BM25_K1 * (1 - BM25_B + BM25_B * len(toks) / max(avgdl, 1e-9))
+    return Counter(toks), len(toks)
+
+
+def bm25(query: Sequence[str], counts: tuple[Counter, int], df: dict[str, int], passages: int,
+         avgdl: float) -> float:
+    """bm25s' "lucene" score of one passage (its term_counts) for analysed query terms, from one
+    version's statistics (Milvus' own BM25 counts every row a collection holds, including rows
+    other versions see)."""
+    tf, length = counts
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * length / max(avgdl, 1e-9))
     score = 0.0
     for t in query:
         n, f = df.get(t), tf.get(t, 0)
