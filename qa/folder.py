@@ -57,38 +57,39 @@ def _doc_id(path: Path, root: Path) -> str:
     return absolute.resolve().relative_to(Path(root).resolve()).as_posix()
 
 
-def _walk(folder: Path, real_root: Path, skip, ancestors: frozenset[Path]) -> Iterator[Path]:
-    """Supported files under `folder`, sorted, never leaving `real_root`; hidden names ignored."""
+def _walk(folder: Path, real_root: Path, skip, ancestors: frozenset[Path]) -> Iterator[str]:
+    """Paths (as strings) of the supported files under `folder`, sorted, never leaving `real_root`;
+    hidden names ignored. Plain files need no Path object: opening a large archive walks them all."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
         skip(folder, f"cannot list folder ({exc.strerror})")
         return
     for entry in entries:
-        path = Path(entry.path)
         if entry.name.startswith("."):
-            log.debug("ignoring hidden %s", path)
+            log.debug("ignoring hidden %s", entry.path)
             continue
-        supported = path.suffix.lower() in SUPPORTED_SUFFIXES
+        suffix = os.path.splitext(entry.name)[1]
+        supported = suffix.lower() in SUPPORTED_SUFFIXES
         try:
             if entry.is_symlink():
-                target = path.resolve()
+                target = Path(entry.path).resolve()
                 if not target.is_relative_to(real_root):
                     if supported or target.is_dir():
-                        skip(path, "symbolic link leaves the folder")
+                        skip(entry.path, "symbolic link leaves the folder")
                     continue
             if entry.is_dir(follow_symlinks=True):
-                real = path.resolve()
+                real = Path(entry.path).resolve()
                 if real in ancestors:  # a link back up the tree would loop forever
-                    log.debug("ignoring %s: symbolic link loop", path)
+                    log.debug("ignoring %s: symbolic link loop", entry.path)
                 else:
-                    yield from _walk(path, real_root, skip, ancestors | {real})
+                    yield from _walk(Path(entry.path), real_root, skip, ancestors | {real})
             elif supported:
-                yield path
+                yield entry.path
             else:
-                log.debug("ignoring %s: not an article file (%s)", path, path.suffix or "no suffix")
+                log.debug("ignoring %s: not an article file (%s)", entry.path, suffix or "no suffix")
         except (OSError, RuntimeError) as exc:
-            skip(path, f"cannot inspect ({exc})")
+            skip(entry.path, f"cannot inspect ({exc})")
 
 
 def read_folder(folder: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -119,16 +120,17 @@ def read_folder(folder: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
     for path in _walk(root, real_root, skip, frozenset({real_root})):
         try:
             # What _doc_id finds, without its path objects (~20 us a file, 2,225 at each BBC open).
-            text = str(path)
-            doc_id = text[len(under):] if text.startswith(under) else _doc_id(path, root)
-            st = path.stat()  # stat before reading: a later change shows
+            doc_id = path[len(under):] if path.startswith(under) else _doc_id(Path(path), root)
+            if os.sep != "/":
+                doc_id = doc_id.replace(os.sep, "/")
+            st = os.stat(path)  # stat before reading: a later change shows
             facts[doc_id] = (st.st_size, st.st_mtime_ns)
             if known and known.get(doc_id) == facts[doc_id]:
                 unchanged.append(doc_id)
                 continue
             from .ingest import read_document  # only now: cleaning and decoding import much
 
-            documents.append(read_document(path, root, max_bytes, languages))
+            documents.append(read_document(Path(path), root, max_bytes, languages))
         except UnreadableDocumentError as exc:
             skip(path, exc.reason)
         except Exception as exc:  # one bad file must never stop the whole read
