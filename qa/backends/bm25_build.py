@@ -52,9 +52,10 @@ class StreamingBM25:
         self._length.append(n)
 
     def finish(self, k1: float = 1.5, b: float = 0.75):
-        """A bm25s.BM25 holding the score matrix and vocabulary (ready to `save`)."""
+        """A bm25s.BM25 holding the score matrix and vocabulary (ready to `save`). The typed
+        arrays are let go as soon as they are used: at most ~20 bytes an entry are held at once."""
         import bm25s
-        from bm25s.scoring import _build_idf_array, _score_idf_lucene, _score_tfc_lucene
+        from bm25s.scoring import _build_idf_array, _score_idf_lucene
 
         bm25 = bm25s.BM25(k1=k1, b=b)
         vocab, remap = _bm25s_vocabulary(self._first)
@@ -62,28 +63,43 @@ class StreamingBM25:
         n_docs, n_vocab = len(self._length), len(remap)
         cols = remap[np.frombuffer(self._term, np.int32)]
         self._term = array("i")
-        rows = np.repeat(np.arange(n_docs, dtype=np.int32), np.diff(np.frombuffer(self._nnz, np.int64)))
         df = np.bincount(cols, minlength=n_vocab)
         idf = _build_idf_array(dict(enumerate(df.tolist())), n_docs, _score_idf_lucene, bm25.dtype)
-        # bm25s: np.array(lengths).mean(), a float64 scalar; each passage's length a Python int.
-        lengths = np.frombuffer(self._length, np.int64)
-        avg = lengths.mean()
-        order = np.argsort(cols, kind="stable")  # rows ascend within a term: (term, passage) order
-        data = np.empty(len(cols), bm25.dtype)
-        tf = np.frombuffer(self._tf, np.int32)
-        for lo in range(0, len(order), _BLOCK):
-            at = order[lo:lo + _BLOCK]
-            tfc = _score_tfc_lucene(tf_array=tf[at].astype(bm25.dtype), l_d=lengths[rows[at]], l_avg=avg, k1=k1, b=b)
-            data[lo:lo + len(at)] = idf[cols[at]] * tfc
+        scores = self._scores(idf[cols], k1, b, bm25.dtype)
+        order = np.argsort(cols, kind="stable")  # passages ascend within a term: (term, passage) order
+        del cols
+        data = scores[order]
+        del scores
+        nnz = np.frombuffer(self._nnz, np.int64)
+        indices = np.repeat(np.arange(n_docs, dtype=np.int32), np.diff(nnz))[order].astype(bm25.int_dtype)
+        del order
         indptr = np.zeros(n_vocab + 1, np.int64)
         np.cumsum(df, out=indptr[1:])
-        bm25.scores = {"data": data, "indices": rows[order].astype(bm25.int_dtype), "indptr": indptr,
-                       "num_docs": n_docs}
+        bm25.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
         bm25.nonoccurrence_array = None  # lucene scoring has none (bm25s sets it while indexing)
         if "" not in vocab:  # bm25s' create_empty_token
             vocab[""] = max(vocab.values()) + 1
         bm25.vocab_dict = vocab
         return bm25
+
+    def _scores(self, idf: np.ndarray, k1: float, b: float, dtype) -> np.ndarray:
+        """Each entry's score, in entry order (`idf`: each entry's term's idf), with bm25s' own
+        term frequency formula; lets the counts go."""
+        from bm25s.scoring import _score_tfc_lucene
+
+        nnz = np.frombuffer(self._nnz, np.int64)
+        lengths = np.frombuffer(self._length, np.int64)
+        avg = lengths.mean()  # as bm25s: np.array(lengths).mean(), a float64 scalar
+        tf = np.frombuffer(self._tf, np.int32)
+        out = np.empty(len(tf), dtype)
+        for lo in range(0, len(tf), _BLOCK):
+            hi = min(len(tf), lo + _BLOCK)
+            passage = np.searchsorted(nnz, np.arange(lo, hi), side="right") - 1
+            tfc = _score_tfc_lucene(tf_array=tf[lo:hi].astype(dtype), l_d=lengths[passage], l_avg=avg, k1=k1, b=b)
+            out[lo:hi] = idf[lo:hi] * tfc
+        del tf
+        self._tf = array("i")
+        return out
 
 
 _BLOCK = 1 << 16  # score entries computed at a time (float64 temporaries of this size)
