@@ -127,13 +127,13 @@ def same_words(ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndar
 GRAM_BLOCK = 4096
 
 
-def _grams(ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _grams(ids: np.ndarray, bounds: np.ndarray, block: int = GRAM_BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """(passage (int32), code) of every 4-gram of each passage's terms; a passage of 1-3 terms is
     one (zero-padded) gram. Codes are a 64-bit polynomial hash of the four ids: collisions
-    negligible. Made GRAM_BLOCK passages at a time: only the results are collection-sized."""
+    negligible. Made `block` passages at a time: only the results are collection-sized."""
     owners, codes = [np.zeros(0, np.int32)], [np.zeros(0, np.uint64)]
-    for lo in range(0, len(bounds) - 1, GRAM_BLOCK):
-        hi = min(len(bounds) - 1, lo + GRAM_BLOCK)
+    for lo in range(0, len(bounds) - 1, block):
+        hi = min(len(bounds) - 1, lo + block)
         owner, code = _block_grams(ids[bounds[lo]:bounds[hi]], bounds[lo:hi + 1] - bounds[lo])
         owners.append((owner + lo).astype(np.int32))
         codes.append(code)
