@@ -94,8 +94,12 @@ def same_words(ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndar
     """
     n = len(bounds) - 1
     owner, code = _grams(ids, bounds)
-    order = np.lexsort((owner, code))  # by gram, then passage
-    owner, code = owner[order], code[order]
+    # By gram, then passage: the grams come in passage order, so a stable sort by gram is
+    # np.lexsort((owner, code)) without its temporaries. One array is reordered at a time.
+    order = np.argsort(code, kind="stable")
+    code = code[order]
+    owner = owner[order]
+    del order
     distinct = np.ones(len(code), bool)
     distinct[1:] = (code[1:] != code[:-1]) | (owner[1:] != owner[:-1])
     owner, code = owner[distinct], code[distinct]
@@ -104,7 +108,7 @@ def same_words(ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndar
     counts = np.diff(np.r_[starts, len(code)])
     lo_parts, hi_parts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for c in np.unique(counts[(counts >= 2) & (counts <= STOCK_PHRASE)]).tolist():
-        members = owner[starts[counts == c][:, None] + np.arange(c)]  # each row: the passages of one gram
+        members = owner[starts[counts == c][:, None] + np.arange(c)].astype(np.int64)  # each row: one gram's passages
         i, j = np.triu_indices(c, 1)
         lo_parts.append(members[:, i].ravel())
         hi_parts.append(members[:, j].ravel())
@@ -119,9 +123,25 @@ def same_words(ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndar
     return dst[order].astype(np.int64), same_start
 
 
-def _grams(ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(passage, code) of every 4-gram of each passage's terms; a passage of 1-3 terms is one
-    (zero-padded) gram. Codes are a 64-bit polynomial hash of the four ids: collisions negligible."""
+# Passages whose 4-grams are made at a time: the temporaries are a few times one block's terms.
+GRAM_BLOCK = 4096
+
+
+def _grams(ids: np.ndarray, bounds: np.ndarray, block: int = GRAM_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """(passage (int32), code) of every 4-gram of each passage's terms; a passage of 1-3 terms is
+    one (zero-padded) gram. Codes are a 64-bit polynomial hash of the four ids: collisions
+    negligible. Made `block` passages at a time: only the results are collection-sized."""
+    owners, codes = [np.zeros(0, np.int32)], [np.zeros(0, np.uint64)]
+    for lo in range(0, len(bounds) - 1, block):
+        hi = min(len(bounds) - 1, lo + block)
+        owner, code = _block_grams(ids[bounds[lo]:bounds[hi]], bounds[lo:hi + 1] - bounds[lo])
+        owners.append((owner + lo).astype(np.int32))
+        codes.append(code)
+    return np.concatenate(owners), np.concatenate(codes)
+
+
+def _block_grams(ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_grams of some passages, numbered from 0 (bounds[0] == 0)."""
     lengths = np.diff(bounds)
     owner = np.repeat(np.arange(len(lengths)), lengths)
     end, first = bounds[1:][owner], bounds[:-1][owner]

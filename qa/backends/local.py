@@ -28,7 +28,7 @@ from .store import IndexStore
 from ..types import DocInfo, Settings
 from ..textutil import terms
 from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch, contains_phrases
-from . import migrate, snapshot, staging
+from . import migrate, npyfile, snapshot, staging
 from .snapshot import Snapshot
 
 log = logging.getLogger("qa")
@@ -390,37 +390,39 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _concatenate(scratch: Path, snap: Snapshot | None, ranges: list[tuple[int, int]],
-                 staged: list[staging.Staged]) -> tuple[np.ndarray, np.ndarray]:
+                 staged: list[staging.Staged]) -> tuple[npyfile.NpyRows, npyfile.NpyRows]:
     """The new version's passage and sentence vectors (float16), written into `scratch` range by
-    range and segment by segment, and memory-mapped: never the whole collection in memory."""
-    parts = []  # (passage rows, sentence rows, source arrays, or None for the live version)
+    range and segment by segment with file reads and writes (npyfile.py): never the whole
+    collection in memory, nor in memory maps."""
+    parts = []  # (passage rows, sentence rows, source files)
+    live = _live_rows(snap) if ranges else None
     for lo, hi in ranges:
-        parts.append(((lo, hi), (int(snap.sent_start[lo]), int(snap.sent_start[hi])), None))
+        parts.append(((lo, hi), (int(snap.sent_start[lo]), int(snap.sent_start[hi])), live))
+    opened: dict[Path, tuple] = {}
     for p in staged:
-        parts.append((p.passages, p.sentences, p.segment))
-    dim = (int(snap.vectors.shape[1]) if snap is not None and ranges
-           else int(staging.arrays(staged[0].segment)[0].shape[1]))
-    n = sum(hi - lo for (lo, hi), _, _ in parts)
-    s = sum(hi - lo for _, (lo, hi), _ in parts)
-    out_p = np.lib.format.open_memmap(scratch / "vectors.npy", "w+", np.float16, (n, dim))
-    out_s = np.lib.format.open_memmap(scratch / "sentences.npy", "w+", np.float16, (s, dim))
-    i = j = 0
-    arrays, opened = None, None
-    for (plo, phi), (slo, shi), segment in parts:
-        if segment is None:
-            src_p, src_s = snap.vectors, snap.sent_vectors
-        else:
-            if opened != segment:
-                arrays, opened = staging.arrays(segment), segment
-            src_p, src_s = arrays
+        if p.segment not in opened:  # a header read each: cheap, and the data is read later
+            opened[p.segment] = tuple(npyfile.NpyRows(path) for path in staging.files(p.segment))
+        parts.append((p.passages, p.sentences, opened[p.segment]))
+    dim = int(parts[0][2][0].shape[1])
+    for _, _, (src_p, src_s) in parts:
         if src_p.shape[1] != dim or src_s.shape[1] != dim:
             raise IndexCorruptError(f"staged vectors have {src_p.shape[1]} dimensions, the index {dim}")
-        out_p[i:i + phi - plo] = src_p[plo:phi]
-        out_s[j:j + shi - slo] = src_s[slo:shi]
-        i, j = i + phi - plo, j + shi - slo
-    out_p.flush()
-    out_s.flush()
-    return out_p, out_s
+    n = sum(hi - lo for (lo, hi), _, _ in parts)
+    s = sum(hi - lo for _, (lo, hi), _ in parts)
+    npyfile.write(scratch / "vectors.npy", np.float16, (n, dim),
+                  (x for (lo, hi), _, (src, _) in parts for x in npyfile.slices(src, lo, hi)))
+    npyfile.write(scratch / "sentences.npy", np.float16, (s, dim),
+                  (x for _, (lo, hi), (_, src) in parts for x in npyfile.slices(src, lo, hi)))
+    return npyfile.NpyRows(scratch / "vectors.npy"), npyfile.NpyRows(scratch / "sentences.npy")
+
+
+def _live_rows(snap: Snapshot) -> tuple:
+    """The live version's passage and sentence vectors, read from its files; its memory maps when
+    the files are gone (a migrated copy opened from a folder already removed, see _migrate)."""
+    paths = [snap.directory / snapshot.COLUMNS[name][0] for name in ("vectors", "sent_vectors")]
+    if all(p.is_file() for p in paths):
+        return tuple(npyfile.NpyRows(p) for p in paths)
+    return snap.vectors, snap.sent_vectors
 
 
 class _Chunks:

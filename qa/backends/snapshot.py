@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import lexicon
-from . import lexicon_files
+from . import bm25_build, lexicon_files, npyfile
 from ..errors import IndexCorruptError, IndexFormatError
 from ..textutil import terms
 from ..types import Chunk, DocInfo, Settings
@@ -567,7 +567,7 @@ def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocIn
     _save_float16(d / COLUMNS["sent_vectors"][0], sent_vectors)
     import faiss
 
-    vec16 = np.load(d / COLUMNS["vectors"][0], mmap_mode="r", allow_pickle=False)
+    vec16 = npyfile.NpyRows(d / COLUMNS["vectors"][0])  # read in slices, not mapped: see npyfile.py
     faiss.write_index(_dense_index(vec16, settings), str(d / DENSE))
     del vec16
     if lexical_from is not None:
@@ -653,21 +653,24 @@ def _doc_row(x: DocInfo) -> dict:
     return row
 
 
-def _save_float16(path: Path, a: np.ndarray) -> None:
-    """Save rows as float16 .npy, slice by slice: the input may be memory-mapped and large, and
-    neither it nor its float16 copy is ever held whole."""
-    out = np.lib.format.open_memmap(path, "w+", np.float16, a.shape)
-    for lo in range(0, len(a), 1 << 16):
-        out[lo:lo + (1 << 16)] = a[lo:lo + (1 << 16)]
-    out.flush()
-    del out
+def _save_float16(path: Path, a) -> None:
+    """Save rows as float16 .npy, slice by slice: the input may be large (an array, memory-mapped
+    or not, or npyfile.NpyRows), and neither it nor its float16 copy is ever held whole."""
+    rows = npyfile.SLICE_ROWS
+    parts = a.slices() if isinstance(a, npyfile.NpyRows) else (a[lo:lo + rows] for lo in range(0, len(a), rows))
+    npyfile.write(path, np.float16, a.shape, parts)
 
 
 def _is_approximate(n: int, settings: Settings) -> bool:
     return n > settings.ann_threshold
 
 
-def _dense_index(vectors: np.ndarray, settings: Settings):
+# Vectors given to FAISS at a time, as float32: each vector is encoded on its own (the same codes in
+# any blocks), and 100,000 at a time held a float32 copy of every vector of a collection that size.
+ADD_ROWS = 4096
+
+
+def _dense_index(vectors, settings: Settings):
     """FAISS over float16 vectors, storing them as float16 codes (exact: they decode to the very
     values saved in vectors.npy)."""
     import faiss
@@ -676,8 +679,8 @@ def _dense_index(vectors: np.ndarray, settings: Settings):
     fp16 = faiss.ScalarQuantizer.QT_fp16
     if not _is_approximate(len(vectors), settings):
         index = faiss.IndexScalarQuantizer(dim, fp16, faiss.METRIC_INNER_PRODUCT)
-        for start in range(0, len(vectors), 100_000):
-            index.add(np.ascontiguousarray(vectors[start:start + 100_000], dtype=np.float32))
+        for start in range(0, len(vectors), ADD_ROWS):
+            index.add(np.ascontiguousarray(vectors[start:start + ADD_ROWS], dtype=np.float32))
         return index
     # Inverted lists: builds in a minute for a million passages on two cores (HNSW takes far
     # longer), keeps memory at the raw vectors' size, and nprobe trades speed for recall.
@@ -687,27 +690,24 @@ def _dense_index(vectors: np.ndarray, settings: Settings):
     rng = np.random.default_rng(0)
     sample = rng.choice(len(vectors), size=min(len(vectors), 40 * nlist), replace=False)
     index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
-    for start in range(0, len(vectors), 100_000):
-        index.add(np.ascontiguousarray(vectors[start:start + 100_000], dtype=np.float32))
+    for start in range(0, len(vectors), ADD_ROWS):
+        index.add(np.ascontiguousarray(vectors[start:start + ADD_ROWS], dtype=np.float32))
     index.nprobe = settings.ann_nprobe
     return index
 
 
 def _bm25_index(chunks: Sequence[Chunk], docs: Sequence[DocInfo], settings: Settings):
+    """bm25s' index of the passages (each passage's terms, title first when configured), built in
+    one streaming pass (bm25_build.py: the same saved files as bm25s' own `index`)."""
     import bm25s
 
+    if not len(chunks):
+        return bm25s.BM25()  # nothing to index (bm25s cannot index an empty corpus)
     titles = {x.doc_id: x.title for x in docs}
-    # Each distinct term is one string object shared by all its occurrences (the analyser makes a
-    # new one per occurrence: ~50 bytes each, most of this list's memory). bm25s cannot index an
-    # empty token list; a placeholder keeps row numbers aligned.
-    shared: dict[str, str] = {}
-    corpus = [[shared.setdefault(t, t) for t in terms(settings.indexed_text(c.text, titles[c.doc_id]))] or ["\u2400"]
-              for c in chunks]
-    del shared
-    bm25 = bm25s.BM25()
-    if corpus:
-        bm25.index(corpus, show_progress=False)
-    return bm25
+    builder = bm25_build.StreamingBM25()
+    for c in chunks:
+        builder.add(terms(settings.indexed_text(c.text, titles[c.doc_id])) or [bm25_build.EMPTY])
+    return builder.finish()
 
 
 def _file_hash(path: Path) -> str:

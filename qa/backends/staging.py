@@ -167,10 +167,9 @@ class Staging:
                 pass
 
 
-def arrays(segment: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A segment's passage and sentence vectors, memory-mapped."""
-    return (np.load(segment / VECTORS, mmap_mode="r", allow_pickle=False),
-            np.load(segment / SENTENCES, mmap_mode="r", allow_pickle=False))
+def files(segment: Path) -> tuple[Path, Path]:
+    """A segment's passage and sentence vector files."""
+    return segment / VECTORS, segment / SENTENCES
 
 
 def _places(segment: Path, record: dict) -> Iterator[Staged]:
