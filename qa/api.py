@@ -103,7 +103,7 @@ class QA:
                 outlets, or an invalid date.
         """
         from .answer import compose
-        from .filters import describe, make_filter
+        from .filters import describe, facts, make_filter
         from .retrieve import formulate, retrieve
         from .textutil import quoted_phrases
 
@@ -119,9 +119,9 @@ class QA:
         where = make_filter(docs, sources, since, until, outlets, authors, quoted_phrases(question))
         shown = describe(where)
         query = formulate(question, past)
-        undated = (sum(1 for d in docs.values() if d.date is None)
+        undated = (sum(1 for d in facts(docs) if d.date is None)
                    if where.since is not None or where.until is not None else 0)
-        if not where.is_empty and not any(where.allows(d) for d in docs.values()):
+        if not where.is_empty and not any(where.allows(d) for d in facts(docs)):
             return Answer(question, False, (), query, "no article matches the filter ("
                           + "; ".join(f"{n}: {v}" for n, v in shown if n != "phrase") + ")", shown, undated)
         qvec = engine.embedder.embed_query(query)

@@ -64,7 +64,7 @@ def test_qa_check_verifies_a_sound_index_and_finds_byte_damage_open_may_skip(tmp
 def test_document_records_round_trip_without_their_defaults():
     import json
 
-    from qa.backends.snapshot import _doc_row
+    from qa.backends.doc_records import doc_row
     from qa.types import DocInfo, Publication
 
     full = DocInfo("a.txt", "/x/a.txt", "Title", "By A", "Outlet", "h" * 64, 100, encoding="latin-1", pages=(1, 50),
@@ -73,8 +73,8 @@ def test_document_records_round_trip_without_their_defaults():
                    guess=Publication(date="2024-01-01", sources=(("date", "document"),)))
     bare = DocInfo("b.txt", "b.txt", "Title", None, None, "h" * 64, 1)
     for doc in (full, bare):
-        assert DocInfo(**json.loads(json.dumps(_doc_row(doc)))) == doc
-    assert set(_doc_row(bare)) == {"doc_id", "path", "title", "byline", "outlet", "content_hash", "chars"}
+        assert DocInfo(**json.loads(json.dumps(doc_row(doc)))) == doc
+    assert set(doc_row(bare)) == {"doc_id", "path", "title", "byline", "outlet", "content_hash", "chars"}
 
 
 @given(st.lists(st.integers(-5, 40), max_size=60))

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from qa import QA
-from qa.backends.snapshot import Snapshot, read_manifest
+from qa.backends.snapshot import Snapshot
 from qa.ingest import read_folder
 from qa.backends.store import IndexStore
 
@@ -189,8 +189,8 @@ def _saved_documents(index: Path) -> dict[str, str]:
     """The live version's documents and hashes, after checking it loads cleanly."""
     version = IndexStore(index).current()
     assert version is not None, f"no live version: {sorted(p.name for p in index.iterdir())}"
-    Snapshot.load(version)  # raises IndexCorruptError on any damage
-    return read_manifest(version)["documents"]
+    snap = Snapshot.load(version)  # raises IndexCorruptError on any damage
+    return {d: info.content_hash for d, info in snap.docs.items()}
 
 
 def _phase(index: Path, committed: bool) -> str:

@@ -118,7 +118,7 @@ def test_save_load_round_trip(small, tmp_path):
         assert np.array_equal(getattr(loaded.lexicon, name), getattr(idx.lexicon, name))
     manifest = json.loads((tmp_path / "copy" / "manifest.json").read_text())
     assert manifest["format"] == FORMAT_VERSION and manifest["model"] == Settings().model
-    assert set(manifest["documents"]) == {"a.txt", "b.txt"}
+    assert manifest["counts"]["documents"] == 2 and set(loaded.docs) == {"a.txt", "b.txt"}
     assert not list((tmp_path / "copy").rglob("*.pkl"))
 
 

@@ -491,6 +491,13 @@ def _flip_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _edit_record(v: Path) -> None:
+    """Another title of the same length in the first document record (the offsets still fit)."""
+    data = (v / "documents.jsonl").read_bytes()
+    at = data.index(b'"title":"') + len(b'"title":"')
+    (v / "documents.jsonl").write_bytes(data[:at] + (b"Q" if data[at:at + 1] != b"Q" else b"R") + data[at + 1:])
+
+
 def _edit_column(v: Path, file: str, edit) -> None:
     """Change a stored array in place (same shape), then rehash: only the value checks can tell."""
     a = np.load(v / file).copy()
@@ -534,10 +541,18 @@ DAMAGE = {
     "vectors-byte-flipped": lambda v: _flip_byte(v / "vectors.npy"),
     "text-byte-flipped": lambda v: _flip_byte(v / "text.bin"),
     "dense-index-byte-flipped": lambda v: _flip_byte(v / "dense.faiss"),
-    "documents-byte-flipped": lambda v: _flip_byte(v / "documents.json"),
+    "documents-byte-flipped": lambda v: _flip_byte(v / "documents.jsonl"),
+    "doc-ids-byte-flipped": lambda v: _flip_byte(v / "doc_ids.json"),
+    "document-record-edited-rehashed": lambda v: (_edit_record(v), _rehash(v)),
+    "doc-id-twice-rehashed": lambda v: ((v / "doc_ids.json").write_text(
+        json.dumps([json.loads((v / "doc_ids.json").read_text())[0]] * 2
+                   + json.loads((v / "doc_ids.json").read_text())[2:])), _rehash(v)),
+    "doc-facts-not-a-map-rehashed": lambda v: ((v / "doc_facts.json").write_text("[]"), _rehash(v)),
+    "document-fact-not-stored": lambda v: _edit_column(v, "doc_facts.npy", lambda a: a.__setitem__((0, 1), -2)),
+    "document-offsets-end-short": lambda v: _edit_column(v, "doc_offsets.npy", lambda a: a.__setitem__(-1, a[-1] - 1)),
     "text-truncated": lambda v: (v / "text.bin").write_bytes((v / "text.bin").read_bytes()[:-7]),
     "manifest-files-not-a-map": lambda v: _edit_manifest(v, lambda m: m.update(files=["vectors.npy"])),
-    "manifest-documents-not-a-map": lambda v: _edit_manifest(v, lambda m: m.update(documents=list(m["documents"]))),
+    "manifest-counts-not-counts": lambda v: _edit_manifest(v, lambda m: m["counts"].update(documents="3")),
     "manifest-names-a-file-outside": lambda v: _edit_manifest(
         v, lambda m: m["files"].update({"../../../../../../etc/hostname": "0" * 64})),
     "current-names-missing-version": lambda v: (v.parent / "CURRENT").write_text("v-000000000000\n"),
@@ -583,6 +598,7 @@ CAUGHT_BY_CHECK_WHEN_LARGE = {
     "vectors-nan", "bm25-byte-flipped", "sentence-terms-out-of-vocabulary-rehashed", "passage-offsets-rehashed",
     "sentence-outside-its-passage", "speaker-not-stored",
     "text-not-utf8-rehashed", "vectors-byte-flipped", "text-byte-flipped", "dense-index-byte-flipped",
+    "documents-byte-flipped", "document-record-edited-rehashed",
 }
 
 
@@ -844,3 +860,19 @@ def test_web_app_listens_on_loopback_by_default(seed_dirs, seed_qa, monkeypatch)
     assert app.main(["--docs", str(docs), "--index", str(index), "--port", "1"]) == 0
     assert launched["host"] == "127.0.0.1" and launched["policy"].token is None
     assert launched["policy"].allow_changes is True
+
+
+def test_a_damaged_document_record_in_a_large_index_raises_when_decoded(small_copy):
+    """Above the open-time budget the records file is not hashed at open; a damaged record is then
+    refused when read (its checksum), never served, and the rest still are."""
+    _, index = small_copy
+    version = IndexStore(index).current()
+    _edit_record(version)
+    _rehash(version)
+    snap = Snapshot.load(version, deep_at_open=0)
+    first, *others = list(snap.docs)
+    with pytest.raises(IndexCorruptError, match="record"):
+        snap.docs[first]
+    assert [snap.docs[d].doc_id for d in others] == others
+    with pytest.raises(IndexCorruptError):
+        check(version)

@@ -21,7 +21,7 @@ import pytest
 
 from qa import QA, Settings
 from qa.backends.local import LocalBackend
-from qa.backends.snapshot import read_manifest
+from qa.backends.snapshot import Snapshot
 from qa.backends.staging import STAGING, Staging
 from qa.backends.store import IndexStore
 
@@ -97,7 +97,7 @@ def _segments(index: Path) -> list[Path]:
 
 
 def _live_documents(index: Path) -> set[str]:
-    return set(read_manifest(IndexStore(index).current())["documents"])
+    return set(Snapshot.load(IndexStore(index).current()).docs)
 
 
 def _answers(bot: QA, questions: list[str]) -> list[list[tuple[str, int, int, float]]]:

@@ -50,7 +50,10 @@ class Filter:
                 and self.outlets is None and self.authors is None)
 
     def allows(self, doc: DocInfo) -> bool:
-        """Does the filter let this document's passages through (before any phrase test)?"""
+        """Does the filter let this document's passages through (before any phrase test)?
+
+        Reads only doc_id, date, outlet and byline: a DocInfo or a backend's lighter record of
+        those facts (doc_records.DocFacts) will do."""
         if self.sources is not None and doc.doc_id not in self.sources:
             return False
         if self.since is not None or self.until is not None:

@@ -5,8 +5,8 @@ life, so a question never mixes two. A writer stages each batch it is given on d
 and, at commit, writes a complete new version from the staged batches and the stored passages and
 vectors of every document it did not touch, switches the folder to it atomically, and returns a
 backend serving it; a run killed before its commit is resumed from its staged batches. A version
-saved in the previous format (2) is migrated when opened: its vectors are kept, nothing is embedded
-again.
+saved in a previous format (2 or 3) is migrated when opened: its vectors are kept, nothing is
+embedded again.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class LocalBackend:
                             self.store.root)
             return
         try:
-            if snapshot.manifest_format(version) == migrate.FROM_FORMAT:
+            if snapshot.manifest_format(version) in migrate.FROM_FORMATS:
                 self._private = None
                 version = self._migrate(version)
                 if self._private is not None:  # opened, not committed: serves no live version
@@ -95,7 +95,7 @@ class LocalBackend:
                 return live
             tmp = self.store.new_version() if locked else Path(tempfile.mkdtemp(prefix=".migrating-", dir=self.root))
             try:
-                migrate.from_format_2(version, tmp)
+                migrate.migrate(version, tmp)
                 if not locked:
                     self._private = Snapshot.load(tmp, deep_at_open=0)
                     return tmp
@@ -139,9 +139,10 @@ class LocalBackend:
         return self._snap.settings if self._snap else None
 
     def documents(self) -> Mapping[str, DocInfo]:
-        """Every stored document, read-only: a view, not a copy (asked for on every question; a
-        copy costs ~10 ms at 200,000 documents)."""
-        return MappingProxyType(self._snap.docs if self._snap else {})
+        """Every stored document, read-only, in storage order: records decoded when asked for
+        (doc_records.Documents), so asking costs nothing per document; `facts()` gives every
+        document's filter facts without decoding records."""
+        return self._snap.docs if self._snap else MappingProxyType({})
 
     def __len__(self) -> int:
         return len(self._snap) if self._snap else 0
@@ -170,8 +171,9 @@ class LocalBackend:
         if where.is_empty:
             return None
         snap = self._snap
+        # The columns' facts (what Filter.allows reads), not the records: no record decoded.
         spans = [(int(snap.doc_start[k]), int(snap.doc_start[k + 1]))
-                 for k, d in enumerate(snap.doc_ids) if where.allows(snap.docs[d])]
+                 for k, f in enumerate(snap.docs.facts()) if where.allows(f)]
         ids = (np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in spans]) if spans
                else np.zeros(0, np.int64))
         if where.phrases:
@@ -452,8 +454,9 @@ def check(root: str | os.PathLike) -> str:
     version = IndexStore(root).current()
     if version is None:
         raise DocumentsError(f"no index in {str(root)!r}")
-    if snapshot.manifest_format(version) == migrate.FROM_FORMAT:
-        raise IndexFormatError(f"index is in format {migrate.FROM_FORMAT}: opening it (qa ask, qa index) migrates it "
+    old = snapshot.manifest_format(version)
+    if old in migrate.FROM_FORMATS:
+        raise IndexFormatError(f"index is in format {old}: opening it (qa ask, qa index) migrates it "
                                f"to format {snapshot.FORMAT_VERSION}, without embedding again; check it then")
     snapshot.check(version)
     m = snapshot.read_manifest(version)

@@ -1,15 +1,18 @@
-"""Migration of a saved version from the previous local format (2) to the current one.
+"""Migration of a saved version from the previous local formats (2 and 3) to the current one (4).
 
-Embedding a large archive takes hours, so a format change must never re-embed: format 2's vectors
+Embedding a large archive takes hours, so a format change must never re-embed. Format 2's vectors
 (float32) are stored again as float16, its passages (chunks.jsonl) become the text file and
-columns, and its BM25 and lexicon files, which format 3 keeps unchanged, are copied. The old
-version is verified completely first (its manifest hashed every file).
+columns, and its BM25 and lexicon files, which later formats keep unchanged, are copied. Format 3
+differs from 4 only in how documents are stored (documents.json parsed whole, per-document hashes
+in the manifest): its documents are written again and every other file is linked (or copied)
+as it is. The old version is verified completely first (its manifest hashed every file).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -18,9 +21,63 @@ import numpy as np
 
 from ..errors import IndexCorruptError
 from ..types import Chunk, DocInfo, Settings
-from . import lexicon_files, snapshot
+from . import doc_records, lexicon_files, snapshot
 
-FROM_FORMAT = 2
+FROM_FORMATS = (2, 3)
+
+
+def migrate(old: Path, new: Path) -> None:
+    """Write the old-format version in `old` as a current-format version into `new`."""
+    if snapshot.manifest_format(old) == 3:
+        from_format_3(old, new)
+    else:
+        from_format_2(old, new)
+
+
+def _verified_manifest(old: Path, version: int) -> dict:
+    """The old version's manifest, after checking every file it names against its sha256."""
+    manifest = json.loads((old / "manifest.json").read_text("utf-8"))
+    if manifest.get("format") != version:
+        raise IndexCorruptError(f"not a format-{version} index")
+    for name, digest in manifest["files"].items():
+        if name.startswith("/") or ".." in name.split("/"):
+            raise IndexCorruptError(f"index manifest names a file outside the index: {name!r}")
+        with open(old / name, "rb") as f:
+            if hashlib.file_digest(f, "sha256").hexdigest() != digest:
+                raise IndexCorruptError(f"index file {name} does not match its manifest hash")
+    return manifest
+
+
+def from_format_3(old: Path, new: Path) -> None:
+    """Write the format-3 version in `old` as a format-4 version into `new`: its documents are
+    written again, every other file is kept byte for byte (hard-linked where the file system
+    allows: versions are never modified).
+
+    Raises IndexCorruptError if the old version is damaged.
+    """
+    old, new = Path(old), Path(new)
+    try:
+        manifest = _verified_manifest(old, 3)
+        settings = Settings(**manifest["settings"])
+        docs = [DocInfo(**x) for x in json.loads((old / "documents.json").read_text("utf-8"))]
+        counts = manifest["counts"]
+        if [x.doc_id for x in docs] != list(manifest["documents"]) or len(docs) != counts["documents"]:
+            raise IndexCorruptError("index documents disagree with the manifest")
+        kept = {name: digest for name, digest in manifest["files"].items() if name != "documents.json"}
+    except IndexCorruptError:
+        raise
+    except Exception as exc:  # whatever a damaged old file makes reading raise, it is damage
+        raise IndexCorruptError(f"cannot migrate index in {old}: {type(exc).__name__}: {exc}") from exc
+    new.mkdir(parents=True, exist_ok=True)
+    for name in kept:
+        target = new / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(old / name, target)
+        except OSError:
+            shutil.copyfile(old / name, target)
+    doc_records.write(new, docs)
+    snapshot.write_manifest(new, settings, counts, known=kept)
 
 
 def from_format_2(old: Path, new: Path) -> None:
@@ -30,15 +87,7 @@ def from_format_2(old: Path, new: Path) -> None:
     """
     old = Path(old)
     try:
-        manifest = json.loads((old / "manifest.json").read_text("utf-8"))
-        if manifest.get("format") != FROM_FORMAT:
-            raise IndexCorruptError(f"not a format-{FROM_FORMAT} index")
-        for name, digest in manifest["files"].items():
-            if name.startswith("/") or ".." in name.split("/"):
-                raise IndexCorruptError(f"index manifest names a file outside the index: {name!r}")
-            with open(old / name, "rb") as f:
-                if hashlib.file_digest(f, "sha256").hexdigest() != digest:
-                    raise IndexCorruptError(f"index file {name} does not match its manifest hash")
+        manifest = _verified_manifest(old, 2)
         settings = Settings(**manifest["settings"])
         docs = [DocInfo(**x) for x in json.loads((old / "documents.json").read_text("utf-8"))]
         chunks = []
@@ -94,6 +143,30 @@ def write_format_2(snap: "snapshot.Snapshot", old: Path, vectors: np.ndarray | N
     files = {p.relative_to(old).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
              for p in sorted(old.rglob("*")) if p.is_file()}
     m = snap.manifest
-    manifest = {"format": 2, "model": m["model"], "settings": m["settings"], "documents": m["documents"],
+    manifest = {"format": 2, "model": m["model"], "settings": m["settings"],
+                "documents": {x.doc_id: x.content_hash for x in snap.docs.values()},
                 "counts": {k: m["counts"][k] for k in ("passages", "sentences", "dim")}, "files": files}
     (old / "manifest.json").write_text(json.dumps(manifest, indent=1), "utf-8")
+
+
+def write_format_3(snap: "snapshot.Snapshot", old: Path) -> None:
+    """An opened version in the format-3 layout, as qa wrote it before format 4: its files but the
+    document ones, with documents.json (compact rows) and per-document hashes in the manifest."""
+    old = Path(old)
+    old.mkdir(parents=True, exist_ok=True)
+    for p in sorted(snap.directory.rglob("*")):
+        name = p.relative_to(snap.directory).as_posix()
+        if p.is_file() and name != "manifest.json" and name not in doc_records.FILES \
+                and name.split("/")[0] != "model":
+            (old / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, old / name)
+    docs = list(snap.docs.values())
+    with open(old / "documents.json", "w", encoding="utf-8") as f:
+        json.dump([doc_records.doc_row(x) for x in docs], f, ensure_ascii=False, separators=(",", ":"))
+    files = sorted(p for p in old.rglob("*") if p.is_file() and p.name != "manifest.json")
+    m = snap.manifest
+    manifest = {"format": 3, "model": m["model"], "settings": m["settings"],
+                "documents": {x.doc_id: x.content_hash for x in docs}, "counts": m["counts"],
+                "files": {p.relative_to(old).as_posix(): snapshot._file_hash(p) for p in files},
+                "sizes": {p.relative_to(old).as_posix(): p.stat().st_size for p in files}}
+    (old / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), "utf-8")

@@ -1,17 +1,18 @@
-"""The local backend's saved version (format 3): a directory of plain files, memory-mapped at open.
+"""The local backend's saved version (format 4): a directory of plain files, memory-mapped at open.
 
-Opening reads the manifest, the small JSON files and the arrays' headers; every array is mapped
-(np.load(mmap_mode="r"), FAISS with its mmap flags), so the operating system pages in only what
-questions touch and the open cost does not grow with the passages. No pickle anywhere.
+Opening reads the manifest, the small JSON files, the doc_ids and the arrays' headers; every array
+is mapped (np.load(mmap_mode="r"), FAISS with its mmap flags), so the operating system pages in
+only what questions touch and the open cost does not grow with the passages, nor with the
+documents beyond their ids. No pickle anywhere.
 
-    manifest.json    format, model, settings, per-document content hashes, counts, and every
-                     file's size and sha256
-    documents.json   one DocInfo per document, in storage order. Kept as one JSON, parsed at open:
-                     news archives hold thousands to a few hundred thousand documents, 20x fewer
-                     than passages (a columnar form is the next step if that ever costs too much)
+    manifest.json    format, model, settings, counts, and every file's size and sha256
+    doc_ids.json, documents.jsonl, doc_*.npy, doc_facts.json
+                     the documents' records, one per line, decoded on demand, with the facts
+                     read of every document as columns (doc_records.py). Format 3 kept them in
+                     one documents.json parsed whole at open: 2.5 s at 250,000 documents
     text.bin         every passage's text, UTF-8, concatenated in storage order
     p_text.npy       int64 (passages + 1): passage i is text.bin[p_text[i]:p_text[i+1]]
-    p_doc.npy        int32 (passages): the passage's document (row of documents.json); a document's
+    p_doc.npy        int32 (passages): the passage's document (row of doc_ids.json); a document's
                      passages are stored together, in document order
     p_span.npy       int64 (passages, 2): the passage's start and end characters in its document
     p_sent.npy       int64 (passages + 1): passage i owns sentence rows p_sent[i]:p_sent[i+1]
@@ -31,8 +32,9 @@ Checks (damage must never give a wrong answer):
     always at open   the manifest; every file present with its recorded size; sha256 of the JSON
                      files (they are parsed anyway); array headers (dtype, shape) against the
                      counts; offsets' end points; FAISS and BM25 sizes; document ranges
-    deep             sha256 of every file and every value-level check (offsets ascending, spans
-                     inside their documents, UTF-8 text of the right length, vectors finite, term
+    when decoded     a document record: its crc32, doc_id, characters and facts (doc_records.py)
+    deep             sha256 of every file and every value-level check (every document record,
+                     offsets ascending, spans inside their documents, UTF-8 text of the right length, vectors finite, term
                      ids in the vocabulary...). Done at open when the version's files total at most
                      DEEP_AT_OPEN_BYTES (the seeds, the BBC corpus: tens of ms, the checksums
                      in a thread meanwhile); for larger collections by `qa check` (`check`
@@ -56,12 +58,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import lexicon
-from . import bm25_build, lexicon_files, npyfile
+from . import bm25_build, doc_records, lexicon_files, npyfile
 from ..errors import IndexCorruptError, IndexFormatError
 from ..textutil import terms
 from ..types import Chunk, DocInfo, Settings
 
-FORMAT_VERSION = 3  # 2: sentence term arrays (lexicon); 3: memory-mapped columns, float16 vectors
+# 2: sentence term arrays (lexicon); 3: memory-mapped columns, float16 vectors; 4: document records
+# decoded on demand (doc_records.py)
+FORMAT_VERSION = 4
 SPEAKERS_KNOWN = 1  # bit of p_flags
 
 # Versions up to this size (all files) are fully verified at open: hashing runs at ~1.9 GB/s here,
@@ -80,12 +84,12 @@ COLUMNS = {  # name -> (file, dtype, shape in terms of the counts)
     "s_speaker": ("s_speaker.npy", np.int32, ("sentences",)),
     "vectors": ("vectors.npy", np.float16, ("passages", "dim")),
     "sent_vectors": ("sentences.npy", np.float16, ("sentences", "dim")),
+    **doc_records.COLUMNS,
 }
-TEXT, DOCUMENTS, SPEAKERS, DENSE, BM25_DIR, MANIFEST = (
-    "text.bin", "documents.json", "speakers.json", "dense.faiss", "bm25", "manifest.json")
+TEXT, SPEAKERS, DENSE, BM25_DIR, MANIFEST = ("text.bin", "speakers.json", "dense.faiss", "bm25", "manifest.json")
 BM25_FILES = ("params.index.json", "vocab.index.json", "data.csc.index.npy", "indices.csc.index.npy",
               "indptr.csc.index.npy")
-REQUIRED = ({f for f, _, _ in COLUMNS.values()} | {TEXT, DOCUMENTS, SPEAKERS, DENSE}
+REQUIRED = ({f for f, _, _ in COLUMNS.values()} | {TEXT, SPEAKERS, DENSE} | doc_records.FILES
             | {f"{BM25_DIR}/{f}" for f in BM25_FILES} | set(lexicon_files.FILES.values()) | {lexicon_files.NAME_WORDS})
 
 
@@ -109,14 +113,14 @@ class Passages(Sequence):
 class Snapshot:
     """One saved version, opened memory-mapped and immutable. Build one with `write`."""
 
-    def __init__(self, directory: Path, manifest: dict, docs: dict[str, DocInfo], cols: dict[str, np.ndarray],
+    def __init__(self, directory: Path, manifest: dict, docs: doc_records.Documents, cols: dict[str, np.ndarray],
                  text: np.ndarray, speakers: tuple[str, ...], dense, bm25: "SavedBM25", lex: lexicon.Lexicon):
         self.directory = directory
         self.manifest = manifest
         self.settings = Settings(**manifest["settings"])
         self.docs = docs
-        self.doc_ids = tuple(docs)
-        self.doc_row = {d: k for k, d in enumerate(self.doc_ids)}
+        self.doc_ids = docs.ids
+        self.doc_row = docs.row
         self.cols = cols
         self.text = text
         self.speakers = speakers
@@ -295,9 +299,6 @@ def check(directory: str | os.PathLike) -> None:
 # -- opening --------------------------------------------------------------------------------------
 
 def _open(d: Path, manifest: dict) -> Snapshot:
-    docs = {x["doc_id"]: DocInfo(**x) for x in json.loads((d / DOCUMENTS).read_text("utf-8"))}
-    if list(docs) != list(manifest["documents"]):
-        raise IndexCorruptError("index documents disagree with the manifest")
     speakers = json.loads((d / SPEAKERS).read_text("utf-8"))
     if not isinstance(speakers, list) or not all(isinstance(s, str) for s in speakers):
         raise IndexCorruptError("speakers.json is not a list of names")
@@ -310,6 +311,7 @@ def _open(d: Path, manifest: dict) -> Snapshot:
                      for s in shape)
         if cols[name].dtype != dtype or cols[name].shape != want:
             raise IndexCorruptError(f"{file} holds {cols[name].dtype}{list(cols[name].shape)}, expected {np.dtype(dtype)}{list(want)}")
+    docs = doc_records.load(d, cols)
     size = (d / TEXT).stat().st_size
     text = np.memmap(d / TEXT, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
     bm25 = SavedBM25(d / BM25_DIR)
@@ -402,7 +404,8 @@ def _check_structure(snap: Snapshot) -> None:
     """What costs O(1) or O(documents): end points of the offsets, ranges, BM25 sizes."""
     c, counts = snap.cols, snap.manifest["counts"]
     n, s = counts["passages"], counts["sentences"]
-    ok = (len(snap.docs) == counts["documents"] and int(c["p_text"][0]) == 0
+    snap.docs.check_structure(counts["documents"])
+    ok = (int(c["p_text"][0]) == 0
           and int(c["p_text"][-1]) == len(snap.text) and int(c["p_sent"][0]) == 0 and int(c["p_sent"][-1]) == s
           and int(snap.doc_start[0]) == 0 and int(snap.doc_start[-1]) == n
           and bool(np.all(np.diff(snap.doc_start) > 0)))
@@ -423,7 +426,8 @@ def _check_contents(snap: Snapshot) -> None:
     c = snap.cols
     n = snap.n
     p_doc, p_span, p_sent, p_text = c["p_doc"], c["p_span"], c["p_sent"], c["p_text"]
-    chars = np.array([x.chars for x in snap.docs.values()], np.int64)
+    snap.docs.check_contents()
+    chars = snap.docs.chars
     if n and (np.any(np.diff(p_doc) < 0) or int(p_doc[0]) < 0 or int(p_doc[-1]) >= len(chars)):
         raise IndexCorruptError("passages are not stored by document")
     if np.any(np.diff(p_text) < 0) or np.any(np.diff(p_sent) < 1):  # every passage has a sentence
@@ -524,12 +528,11 @@ def read_manifest(directory: Path) -> dict:
                                    f"of qa; this one reads format {FORMAT_VERSION}")
         if manifest.get("format") != FORMAT_VERSION:
             raise IndexCorruptError(f"index format is not version {FORMAT_VERSION}")
-        for key in ("model", "settings", "documents", "counts", "files", "sizes"):
+        for key in ("model", "settings", "counts", "files", "sizes"):
             if not isinstance(manifest.get(key), str if key == "model" else dict):
                 raise IndexCorruptError(f"index manifest lacks {key!r} or it has the wrong type")
-        for key in ("documents", "files"):
-            if not set(map(type, manifest[key])) | set(map(type, manifest[key].values())) <= {str}:
-                raise IndexCorruptError(f"index manifest {key!r} must map names to hashes")
+        if not set(map(type, manifest["files"])) | set(map(type, manifest["files"].values())) <= {str}:
+            raise IndexCorruptError("index manifest 'files' must map names to hashes")
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in manifest["sizes"].values()):
             raise IndexCorruptError("index manifest 'sizes' must map names to byte counts")
         if not all(isinstance(manifest["counts"].get(k), int) and manifest["counts"][k] >= 0
@@ -580,21 +583,28 @@ def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocIn
         vocab = getattr(bm25, "vocab_dict", None) or {}  # none when empty
         del bm25  # its score matrix is saved: not held while the lexicon is built
         lexicon_files.save(lexicon.build(chunks, vocab), d)
+    write_manifest(d, settings, {"passages": len(chunks), "sentences": sentences, "dim": dim, "documents": len(docs)})
+
+
+def write_manifest(d: Path, settings: Settings, counts: dict, known: dict[str, str] | None = None) -> None:
+    """The manifest of the version whose other files are all in `d`. `known`: sha256 of some of
+    them, already checked (migration copies files it verified)."""
     files = sorted(p for p in d.rglob("*") if p.is_file() and p.name != MANIFEST)
+    known = known or {}
+    names = [p.relative_to(d).as_posix() for p in files]
     manifest = {
         "format": FORMAT_VERSION,
         "model": settings.model,
         "settings": asdict(settings),
-        "documents": {x.doc_id: x.content_hash for x in docs},
-        "counts": {"passages": len(chunks), "sentences": sentences, "dim": dim, "documents": len(docs)},
-        "files": {p.relative_to(d).as_posix(): _file_hash(p) for p in files},
-        "sizes": {p.relative_to(d).as_posix(): p.stat().st_size for p in files},
+        "counts": counts,
+        "files": {name: known.get(name) or _file_hash(p) for name, p in zip(names, files)},
+        "sizes": {name: p.stat().st_size for name, p in zip(names, files)},
     }
     _write_json(d / MANIFEST, manifest)
 
 
 def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -> int:
-    """documents.json, text.bin and the passage and sentence columns; returns the sentence count."""
+    """The document files, text.bin and the passage and sentence columns; returns the sentence count."""
     row = {x.doc_id: k for k, x in enumerate(docs)}
     n = len(chunks)
     p_text = np.zeros(n + 1, np.int64)
@@ -631,26 +641,9 @@ def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -
                "s_speaker": np.frombuffer(s_speaker, np.int32)}
     for name, arr in columns.items():
         np.save(d / COLUMNS[name][0], arr, allow_pickle=False)
-    with open(d / DOCUMENTS, "w", encoding="utf-8") as f:  # compact: parsed at every open
-        json.dump([_doc_row(x) for x in docs], f, ensure_ascii=False, separators=(",", ":"))
+    doc_records.write(d, docs)
     _write_json(d / SPEAKERS, list(names))
     return len(s_speaker)
-
-
-_DOC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DocInfo) if f.default is not dataclasses.MISSING}
-
-
-def _doc_row(x: DocInfo) -> dict:
-    """A document's record without the fields at their defaults (DocInfo(**row) restores them):
-    documents.json is parsed at every open, so its size is open time (-40% on generated news)."""
-    row = {}
-    for name in (f.name for f in dataclasses.fields(DocInfo)):
-        value = getattr(x, name)
-        if name not in _DOC_DEFAULTS or value != _DOC_DEFAULTS[name]:
-            row[name] = asdict(value) if dataclasses.is_dataclass(value) else value
-    if "guess" in row:
-        row["guess"] = {k: v for k, v in row["guess"].items() if v not in (None, ())}
-    return row
 
 
 def _save_float16(path: Path, a) -> None:

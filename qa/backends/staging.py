@@ -36,7 +36,7 @@ from typing import Iterator
 import numpy as np
 
 from ..types import Chunk, DocInfo, Settings
-from . import snapshot
+from . import doc_records
 from .base import PassageBatch
 
 log = logging.getLogger("qa")
@@ -90,7 +90,7 @@ class Staging:
             record = {"settings": asdict(self.settings), "dim": dim, "passages": len(vectors),
                       "sentences": len(sentences),
                       "files": {name: _sha256(tmp / name) for name in (VECTORS, SENTENCES)},
-                      "documents": [{"doc": snapshot._doc_row(b.doc), "chunks": [_chunk_row(c) for c in b.chunks]}
+                      "documents": [{"doc": doc_records.doc_row(b.doc), "chunks": [_chunk_row(c) for c in b.chunks]}
                                     for b in batches]}
             with open(tmp / BATCH, "w", encoding="utf-8") as f:
                 json.dump(record, f, ensure_ascii=False, separators=(",", ":"))
