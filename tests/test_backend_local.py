@@ -82,3 +82,31 @@ def test_distinct_is_numpy_unique(values):
     ids = np.array(values, np.int32)
     got = _distinct(ids)
     assert got.dtype == np.int32 and np.array_equal(got, np.unique(ids))
+
+
+def test_documents_mapping_behaves_as_the_dict_it_replaced(tmp_path):
+    """documents() decodes records on demand, yet reads as a read-only dict in storage order."""
+    import pytest as _pytest
+
+    from qa.backends import doc_records
+
+    _build(tmp_path)
+    backend = LocalBackend(tmp_path / "index")
+    docs, snap = backend.documents(), backend.snapshot
+    stored = list(dict.fromkeys(c.doc_id for c in snap.chunks))  # storage order: as the passages lie
+    assert list(docs) == stored and len(docs) == len(stored) and list(docs.keys()) == stored
+    plain = {d: docs[d] for d in stored}
+    assert docs == plain and dict(docs.items()) == plain and list(docs.values()) == list(plain.values())
+    assert all(docs[d].doc_id == d and docs.get(d) is docs[d] for d in stored)  # the cache answers again
+    assert docs.get("nothing.txt") is None and "nothing.txt" not in docs and stored[0] in docs
+    with _pytest.raises(KeyError):
+        docs["nothing.txt"]
+    with _pytest.raises(TypeError):
+        docs["x"] = docs[stored[0]]  # read-only
+    assert [tuple(f) for f in docs.facts()] == [(d, plain[d].date, plain[d].outlet, plain[d].byline) for d in stored]
+    assert docs.chars.tolist() == [plain[d].chars for d in stored]
+    # a fresh open decodes nothing until asked, and then only what is asked for
+    again = LocalBackend(tmp_path / "index").documents()
+    assert isinstance(again, doc_records.Documents) and not again._cache
+    again.get(stored[-1])
+    assert list(again._cache) == [len(stored) - 1]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 QA_DIR = Path(__file__).resolve().parent.parent / "qa"
 STORAGE_LIBRARIES = {"faiss", "bm25s", "pymilvus"}
-INDEX_FILE_HINTS = (".npy", ".faiss", "manifest.json", "CURRENT", "chunks.jsonl", "documents.json")
+INDEX_FILE_HINTS = (".npy", ".faiss", "manifest.json", "CURRENT", "chunks.jsonl", "documents.json",
+                    "documents.jsonl", "doc_ids.json", "doc_facts.json")
 
 
 def offences(paths) -> list[str]:
