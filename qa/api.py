@@ -18,7 +18,10 @@ from .errors import BadQuestionError, DocumentsError, QAError
 from .types import Answer, DocInfo, DocumentPage, IndexStatus, IndexUpdate, Settings
 
 if TYPE_CHECKING:  # the engine's modules import numpy: kept off `import qa` (e.g. the ingest worker)
+    from collections.abc import Mapping
+
     from .backends import Backend
+    from .backends.base import DocSummary
     from .engine import Engine
 
 log = logging.getLogger("qa")
@@ -317,6 +320,7 @@ class QA:
             full: read every file; by default a file whose size and modification time are those
                 it had when indexed is taken as unchanged without reading it.
         """
+        from .backends.base import summaries
         from .engine import Engine
         from .indexer import apply, plan
         from .folder import read_folder
@@ -328,18 +332,20 @@ class QA:
                 if not backend.is_current():  # another process wrote a version meanwhile
                     backend = backend.reopen()
                 stored = backend.documents()
-                known = None if full else {d: (i.size, i.mtime_ns) for d, i in stored.items()}
+                # Read of every stored document without decoding records (the local backend's columns).
+                brief = {s.doc_id: s for s in summaries(stored)}
+                known = None if full else {d: (s.size, s.mtime_ns) for d, s in brief.items()}
                 folder = read_folder(self.docs_dir, known=known)
-                update = plan(_hashes(folder, stored), backend, self.settings)
+                update = plan(_hashes(folder, brief), backend, self.settings, brief)
                 if update.rebuilt and folder.unchanged:  # everything is cut again: read it all
                     folder = read_folder(self.docs_dir)
-                    update = plan(_hashes(folder, stored), backend, self.settings)
+                    update = plan(_hashes(folder, brief), backend, self.settings, brief)
                 if not folder.documents and not folder.unchanged:
                     raise DocumentsError(f"no readable articles in {self.docs_dir}")
                 skipped = tuple(folder.skipped)
                 query_embedder, model_note = self._query_embedder()
                 manifest = read_manifest(self.docs_dir)
-                relabel = {} if update.rebuilt else _stale_records(folder, stored, self.docs_dir, manifest)
+                relabel = {} if update.rebuilt else _stale_records(folder, stored, brief, self.docs_dir, manifest)
                 if update.changed_anything or relabel:
                     backend = apply(update, folder.documents, backend, self.settings, lambda: query_embedder,
                                     self._show_progress(folder), folder.facts, relabel, manifest)
@@ -392,15 +398,17 @@ def _server_cache(location) -> Path:
     return cache_dir(location)
 
 
-def _hashes(folder, stored: dict[str, DocInfo]) -> dict[str, str]:
+def _hashes(folder, stored: Mapping[str, DocSummary]) -> dict[str, str]:
     """Content hash of every document of the folder: read now, or stored for files not re-read."""
     return {**{d: stored[d].content_hash for d in folder.unchanged},
             **{d.doc_id: d.content_hash for d in folder.documents}}
 
 
-def _stale_records(folder, stored: dict[str, DocInfo], docs_dir: Path, manifest) -> dict[str, DocInfo]:
+def _stale_records(folder, stored: Mapping[str, DocInfo], brief: dict[str, DocSummary], docs_dir: Path,
+                   manifest) -> dict[str, DocInfo]:
     """Stored documents whose text is unchanged but whose record is not: the folder was moved, a
-    file touched, or the manifest's publication facts changed. Their passages and vectors are kept."""
+    file touched, or the manifest's publication facts changed. Their passages and vectors are kept.
+    `brief`: the stored documents' summaries, which decide the usual case without their records."""
     from dataclasses import replace
 
     from .indexer import doc_info
@@ -411,15 +419,20 @@ def _stale_records(folder, stored: dict[str, DocInfo], docs_dir: Path, manifest)
     root = docs_dir.resolve()
     inside = os.path.join(str(root), "")  # root/ : a stored path starting so lies under it
     out = {}
-    for doc_id, info in stored.items():
+    for doc_id, s in brief.items():
         facts = folder.facts.get(doc_id)
         if facts is None:
             continue
         if doc_id in read:
-            if read[doc_id].content_hash != info.content_hash:
+            if read[doc_id].content_hash != s.content_hash:
                 continue  # changed: cut and embedded again anyway
+            info = stored[doc_id]
             expected = doc_info(read[doc_id], facts, manifest.get(doc_id))
         elif doc_id in unchanged:
+            if (s.path is not None and s.path.startswith(inside) and facts == (s.size, s.mtime_ns)
+                    and s.as_guessed and doc_id not in manifest):
+                continue  # the usual case, decided from the summary (250,000 at each open of a large archive)
+            info = stored[doc_id]
             if (info.path.startswith(inside) and facts == (info.size, info.mtime_ns)
                     and _same_publication(info, manifest.get(doc_id))):
                 continue  # the usual case, decided without building the record (2,225 at each open)

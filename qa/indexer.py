@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .backends.base import Backend, PassageBatch, Resumable
+from .backends.base import Backend, DocSummary, PassageBatch, Resumable, summaries
 from .metadata import effective
 from .types import Chunk, DocInfo, Document, IndexUpdate, Publication, Settings
 
@@ -30,14 +30,18 @@ def embed_batch() -> int:
     return int(value) if value.isdigit() and int(value) > 0 else EMBED_BATCH
 
 
-def plan(folder_hashes: dict[str, str], backend: Backend, settings: Settings) -> IndexUpdate:
-    """What an update must do, from the folder's content hashes and what the backend stores."""
+def plan(folder_hashes: dict[str, str], backend: Backend, settings: Settings,
+         brief: dict[str, DocSummary] | None = None) -> IndexUpdate:
+    """What an update must do, from the folder's content hashes and what the backend stores
+    (`brief`: its documents' summaries, when the caller has them already)."""
     if backend.settings is None:
         return IndexUpdate(added=tuple(sorted(folder_hashes)), rebuilt=True,
                            reason=backend.problem or "no index yet")
     if backend.settings != settings:
         return IndexUpdate(added=tuple(sorted(folder_hashes)), rebuilt=True, reason="model or settings changed")
-    old = {d: info.content_hash for d, info in backend.documents().items()}
+    if brief is None:
+        brief = {s.doc_id: s for s in summaries(backend.documents())}
+    old = {d: s.content_hash for d, s in brief.items()}
     return IndexUpdate(
         added=tuple(sorted(set(folder_hashes) - set(old))),
         changed=tuple(sorted(d for d in folder_hashes if d in old and old[d] != folder_hashes[d])),

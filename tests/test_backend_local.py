@@ -105,6 +105,12 @@ def test_documents_mapping_behaves_as_the_dict_it_replaced(tmp_path):
         docs["x"] = docs[stored[0]]  # read-only
     assert [tuple(f) for f in docs.facts()] == [(d, plain[d].date, plain[d].outlet, plain[d].byline) for d in stored]
     assert docs.chars.tolist() == [plain[d].chars for d in stored]
+    from qa.backends.base import DocSummary, as_guessed, summaries
+
+    brief = list(summaries(docs))
+    made = [DocSummary(x.doc_id, x.path, x.size, x.mtime_ns, x.content_hash, as_guessed(x)) for x in plain.values()]
+    assert [s.path for s in brief] == [x.path for x in plain.values()]  # fill() stores folder/doc_id paths
+    assert brief == made and list(summaries(plain)) == made  # the columns, and the fallback from records
     # a fresh open decodes nothing until asked, and then only what is asked for
     again = LocalBackend(tmp_path / "index").documents()
     assert isinstance(again, doc_records.Documents) and not again._cache

@@ -53,6 +53,8 @@ def test_build_then_load_unchanged(small):
     second = QA(docs, index)
     assert not second.last_update.changed_anything
     assert set(second.last_update.unchanged) == {"a.txt", "b.txt"}
+    # Opening an unchanged folder decides from the document columns: no record decoded.
+    assert not second.engine.backend.documents()._cache
     ans = second.ask("How much will the ferry route cut the crossing time?")
     assert ans.answered and ans.passages[0].citation.doc_id == "a.txt"
 

@@ -13,7 +13,7 @@ never interpreted by the engine except as keys to `fetch` and `neighbours`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ContextManager, Iterable, Protocol, Sequence, runtime_checkable
+from typing import ContextManager, Iterable, Iterator, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -69,6 +69,32 @@ class Filter:
 
 
 EVERYTHING = Filter()
+
+
+class DocSummary(NamedTuple):
+    """What keeping the index in line with its folder reads of every stored document, without its
+    record (backends.base.summaries)."""
+
+    doc_id: str
+    path: str | None  # None: read it from the record
+    size: int
+    mtime_ns: int
+    content_hash: str
+    as_guessed: bool  # the publication facts in force are the document's own guesses
+
+
+def as_guessed(x: DocInfo) -> bool:
+    """Are the publication facts in force the document's own (no manifest changed them)?"""
+    g = x.guess
+    return (x.date, x.outlet, x.byline, x.url, x.meta_sources) == (g.date, g.outlet, g.author, g.url, g.sources)
+
+
+def summaries(docs: Mapping[str, DocInfo]) -> Iterator[DocSummary]:
+    """What keeping an index in line with its folder reads of every stored document: the local
+    backend's columns (no record decoded), else made from the records."""
+    if hasattr(docs, "summaries"):
+        return docs.summaries()  # doc_records.Documents
+    return (DocSummary(x.doc_id, x.path, x.size, x.mtime_ns, x.content_hash, as_guessed(x)) for x in docs.values())
 
 
 def contains_phrases(text: str, phrases: tuple[str, ...]) -> bool:

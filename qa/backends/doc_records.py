@@ -2,9 +2,10 @@
 
 Opening must not cost anything per document beyond its id: a collection of 250,000 documents
 parsed whole into DocInfo objects took 2.5 s of every open. So the records are stored one per
-line and decoded only when asked for; what whole-collection code reads of every document at
-question time (the filter's facts: date, outlet, byline) and the deep checks (characters) are
-columns, memory-mapped.
+line and decoded only when asked for; what whole-collection code reads of every document (a
+question's filter: date, outlet, byline; keeping the index in line with the folder at every
+start: file size and mtime, content hash, path, whether the publication facts are the
+document's own; the deep checks: characters) are columns, memory-mapped.
 
     doc_ids.json      the doc_ids, in storage order (parsed at open: the id -> row map)
     documents.jsonl   one DocInfo per line, compact JSON without the fields at their defaults
@@ -13,7 +14,13 @@ columns, memory-mapped.
     doc_chars.npy     int64 (documents): each document's characters
     doc_facts.npy     int32 (documents, 3): each document's date, outlet and byline as rows of the
                       lists in doc_facts.json (-1: none)
-    doc_facts.json    {"date": [...], "outlet": [...], "byline": [...]}: the distinct values
+    doc_file.npy      int64 (documents, 2): the file's size and mtime_ns when read
+    doc_hash.npy      S64 (documents): the content hash (ASCII)
+    doc_place.npy     int32 (documents, 2): the folder the path is `folder/doc_id` under, as a row
+                      of doc_facts.json's "folder" (-1: another path, read from the record); 1 if
+                      the publication facts in force are the document's own guesses, else 0
+    doc_facts.json    {"date": [...], "outlet": [...], "byline": [...], "folder": [...]}: the
+                      distinct values
 
 A record is checked when decoded (its checksum, its doc_id, and its characters and facts against
 the columns), so damage raises IndexCorruptError rather than giving a wrong record.
@@ -33,6 +40,7 @@ import numpy as np
 
 from ..errors import IndexCorruptError
 from ..types import DocInfo
+from .base import DocSummary, as_guessed
 
 IDS, RECORDS, FACTS = "doc_ids.json", "documents.jsonl", "doc_facts.json"
 COLUMNS = {  # as snapshot.COLUMNS: name -> (file, dtype, shape in terms of the counts)
@@ -40,8 +48,12 @@ COLUMNS = {  # as snapshot.COLUMNS: name -> (file, dtype, shape in terms of the 
     "d_crc": ("doc_crc.npy", np.uint32, ("documents",)),
     "d_chars": ("doc_chars.npy", np.int64, ("documents",)),
     "d_facts": ("doc_facts.npy", np.int32, ("documents", 3)),
+    "d_file": ("doc_file.npy", np.int64, ("documents", 2)),
+    "d_hash": ("doc_hash.npy", np.dtype("S64"), ("documents",)),
+    "d_place": ("doc_place.npy", np.int32, ("documents", 2)),
 }
 FACT_FIELDS = ("date", "outlet", "byline")
+HASH_BYTES = 64
 FILES = frozenset({IDS, RECORDS, FACTS} | {f for f, _, _ in COLUMNS.values()})
 
 CACHE = 8192  # records kept decoded (a question touches tens; a listing pages through some)
@@ -67,6 +79,7 @@ class Documents(Mapping):
         self._records, self._cols = records, cols
         # None appended: code -1 (no value) picks it.
         self._tables = tuple(list(tables[f]) + [None] for f in FACT_FIELDS)
+        self._folders = list(tables["folder"])
         self._cache: dict[int, DocInfo] = {}
 
     def __len__(self) -> int:
@@ -107,8 +120,33 @@ class Documents(Mapping):
         for d, a, b, c in zip(self.ids, codes[:, 0].tolist(), codes[:, 1].tolist(), codes[:, 2].tolist()):
             yield DocFacts(d, dates[a], outlets[b], bylines[c])
 
-    def _facts_at(self, k: int) -> tuple:
-        return tuple(table[code] for table, code in zip(self._tables, self._cols["d_facts"][k].tolist()))
+    def summaries(self) -> Iterator[DocSummary]:
+        """Every document's DocSummary, in storage order, from the columns (no record decoded)."""
+        c, folders = self._cols, self._folders
+        size, mtime = c["d_file"][:, 0].tolist(), c["d_file"][:, 1].tolist()
+        for k in range(0, len(self.ids), 1 << 14):  # the hashes in blocks: 64 bytes each
+            part = slice(k, k + (1 << 14))
+            try:
+                hashes = [h.decode("ascii") for h in c["d_hash"][part].tolist()]
+            except UnicodeDecodeError:
+                raise IndexCorruptError("a stored content hash is damaged") from None
+            places = c["d_place"][part].tolist()
+            for j, (d, h, (folder, guessed)) in enumerate(zip(self.ids[part], hashes, places)):
+                yield DocSummary(d, f"{folders[folder]}/{d}" if folder >= 0 else None, size[k + j], mtime[k + j], h,
+                                 bool(guessed))
+
+    def _columns_at(self, k: int) -> tuple:
+        """What the columns say of document k, as `_columns_of` says it of a record."""
+        c = self._cols
+        facts = tuple(table[code] for table, code in zip(self._tables, c["d_facts"][k].tolist()))
+        folder, guessed = c["d_place"][k].tolist()
+        return (int(c["d_chars"][k]), *facts, *c["d_file"][k].tolist(), c["d_hash"][k].decode("ascii"),
+                f"{self._folders[folder]}/{self.ids[k]}" if folder >= 0 else None, bool(guessed))
+
+    def _columns_of(self, k: int, x: DocInfo) -> tuple:
+        folder = int(self._cols["d_place"][k, 0])
+        return (x.chars, x.date, x.outlet, x.byline, x.size, x.mtime_ns, x.content_hash,
+                x.path if folder >= 0 else None, as_guessed(x))
 
     def _decode(self, k: int) -> DocInfo:
         off = self._cols["d_offsets"]
@@ -118,10 +156,10 @@ class Documents(Mapping):
             raise IndexCorruptError(f"the stored record of {doc_id!r} is damaged (checksum)")
         try:
             info = DocInfo(**json.loads(data))
+            agree = info.doc_id == doc_id and self._columns_of(k, info) == self._columns_at(k)
         except Exception as exc:  # whatever damage makes parsing raise
             raise IndexCorruptError(f"the stored record of {doc_id!r} is damaged: {type(exc).__name__}: {exc}") from exc
-        if (info.doc_id != doc_id or info.chars != int(self._cols["d_chars"][k])
-                or (info.date, info.outlet, info.byline) != self._facts_at(k)):
+        if not agree:
             raise IndexCorruptError(f"the stored record of {doc_id!r} disagrees with the document columns")
         return info
 
@@ -129,7 +167,7 @@ class Documents(Mapping):
     def check_structure(self, documents: int) -> None:
         """Counts, end points, and the columns' values: a few ms at 250,000 documents (vectorised
         over 20 bytes a document), and afterwards no offset or fact code can point astray."""
-        off, codes = self._cols["d_offsets"], self._cols["d_facts"]
+        off, codes, places = self._cols["d_offsets"], self._cols["d_facts"], self._cols["d_place"]
         if (len(self.ids) != documents or len(self.row) != len(self.ids) or int(off[0]) != 0
                 or int(off[-1]) != len(self._records)):
             raise IndexCorruptError("document records disagree with the counts (or a doc_id is stored twice)")
@@ -138,6 +176,9 @@ class Documents(Mapping):
         for j, table in enumerate(self._tables):
             if documents and (int(codes[:, j].min()) < -1 or int(codes[:, j].max()) >= len(table) - 1):
                 raise IndexCorruptError(f"a document's {FACT_FIELDS[j]} is not stored")
+        if documents and (int(places[:, 0].min()) < -1 or int(places[:, 0].max()) >= len(self._folders)
+                          or not set(np.unique(places[:, 1]).tolist()) <= {0, 1}):
+            raise IndexCorruptError("a document's folder is not stored")
 
     def check_contents(self) -> None:
         """Every record decoded and checked (O(documents): the deep checks)."""
@@ -153,7 +194,7 @@ def load(d: Path, cols: dict[str, np.ndarray]) -> Documents:
         raise IndexCorruptError(f"{IDS} is not a list of doc_ids")
     tables = json.loads((d / FACTS).read_text("utf-8"))
     if not (isinstance(tables, dict) and all(isinstance(tables.get(f), list) and set(map(type, tables[f])) <= {str}
-                                             for f in FACT_FIELDS)):
+                                             for f in (*FACT_FIELDS, "folder"))):
         raise IndexCorruptError(f"{FACTS} does not list the distinct facts")
     size = (d / RECORDS).stat().st_size
     records = np.asarray(np.memmap(d / RECORDS, dtype=np.uint8, mode="r")) if size else np.zeros(0, np.uint8)
@@ -167,7 +208,9 @@ def write(d: Path, docs: Sequence[DocInfo]) -> None:
     n = len(docs)
     offsets, crc = np.zeros(n + 1, np.int64), np.zeros(n, np.uint32)
     chars, codes = np.zeros(n, np.int64), np.full((n, 3), -1, np.int32)
+    files, hashes, places = np.zeros((n, 2), np.int64), np.zeros(n, COLUMNS["d_hash"][1]), np.zeros((n, 2), np.int32)
     tables: tuple[dict[str, int], ...] = tuple({} for _ in FACT_FIELDS)
+    folders: dict[str, int] = {}
     with open(d / RECORDS, "wb") as f:
         for k, x in enumerate(docs):
             data = (json.dumps(doc_row(x), ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
@@ -179,15 +222,24 @@ def write(d: Path, docs: Sequence[DocInfo]) -> None:
                 value = getattr(x, field)
                 if value is not None:
                     codes[k, j] = table.setdefault(value, len(table))
-    arrays = {"d_offsets": offsets, "d_crc": crc, "d_chars": chars, "d_facts": codes}
+            files[k] = (x.size, x.mtime_ns)
+            digest = x.content_hash.encode("ascii")
+            if len(digest) > HASH_BYTES or digest.endswith(b"\0"):  # S64 would cut or strip it
+                raise ValueError(f"{x.doc_id}: content hash {x.content_hash!r} is not a hash")
+            hashes[k] = digest
+            tail = "/" + x.doc_id
+            folder = folders.setdefault(x.path[:-len(tail)], len(folders)) if x.path.endswith(tail) else -1
+            places[k] = (folder, as_guessed(x))
+    arrays = {"d_offsets": offsets, "d_crc": crc, "d_chars": chars, "d_facts": codes, "d_file": files,
+              "d_hash": hashes, "d_place": places}
     for name, arr in arrays.items():
         np.save(d / COLUMNS[name][0], arr, allow_pickle=False)
     ids = [x.doc_id for x in docs]
     if len(set(ids)) != len(ids):
         raise IndexCorruptError("a doc_id is given twice")
     (d / IDS).write_text(json.dumps(ids, ensure_ascii=False, separators=(",", ":")), "utf-8")
-    (d / FACTS).write_text(json.dumps({f: list(t) for f, t in zip(FACT_FIELDS, tables)}, ensure_ascii=False),
-                           "utf-8")
+    (d / FACTS).write_text(json.dumps({**{f: list(t) for f, t in zip(FACT_FIELDS, tables)}, "folder": list(folders)},
+                                      ensure_ascii=False), "utf-8")
 
 
 _DOC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DocInfo) if f.default is not dataclasses.MISSING}
