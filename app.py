@@ -166,7 +166,7 @@ def citation_choices(ans) -> tuple[list[tuple[str, int]], list[dict]]:
 def source_html(bot: QA, cite: dict | None) -> str:
     if not cite:
         return note_html("Choose a citation to read the whole article here.")
-    info = next((d for d in bot.documents() if d.doc_id == cite["doc_id"]), None)
+    info = bot.document(cite["doc_id"])
     if info is None:
         return note_html(f"{cite['doc_id']} is no longer in the document set.")
     try:

@@ -219,6 +219,11 @@ class QA:
         """The indexed documents, by doc_id."""
         return sorted(self._current().backend.documents().values(), key=lambda d: d.doc_id)
 
+    def document(self, doc_id: str) -> DocInfo | None:
+        """One indexed document's record, None if it is not indexed (decoded alone: `documents()`
+        decodes every record)."""
+        return self._current().backend.documents().get(doc_id)
+
     def find_documents(self, text: str | None = None, outlet: str | None = None, order: str = "newest",
                        offset: int = 0, limit: int = 50) -> DocumentPage:
         """A page of the indexed documents whose title, doc_id or byline contains `text`.
