@@ -366,7 +366,7 @@ def main() -> None:
         r = measure(root, qdir, args.repeat)
         ann = np.array(r["ann"])
         exact = exact_top10(version, qvecs)
-        doc_ids = [x["doc_id"] for x in json.loads((version / "documents.json").read_text("utf-8"))]
+        doc_ids = json.loads((version / "doc_ids.json").read_text("utf-8"))  # format 4
         made_doc = np.array([d.startswith(MADE) for d in doc_ids])
         p_doc = np.load(version / "p_doc.npy", mmap_mode="r")
         made_share = made_doc[p_doc[exact]].mean(axis=1)
