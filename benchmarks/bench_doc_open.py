@@ -3,6 +3,7 @@ objects, per-document hashes in the manifest) against format 4 (records decoded 
 doc_records.py), in one run.
 
     .venv/bin/python -m benchmarks.bench_doc_open [--documents 250000] [--old-ref main] [--work DIR]
+    .venv/bin/python -m benchmarks.bench_doc_open --index ROOT   # a format-4 index kept by another benchmark
 
 The documents are GENERATED news records shaped like real ones, richer than bench_scale_real's
 made documents: doc_id and absolute path under an outlet's folder, a 6-12 word title, a byline
@@ -16,9 +17,12 @@ The format-4 version is written with snapshot.write, the format-3 one from it wi
 migrate.write_format_3 (the old layout). Each is opened in a fresh process, three times (the
 fastest reported): format 3 with the reader checked out of git at --old-ref (the branch base),
 format 4 with this tree. Reported: wall time of LocalBackend(root) (imports excluded), anonymous
-memory it added, then on the opened backend: one record by id, every record (values()), and a
-date filter over every document as the engine applies it (format 4: the fact columns). Page cache
-warm; the machine is shared, so figures are indicative.
+memory it added, then on the opened backend: one record by id, a date filter over every document as
+the engine applies it (format 4: the fact columns), what opening a QA reads of every document to
+compare it with the folder (format 4: base.summaries, the columns; format 3: the records), and every
+record (values()). With --index, the documents and passages are those of an existing format-4
+index (e.g. bench_scale_real --keep), copied to format 3 for the old reader. Page cache warm; the
+machine is shared, so figures are indicative.
 """
 
 from __future__ import annotations
@@ -70,9 +74,16 @@ try:
 except ImportError:
     facts = lambda d: d.values()
 t = time.perf_counter(); kept = sum(1 for d in facts(docs) if where.allows(d)); filter_s = time.perf_counter() - t
+try:
+    from qa.backends.base import summaries
+    brief = lambda d: [(s.doc_id, s.size, s.mtime_ns, s.content_hash, s.path) for s in summaries(d)]
+except ImportError:
+    brief = lambda d: [(x.doc_id, x.size, x.mtime_ns, x.content_hash, x.path) for x in d.values()]
+t = time.perf_counter(); brief(docs); brief_s = time.perf_counter() - t
 t = time.perf_counter(); every = list(docs.values()); all_s = time.perf_counter() - t
 print(json.dumps({"code": qa.__file__, "format": snapshot.FORMAT_VERSION, "open_s": open_s, "anon_mb": after - before,
-                  "one_ms": one_ms, "filter_s": filter_s, "kept": kept, "all_s": all_s, "documents": len(every)}))
+                  "one_ms": one_ms, "filter_s": filter_s, "kept": kept, "brief_s": brief_s, "all_s": all_s,
+                  "documents": len(every), "passages": len(b)}))
 """
 
 OUTLETS = [f"The {w} {k}" for w in ("Daily", "Evening", "Morning", "Weekly", "National") for k in
@@ -132,6 +143,7 @@ def main() -> None:
     ap.add_argument("--old-ref", default="main")
     ap.add_argument("--work", default=None, help="folder for the indexes (default: a temporary one)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--index", default=None, help="an existing format-4 index folder (read only)")
     args = ap.parse_args()
     from qa.backends import migrate, snapshot
     from qa.backends.store import IndexStore
@@ -141,18 +153,25 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="qa-docopen-"))
     old = old_tree(args.old_ref, work / "old")
     try:
-        t = time.perf_counter()
-        docs, chunks, vecs, svecs = generate(args.documents)
-        gen_s = time.perf_counter() - t
-        four, three = work / "f4", work / "f3"
-        t = time.perf_counter()
-        store = IndexStore(four)
-        with store.lock():
-            tmp = store.new_version()
-            snapshot.write(tmp, Settings(), docs, chunks, vecs, svecs)
-            v4 = store.commit(tmp)
-        write_s = time.perf_counter() - t
-        del docs, chunks, vecs, svecs
+        three = work / "f3"
+        if args.index:
+            four = Path(args.index)
+            v4 = IndexStore(four).current()
+            print(f"format 4: {four}")
+        else:
+            t = time.perf_counter()
+            docs, chunks, vecs, svecs = generate(args.documents)
+            gen_s = time.perf_counter() - t
+            four = work / "f4"
+            t = time.perf_counter()
+            store = IndexStore(four)
+            with store.lock():
+                tmp = store.new_version()
+                snapshot.write(tmp, Settings(), docs, chunks, vecs, svecs)
+                v4 = store.commit(tmp)
+            write_s = time.perf_counter() - t
+            del docs, chunks, vecs, svecs
+            print(f"{args.documents:,} documents generated in {gen_s:.0f} s, format 4 written in {write_s:.0f} s")
         store3 = IndexStore(three)
         with store3.lock():
             tmp = store3.new_version()
@@ -161,7 +180,6 @@ def main() -> None:
         sizes = {name: (v3 / name).stat().st_size / 2**20 for name in ("documents.json", "manifest.json")}
         sizes4 = {name: (v4 / name).stat().st_size / 2**20 for name in
                   ("doc_ids.json", "documents.jsonl", "doc_facts.json", "manifest.json")}
-        print(f"{args.documents:,} documents generated in {gen_s:.0f} s, format 4 written in {write_s:.0f} s")
         print("format 3 files MiB:", {k: round(v, 1) for k, v in sizes.items()},
               "format 4:", {k: round(v, 1) for k, v in sizes4.items()})
         r3 = open_in_fresh_process(three, old, args.repeat)
@@ -173,12 +191,12 @@ def main() -> None:
         check_s = time.perf_counter() - t
         print(f"qa check of format 4: {check_s:.1f} s")
         print()
-        print("| documents | format | on disk MiB | open s | anon MiB added | one record ms | date filter over all s "
-              "| every record s |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| passages | documents | format | on disk MiB | open s | anon MiB added | one record ms "
+              "| date filter over all s | folder comparison facts s | every record s |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for fmt, v, r in (("3 (old reader)", v3, r3), ("4", v4, r4)):
-            print(f"| {r['documents']:,} | {fmt} | {du(v):,.0f} | {r['open_s']:.3f} | {r['anon_mb']:,.0f} | "
-                  f"{r['one_ms']:.2f} | {r['filter_s']:.3f} | {r['all_s']:.2f} |")
+            print(f"| {r['passages']:,} | {r['documents']:,} | {fmt} | {du(v):,.0f} | {r['open_s']:.3f} | "
+                  f"{r['anon_mb']:,.0f} | {r['one_ms']:.2f} | {r['filter_s']:.3f} | {r['brief_s']:.3f} | {r['all_s']:.2f} |")
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

@@ -435,7 +435,7 @@ def _stale_records(folder, stored: Mapping[str, DocInfo], brief: dict[str, DocSu
             expected = doc_info(read[doc_id], facts, manifest.get(doc_id))
         elif doc_id in unchanged:
             if (s.path is not None and s.path.startswith(inside) and facts == (s.size, s.mtime_ns)
-                    and s.as_guessed and doc_id not in manifest):
+                    and s.as_guessed and manifest.get(doc_id) is None):
                 continue  # the usual case, decided from the summary (250,000 at each open of a large archive)
             info = stored[doc_id]
             if (info.path.startswith(inside) and facts == (info.size, info.mtime_ns)
