@@ -196,7 +196,8 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|---|")
         for fmt, v, r in (("3 (old reader)", v3, r3), ("4", v4, r4)):
             print(f"| {r['passages']:,} | {r['documents']:,} | {fmt} | {du(v):,.0f} | {r['open_s']:.3f} | "
-                  f"{r['anon_mb']:,.0f} | {r['one_ms']:.2f} | {r['filter_s']:.3f} | {r['brief_s']:.3f} | {r['all_s']:.2f} |")
+                  f"{r['anon_mb']:,.0f} | {r['one_ms']:.2f} | {r['filter_s']:.3f} | {r['brief_s']:.3f} | "
+                  f"{r['all_s']:.2f} |")
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

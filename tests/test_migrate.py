@@ -97,8 +97,8 @@ def test_migration_while_a_writer_holds_the_folder_serves_a_private_copy(old_ind
     assert sorted(committed.snapshot.chunks, key=lambda c: (c.doc_id, c.start)) == chunks  # kept first, then a.txt
 
 
-QUESTIONS = ("How much will the ferry route cut the crossing time?", "What did the growers report about the apple harvest?",
-             "When did the library reopen?")
+QUESTIONS = ("How much will the ferry route cut the crossing time?",
+             "What did the growers report about the apple harvest?", "When did the library reopen?")
 
 
 def test_format_3_is_migrated_to_4_and_answers_identically(tmp_path, caplog):

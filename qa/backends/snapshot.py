@@ -34,11 +34,11 @@ Checks (damage must never give a wrong answer):
                      counts; offsets' end points; FAISS and BM25 sizes; document ranges
     when decoded     a document record: its crc32, doc_id, characters and facts (doc_records.py)
     deep             sha256 of every file and every value-level check (every document record,
-                     offsets ascending, spans inside their documents, UTF-8 text of the right length, vectors finite, term
-                     ids in the vocabulary...). Done at open when the version's files total at most
-                     DEEP_AT_OPEN_BYTES (the seeds, the BBC corpus: tens of ms, the checksums
-                     in a thread meanwhile); for larger collections by `qa check` (`check`
-                     below), which reads everything once.
+                     offsets ascending, spans inside their documents, UTF-8 text of the right
+                     length, vectors finite, term ids in the vocabulary...). Done at open when
+                     the version's files total at most DEEP_AT_OPEN_BYTES (the seeds, the BBC
+                     corpus: tens of ms, the checksums in a thread meanwhile); for larger
+                     collections by `qa check` (`check` below), which reads everything once.
 """
 
 from __future__ import annotations
