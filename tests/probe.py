@@ -89,8 +89,10 @@ class CountingClient:
                     self.rows[collection] = self.rows.get(collection, 0) + len(data)
         return call
 
-    def round_trips(self) -> int:
+    def round_trips(self, thread: str | None = None) -> int:
+        """Sequential waves of calls; with `thread`, of that thread's calls only (its own path)."""
+        spans = sorted(s for s, t in zip(self.spans, self.threads) if thread is None or t == thread)
         trips, end = 0, -1.0
-        for s, e in sorted(self.spans):
+        for s, e in spans:
             trips, end = (trips + 1, e) if s >= end else (trips, max(end, e))
         return trips
