@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -154,7 +155,7 @@ def run_questions(bot, items, counter=None, wire=None) -> tuple[dict, list]:
     from qa.evaluation import _figures, _outcome
 
     bot._engine = replace(bot.engine, embedder=TimedEmbedder(bot.engine.embedder))
-    outcomes, lat, shapes, calls, trips, outside, outside_wire = [], [], [], [], [], [], []
+    outcomes, lat, shapes, calls, trips, own_trips, outside, outside_wire = [], [], [], [], [], [], [], []
     bot.ask(items[0].question, history=list(items[0].history))  # warm: the version's document table
     for item in items:
         if counter:
@@ -172,6 +173,7 @@ def run_questions(bot, items, counter=None, wire=None) -> tuple[dict, list]:
         if counter:
             calls.append(len(counter.calls))
             trips.append(counter.round_trips())
+            own_trips.append(counter.round_trips(threading.current_thread().name))
         outcomes.append(_outcome(item, ans))
         shapes.append(shape(ans))
     bot._engine = replace(bot.engine, embedder=bot.engine.embedder._embedder)
@@ -185,6 +187,9 @@ def run_questions(bot, items, counter=None, wire=None) -> tuple[dict, list]:
         out["calls_per_question_max"] = max(calls)
         out["round_trips_per_question_max"] = max(trips)
         out["round_trips_per_question_mean"] = round(sum(trips) / len(trips), 2)
+        # The asking thread's own calls: what the question waits for (the version check runs beside).
+        out["asking_thread_round_trips_max"] = max(own_trips)
+        out["asking_thread_round_trips_mean"] = round(sum(own_trips) / len(own_trips), 2)
     return out, shapes
 
 

@@ -105,11 +105,6 @@ class QA:
             BadQuestionError: empty or over-long question, k out of range, unknown sources or
                 outlets, or an invalid date.
         """
-        from .answer import compose
-        from .filters import describe, facts, make_filter
-        from .retrieve import formulate, retrieve
-        from .textutil import quoted_phrases
-
         question = _clean_question(question)
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
             raise BadQuestionError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
@@ -118,6 +113,36 @@ class QA:
         outlets, authors = _text_list(outlets, "outlets"), _text_list(authors, "authors")
         past = [_clean_question(h) for h in history if h.strip()][-3:]
         engine = self._current()  # one version for the whole question
+        try:
+            answer, failure = self._answer(engine, question, k, past, sources, since, until, outlets, authors), None
+        except QAError as exc:  # e.g. the version's rows were deleted after a long quiet spell
+            answer, failure = None, exc
+        # The version check rode beside the question's first search, never before it: if it saw
+        # another process's commit, answer once more from that version.
+        if self._moved_on(engine):
+            return self._answer(self._engine, question, k, past, sources, since, until, outlets, authors)
+        if failure is not None:
+            raise failure
+        return answer
+
+    def _moved_on(self, engine: Engine) -> bool:
+        """Has a newer version than `engine`'s been taken up (from the backend's latest check)?"""
+        try:
+            if not engine.backend.is_current(ask=False):
+                self.follow(ask=False)
+        except QAError as exc:  # the answer stands; the next question tries again
+            log.warning("index version not taken up: %s", exc)
+        return self._engine is not engine
+
+    @staticmethod
+    def _answer(engine: Engine, question: str, k: int, past: list[str], sources, since, until, outlets,
+                authors) -> Answer:
+        """The answer from one version (`engine`): every call of the question goes to it."""
+        from .answer import compose
+        from .filters import describe, facts, make_filter
+        from .retrieve import formulate, retrieve
+        from .textutil import quoted_phrases
+
         docs = engine.backend.documents()
         where = make_filter(docs, sources, since, until, outlets, authors, quoted_phrases(question))
         shown = describe(where)
@@ -164,14 +189,15 @@ class QA:
         """The parts answering questions now (read it once per question: it is swapped on updates)."""
         return self._engine
 
-    def follow(self) -> bool:
+    def follow(self, ask: bool = True) -> bool:
         """Pick up an index version another process committed (`qa index`, another worker's upload).
 
-        Questions already running finish on the version they started with. Returns True when a newer
-        version was taken up.
+        Questions already running finish on the version they started with. `ask` False: trust the
+        backend's last check rather than wait for the server (see Backend.is_current). Returns True
+        when a newer version was taken up.
         """
         engine = self._engine
-        if engine.backend.is_current() or not self._follow_lock.acquire(blocking=False):
+        if engine.backend.is_current(ask=ask) or not self._follow_lock.acquire(blocking=False):
             return False  # up to date, or another thread is opening the new version right now
         try:
             backend = engine.backend.reopen()
@@ -209,7 +235,7 @@ class QA:
         if now - self._checked >= FOLLOW_SECONDS:
             self._checked = now
             try:
-                self.follow()
+                self.follow(ask=False)  # never a round trip before the question: see ask()
             except QAError as exc:  # the old version still answers
                 log.warning("index version not taken up: %s", exc)
         return self._engine

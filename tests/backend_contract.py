@@ -106,6 +106,19 @@ class BackendContract:
         assert len(hits) == 3 and hits[0].score >= hits[1].score >= hits[2].score
         assert backend.fetch([hits[0].passage]).chunks[0] == target
 
+    def test_dense_scores_use_the_vectors_as_stored_in_float16(self, filled):
+        """Every backend stores passage vectors at float16 precision and scores a question against
+        those, so two backends rank the same passages alike (float32 rounding aside)."""
+        backend = filled[0]
+        question = embed("harbour apples library cider pier")
+        hits = backend.search_dense(question, backend.stats().passages)
+        chunks = backend.fetch([h.passage for h in hits]).chunks
+        stored = np.array([embed(c.text) for c in chunks], np.float32).astype(np.float16).astype(np.float64)
+        expected = stored @ question.astype(np.float64)
+        got = np.array([h.score for h in hits])
+        assert len(hits) == backend.stats().passages
+        assert np.abs(got - expected).max() < 2e-6, np.abs(got - expected).max()
+
     def test_lexical_search_ranks_by_bm25(self, filled):
         backend = filled[0]
         hits = backend.search_lexical(terms("cider apples"), 5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -58,7 +59,8 @@ def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
 class CountingClient:
     """Wraps a client (e.g. a MilvusClient) and records each call's name and time span, so tests and
     benchmarks can count calls and round trips (calls overlapping in time are one round trip), and
-    the rows sent by insert and upsert calls, per collection (`rows`)."""
+    the rows sent by insert and upsert calls, per collection (`rows`), and the thread that made
+    each call (`threads`)."""
 
     def __init__(self, client):
         self._client = client
@@ -67,6 +69,7 @@ class CountingClient:
     def reset(self) -> None:
         self.calls: list[str] = []
         self.spans: list[tuple[float, float]] = []
+        self.threads: list[str] = []
         self.rows: dict[str, int] = {}
 
     def __getattr__(self, name):
@@ -79,14 +82,17 @@ class CountingClient:
             finally:
                 self.calls.append(name)
                 self.spans.append((start, time.monotonic()))
+                self.threads.append(threading.current_thread().name)
                 if name in ("insert", "upsert"):
                     collection = args[0] if args else kwargs.get("collection_name")
                     data = args[1] if len(args) > 1 else kwargs.get("data", ())
                     self.rows[collection] = self.rows.get(collection, 0) + len(data)
         return call
 
-    def round_trips(self) -> int:
+    def round_trips(self, thread: str | None = None) -> int:
+        """Sequential waves of calls; with `thread`, of that thread's calls only (its own path)."""
+        spans = sorted(s for s, t in zip(self.spans, self.threads) if thread is None or t == thread)
         trips, end = 0, -1.0
-        for s, e in sorted(self.spans):
+        for s, e in spans:
             trips, end = (trips + 1, e) if s >= end else (trips, max(end, e))
         return trips

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -190,27 +191,55 @@ def test_a_question_costs_three_steps_of_calls(milvus_qa, dev_questions, monkeyp
     assert milvus_qa.engine.backend is backend  # still current: no reopening
 
 
+def _asked_with_counting(qa, question):
+    """Ask, counting the server calls of qa's backend; returns (answer, counter)."""
+    backend = qa.engine.backend
+    counter = backend.client = CountingClient(backend.client)
+    try:
+        answer = qa.ask(question)
+        check = backend._check
+        if check is not None:
+            check.result(timeout=30)  # count the background check too, when it outlived the answer
+    finally:
+        backend.client = counter._client
+    return answer, counter
+
+
+def _on_asking_thread(counter) -> list[str]:
+    here = threading.current_thread().name
+    return [c for c, t in zip(counter.calls, counter.threads) if t == here]
+
+
 def test_the_alias_check_rides_beside_the_dense_search(milvus_qa, dev_questions, monkeypatch):
     import qa.backends.milvus.reader as milvus
 
-    backend = milvus_qa.engine.backend
     question = dev_questions["answerable"][1]["q"]
     monkeypatch.setattr(milvus, "FOLLOW_SECONDS", 600.0)
     milvus_qa.ask(question)  # no check in flight from here; the document table and terms are known
     monkeypatch.setattr(milvus, "FOLLOW_SECONDS", 0.0)  # every question checks
-    counter = backend.client = CountingClient(backend.client)
-    try:
-        milvus_qa.ask(question)
-    finally:
-        backend.client = counter._client
-    # A check is two calls (the alias, then the version's meta row): beside the dense search, and
-    # maybe one more as the question starts; the one beside the search may finish after the answer
-    # (its meta query then goes uncounted). Besides them: the two searches (the first ask decoded
-    # the passages, so there is no fetch).
+    _, counter = _asked_with_counting(milvus_qa, question)
+    # A check is two calls (the alias, then the version's meta row), made in the background: the
+    # asking thread only searches (the first ask decoded the passages, so there is no fetch).
+    assert _on_asking_thread(counter) == ["search", "search"], (counter.calls, counter.threads)
     checks = counter.calls.count("describe_alias")
-    queries = counter.calls.count("query")
-    assert counter.calls.count("search") == 2 and checks in (1, 2), counter.calls
-    assert checks - 1 <= queries <= checks and len(counter.calls) == 2 + checks + queries, counter.calls
+    assert checks >= 1 and counter.calls.count("query") == checks, counter.calls
+    assert milvus_qa.engine.backend.is_current()
+
+
+def test_after_a_quiet_spell_the_question_does_not_wait_for_the_version_check(milvus_qa, dev_questions):
+    """The check that is long out of date is not made before the question: it runs beside it."""
+    backend = milvus_qa.engine.backend
+    question = dev_questions["answerable"][3]["q"]
+    milvus_qa.ask(question)
+    if backend._check is not None:
+        backend._check.result(timeout=30)  # no check of that question still in flight
+    backend._seen = (time.monotonic() - 3600, backend._seen[1])  # an hour since the last check
+    milvus_qa._checked = 0.0
+    answer, counter = _asked_with_counting(milvus_qa, question)
+    assert answer.answered
+    assert "describe_alias" not in _on_asking_thread(counter), (counter.calls, counter.threads)
+    assert len(_on_asking_thread(counter)) <= 3 and counter.calls.count("describe_alias") == 1, counter.calls
+    assert time.monotonic() - backend._seen[0] < 60  # the check was made
 
 
 def test_a_question_asked_again_decodes_no_passage_again(milvus_qa, dev_questions, monkeypatch):
@@ -524,6 +553,34 @@ def _qa_on(server, docs, name, embedder, grace=None):
 
     kwargs = {} if grace is None else {"grace": grace}
     return QA(docs, server, embedder=embedder, backend=MilvusBackend(server, name=name, **kwargs))
+
+
+def test_a_reader_answers_from_another_process_commit_without_waiting_for_the_check(
+        server, seed_qa, tmp_path):
+    """Another writer commits; the reader's next question (its last check an hour old) is answered
+    from the new version, and the check that found it was not made before the question."""
+    import shutil
+
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "seeds", docs)
+    name = name_for(tmp_path)
+    writer = _qa_on(server, docs, name, seed_qa.engine.embedder)
+    reader = _qa_on(server, docs, name, seed_qa.engine.embedder)
+    question = "Where did the zeppelin land?"
+    assert not any(p.citation.doc_id == "extra.txt" for p in reader.ask(question).passages)
+    (docs / "extra.txt").write_text("Zeppelin report\n\nThe zeppelin landed in Velmora on Tuesday, officials "
+                                    "said.", encoding="utf-8")
+    writer.refresh()
+    old = reader.engine.backend
+    if old._check is not None:
+        old._check.result(timeout=30)
+    old._seen = (time.monotonic() - 3600, old._seen[1])
+    reader._checked = 0.0
+    answer, counter = _asked_with_counting(reader, question)
+    assert "describe_alias" not in _on_asking_thread(counter), (counter.calls, counter.threads)
+    assert reader.engine.backend is not old and reader.engine.backend.version == writer.engine.backend.version
+    assert answer.passages[0].citation.doc_id == "extra.txt"
+    assert "Velmora" in answer.passages[0].text
 
 
 def test_an_update_sends_only_the_changed_documents_passages_and_answers_as_a_rebuild(

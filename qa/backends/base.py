@@ -281,8 +281,10 @@ class Backend(Protocol):
     def lock(self) -> ContextManager:
         """Hold while planning and writing changes: serialises writers of one collection."""
 
-    def is_current(self) -> bool:
-        """Is the version this backend serves still the collection's live one?"""
+    def is_current(self, ask: bool = True) -> bool:
+        """Is the version this backend serves still the collection's live one? With `ask` False, a
+        backend whose check is a round trip answers from what it last learnt, never blocking on a
+        new call (it may start one in the background for the next look)."""
 
     def reopen(self) -> "Backend":
         """A backend of the same kind serving the collection's live version now."""

@@ -112,8 +112,9 @@ class LocalBackend:
     def _use(self, snap: Snapshot, version: Path | None) -> None:
         self._snap, self.version, self._cache = snap, version, {}
 
-    def is_current(self) -> bool:
-        """Is the version this backend serves still the live one on disk?"""
+    def is_current(self, ask: bool = True) -> bool:
+        """Is the version this backend serves still the live one on disk? (One small file read,
+        so `ask` makes no difference here.)"""
         return self.store.current() == self.version
 
     def reopen(self) -> "LocalBackend":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from concurrent.futures import Future
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -80,6 +82,8 @@ class MilvusBackend:
         self._term_counts: dict[int, tuple] = {}  # pid -> its term_counts, for re-ranking BM25 candidates
         self._pool = connection.POOL
         self._seen: tuple[float, tuple | None] | None = None  # (when, live (collection, version)) of the last check
+        self._check: Future | None = None  # the version check in flight, if any
+        self._check_lock = threading.Lock()
         self._stale = False  # set when a writer of this backend committed
         self._closed = False
         self.client = connection.acquire(self.uri)
@@ -169,14 +173,37 @@ class MilvusBackend:
         return visible(self.version, self.hidden)
 
     # -- versions ------------------------------------------------------------------------------------
-    def is_current(self) -> bool:
-        """Is this version still the live one? Answered from the check that ran beside the last
-        dense search when that is under FOLLOW_SECONDS old, else asked now."""
+    def is_current(self, ask: bool = True) -> bool:
+        """Is this version still the live one?
+
+        Answered from the last check when that is under FOLLOW_SECONDS old, or from a check in
+        flight (it runs beside the dense search, so waiting for it adds no round trip). Otherwise
+        asked now when `ask`; when not, answered from the last check while a new one starts in the
+        background: a question never waits on the server for it (`QA` looks again after answering,
+        and answers again from a newer version the check found).
+        """
         if self._stale:
             return False
         seen = self._seen
-        live = self._live() if seen is None or time.monotonic() - seen[0] > FOLLOW_SECONDS else seen[1]
-        return live == ((self.collection, self.version) if self.collection is not None else None)
+        if seen is None or time.monotonic() - seen[0] > FOLLOW_SECONDS:
+            check = self._check
+            if check is not None and not check.done():
+                check.result()  # _check_live never raises; its calls are bounded by CALL_TIMEOUT
+            elif ask or seen is None:
+                self._live()
+            else:
+                self._start_check()
+            seen = self._seen if self._seen is not None else seen
+            if seen is None:  # the check in flight failed and nothing is known: ask (errors surface)
+                self._live()
+                seen = self._seen
+        return seen[1] == ((self.collection, self.version) if self.collection is not None else None)
+
+    def _start_check(self) -> None:
+        """Ask which version is live, in the background, unless a check is already in flight."""
+        with self._check_lock:
+            if self._check is None or self._check.done():
+                self._check = self._pool.submit(self._check_live)
 
     def _check_live(self) -> None:
         try:
@@ -288,7 +315,7 @@ class MilvusBackend:
         vec = np.asarray(vector, np.float32).ravel().tolist()
         seen = self._seen
         if seen is None or time.monotonic() - seen[0] > FOLLOW_SECONDS / 2:
-            self._pool.submit(self._check_live)  # beside the search: is_current() reads the answer
+            self._start_check()  # beside the search: is_current() reads the answer
         return [Hit(p, s) for p, s, _ in self._search(vec, "vec", k, where, "IP")]
 
     def search_lexical(self, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> list[Hit]:

@@ -376,7 +376,8 @@ def passage_rows(batches: list[PassageBatch], chunks: list[Chunk], indexed: list
                 dblob = pack({"text": text, "terms": b64(d_terms.astype(np.int32))})
             row = {"pid": pid0 + k, "doc": nums[c.doc_id], "lo": lo, "hi": hi, "added": version,
                    "lexical": " ".join(indexed[k]), "flat": normalise(c.text),
-                   "vec": np.asarray(x.vectors[j], np.float32).tolist(),
+                   # Rounded to float16 as the local backend stores them: the same dense scores.
+                   "vec": np.asarray(x.vectors[j], np.float16).astype(np.float32).tolist(),
                    # The passage vector again, first: read back from text it costs less than from
                    # the vector field (pymilvus hands those out as lists of Python floats).
                    "data": pack(data), "svec": pack_vectors(np.vstack([x.vectors[j:j + 1], x.sent_vectors[s0:s0 + n]])),
