@@ -269,7 +269,10 @@ class QA:
             raise BadQuestionError(f"order must be one of {', '.join(DOCUMENT_ORDERS)}, got {order!r}")
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0 or not 1 <= limit <= 1000:
             raise BadQuestionError("offset must be 0 or more and limit from 1 to 1,000")
-        docs = list(self._current().backend.documents().values())
+        stored = self._current().backend.documents()
+        # Found and sorted from entries (title, doc_id, byline, outlet, date) where the backend keeps
+        # them without its records (local: columns); only the page's records are read.
+        docs = list(stored.entries()) if hasattr(stored, "entries") else list(stored.values())
         words = normalise(text or "").split()
         wanted = normalise(outlet) if outlet else None
         found = [d for d in docs
@@ -279,7 +282,8 @@ class QA:
         if order == "newest":  # newest first, undated last
             dated = [d for d in found if d.date]
             found = sorted(dated, key=lambda d: (d.date, d.doc_id), reverse=True) + [d for d in found if not d.date]
-        return DocumentPage(tuple(found[offset:offset + limit]), len(found), len(docs), offset)
+        page = tuple(stored[d.doc_id] for d in found[offset:offset + limit])
+        return DocumentPage(page, len(found), len(docs), offset)
 
     def passage_count(self) -> int:
         """How many passages the index holds."""

@@ -111,8 +111,16 @@ def test_documents_mapping_behaves_as_the_dict_it_replaced(tmp_path):
     made = [DocSummary(x.doc_id, x.path, x.size, x.mtime_ns, x.content_hash, as_guessed(x)) for x in plain.values()]
     assert [s.path for s in brief] == [x.path for x in plain.values()]  # fill() stores folder/doc_id paths
     assert brief == made and list(summaries(plain)) == made  # the columns, and the fallback from records
-    # a fresh open decodes nothing until asked, and then only what is asked for
-    again = LocalBackend(tmp_path / "index").documents()
+    assert [tuple(e) for e in docs.entries()] == [(d, plain[d].title, plain[d].date, plain[d].outlet, plain[d].byline)
+                                                  for d in stored]
+    # a fresh open decodes nothing until asked, and then only what is asked for; nor does a filtered search
+    from qa.backends.base import Filter
+
+    fresh = LocalBackend(tmp_path / "index")
+    again = fresh.documents()
     assert isinstance(again, doc_records.Documents) and not again._cache
+    fresh.search_lexical(["harbour"], 3, Filter(since="1900-01-01", outlets=frozenset({"x"}), authors=frozenset({"y"})))
+    list(summaries(again)), list(again.entries())
+    assert not again._cache
     again.get(stored[-1])
     assert list(again._cache) == [len(stored) - 1]

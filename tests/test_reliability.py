@@ -547,6 +547,9 @@ DAMAGE = {
     "doc-id-twice-rehashed": lambda v: ((v / "doc_ids.json").write_text(
         json.dumps([json.loads((v / "doc_ids.json").read_text())[0]] * 2
                    + json.loads((v / "doc_ids.json").read_text())[2:])), _rehash(v)),
+    "doc-titles-byte-flipped": lambda v: _flip_byte(v / "doc_titles.json"),
+    "doc-titles-one-short-rehashed": lambda v: ((v / "doc_titles.json").write_text(
+        json.dumps(json.loads((v / "doc_titles.json").read_text())[1:])), _rehash(v)),
     "doc-facts-not-a-map-rehashed": lambda v: ((v / "doc_facts.json").write_text("[]"), _rehash(v)),
     "document-fact-not-stored": lambda v: _edit_column(v, "doc_facts.npy", lambda a: a.__setitem__((0, 1), -2)),
     "document-offsets-end-short": lambda v: _edit_column(v, "doc_offsets.npy", lambda a: a.__setitem__(-1, a[-1] - 1)),
@@ -598,7 +601,7 @@ CAUGHT_BY_CHECK_WHEN_LARGE = {
     "vectors-nan", "bm25-byte-flipped", "sentence-terms-out-of-vocabulary-rehashed", "passage-offsets-rehashed",
     "sentence-outside-its-passage", "speaker-not-stored",
     "text-not-utf8-rehashed", "vectors-byte-flipped", "text-byte-flipped", "dense-index-byte-flipped",
-    "documents-byte-flipped", "document-record-edited-rehashed",
+    "documents-byte-flipped", "document-record-edited-rehashed", "doc-titles-one-short-rehashed",
 }
 
 

@@ -21,6 +21,8 @@ document's own; the deep checks: characters) are columns, memory-mapped.
                       the publication facts in force are the document's own guesses, else 0
     doc_facts.json    {"date": [...], "outlet": [...], "byline": [...], "folder": [...]}: the
                       distinct values
+    doc_titles.json   the titles, in storage order: hashed at open with the other JSON files,
+                      parsed at the first listing of documents (found and sorted without records)
 
 A record is checked when decoded (its checksum, its doc_id, and its characters and facts against
 the columns), so damage raises IndexCorruptError rather than giving a wrong record.
@@ -42,7 +44,7 @@ from ..errors import IndexCorruptError
 from ..types import DocInfo
 from .base import DocSummary, as_guessed
 
-IDS, RECORDS, FACTS = "doc_ids.json", "documents.jsonl", "doc_facts.json"
+IDS, RECORDS, FACTS, TITLES = "doc_ids.json", "documents.jsonl", "doc_facts.json", "doc_titles.json"
 COLUMNS = {  # as snapshot.COLUMNS: name -> (file, dtype, shape in terms of the counts)
     "d_offsets": ("doc_offsets.npy", np.int64, ("documents+1",)),
     "d_crc": ("doc_crc.npy", np.uint32, ("documents",)),
@@ -54,7 +56,7 @@ COLUMNS = {  # as snapshot.COLUMNS: name -> (file, dtype, shape in terms of the 
 }
 FACT_FIELDS = ("date", "outlet", "byline")
 HASH_BYTES = 64
-FILES = frozenset({IDS, RECORDS, FACTS} | {f for f, _, _ in COLUMNS.values()})
+FILES = frozenset({IDS, RECORDS, FACTS, TITLES} | {f for f, _, _ in COLUMNS.values()})
 
 CACHE = 8192  # records kept decoded (a question touches tens; a listing pages through some)
 BLOCK = 1024  # records decoded at a time when reading many
@@ -69,12 +71,22 @@ class DocFacts(NamedTuple):
     byline: str | None
 
 
+class DocEntry(NamedTuple):
+    """What a listing of documents finds and sorts by (api.find_documents), without the record."""
+
+    doc_id: str
+    title: str
+    date: str | None
+    outlet: str | None
+    byline: str | None
+
+
 class Documents(Mapping):
     """The stored documents as a read-only Mapping doc_id -> DocInfo, in storage order; a record is
     decoded on first access (the last CACHE kept)."""
 
     def __init__(self, ids: Sequence[str], records: np.ndarray, cols: dict[str, np.ndarray],
-                 tables: dict[str, list[str]]):
+                 tables: dict[str, list[str]], titles: Path | None = None):
         self.ids = tuple(ids)
         self.row = {d: k for k, d in enumerate(self.ids)}
         self._records, self._cols = records, cols
@@ -82,6 +94,7 @@ class Documents(Mapping):
         self._tables = tuple(list(tables[f]) + [None] for f in FACT_FIELDS)
         self._folders = list(tables["folder"])
         self._cache: dict[int, DocInfo] = {}
+        self._titles_file, self._titles = titles, None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -120,6 +133,19 @@ class Documents(Mapping):
         dates, outlets, bylines = self._tables
         for d, a, b, c in zip(self.ids, codes[:, 0].tolist(), codes[:, 1].tolist(), codes[:, 2].tolist()):
             yield DocFacts(d, dates[a], outlets[b], bylines[c])
+
+    def entries(self) -> Iterator[DocEntry]:
+        """Every document's DocEntry, in storage order: the titles (read once, then kept) and the
+        fact columns, no record decoded."""
+        return (DocEntry(f.doc_id, t, f.date, f.outlet, f.byline) for f, t in zip(self.facts(), self.titles()))
+
+    def titles(self) -> list[str]:
+        if self._titles is None:
+            titles = json.loads(self._titles_file.read_text("utf-8")) if self._titles_file else []
+            if not isinstance(titles, list) or len(titles) != len(self.ids) or not set(map(type, titles)) <= {str}:
+                raise IndexCorruptError(f"{TITLES} is not the documents' titles")
+            self._titles = titles
+        return self._titles
 
     def summaries(self) -> Iterator[DocSummary]:
         """Every document's DocSummary, in storage order, from the columns (no record decoded)."""
@@ -207,8 +233,9 @@ class Documents(Mapping):
 
     def check_contents(self) -> None:
         """Every record decoded and checked (O(documents): the deep checks)."""
-        for _ in self._decode_rows(0, len(self.ids)):
-            pass
+        for info, title in zip(self._decode_rows(0, len(self.ids)), self.titles()):
+            if info.title != title:
+                raise IndexCorruptError(f"the stored title of {info.doc_id!r} disagrees with its record")
 
 
 class _Values(ValuesView):
@@ -238,7 +265,7 @@ def load(d: Path, cols: dict[str, np.ndarray]) -> Documents:
         raise IndexCorruptError(f"{FACTS} does not list the distinct facts")
     size = (d / RECORDS).stat().st_size
     records = np.asarray(np.memmap(d / RECORDS, dtype=np.uint8, mode="r")) if size else np.zeros(0, np.uint8)
-    return Documents(ids, records, {name: cols[name] for name in COLUMNS}, tables)
+    return Documents(ids, records, {name: cols[name] for name in COLUMNS}, tables, d / TITLES)
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -278,6 +305,7 @@ def write(d: Path, docs: Sequence[DocInfo]) -> None:
     if len(set(ids)) != len(ids):
         raise IndexCorruptError("a doc_id is given twice")
     (d / IDS).write_text(json.dumps(ids, ensure_ascii=False, separators=(",", ":")), "utf-8")
+    (d / TITLES).write_text(json.dumps([x.title for x in docs], ensure_ascii=False, separators=(",", ":")), "utf-8")
     (d / FACTS).write_text(json.dumps({**{f: list(t) for f, t in zip(FACT_FIELDS, tables)}, "folder": list(folders)},
                                       ensure_ascii=False), "utf-8")
 
