@@ -260,6 +260,29 @@ def test_a_question_asked_again_decodes_no_passage_again(milvus_qa, dev_question
     assert _shape(again) == _shape(first)
 
 
+def test_memos_on_backend_ids_outlive_a_question_and_its_name_numbering_does_not():
+    from types import SimpleNamespace
+
+    from qa.backends.base import Fetched
+    from qa.backends.milvus.reader import _QuestionCache
+
+    shared: dict = {}
+    first, second = (SimpleNamespace(cache=_QuestionCache(shared)) for _ in range(2))
+    computed = []
+
+    def compute(value):
+        computed.append(value)
+        return value
+
+    assert Fetched.memo(first, ("figures", 7), lambda: compute("first figures")) == "first figures"
+    assert Fetched.memo(first, "name ids", lambda: compute("first names")) == "first names"
+    # The second question finds the passage's figures, but numbers its own names.
+    assert Fetched.memo(second, ("figures", 7), lambda: compute("again")) == "first figures"
+    assert Fetched.memo(second, "name ids", lambda: compute("second names")) == "second names"
+    assert computed == ["first figures", "first names", "second names"]
+    assert list(shared) == [("figures", 7)]
+
+
 def test_sentence_vectors_are_stored_in_float16_and_older_float32_rows_still_read():
     from qa.backends.milvus.schema import b64, pack_vectors, unpack_vectors
 

@@ -39,6 +39,36 @@ GRACE_SECONDS = 300.0
 _OVERFETCH = 2
 
 
+# Memos of the answer stage (Fetched.memo) keyed by what means the same in every question of a
+# version: a backend id or a document id. Others (e.g. "name ids", built on this question's own
+# numbering of names) stay with the question.
+_SHARED_MEMOS = frozenset({"title", "sentences", "figures"})
+_SHARED_LIMIT = 50_000
+
+
+class _QuestionCache(dict):
+    """A question's Fetched.cache: memos named in _SHARED_MEMOS go to the backend's dict (computed
+    once per version, as the local backend does), the rest stay in this question's own."""
+
+    def __init__(self, shared: dict):
+        super().__init__()
+        self._shared = shared
+
+    def _routed(self, key) -> dict | None:
+        return self._shared if isinstance(key, tuple) and key and key[0] in _SHARED_MEMOS else None
+
+    def __getitem__(self, key):
+        shared = self._routed(key)
+        return shared[key] if shared is not None else super().__getitem__(key)
+
+    def __setitem__(self, key, value) -> None:
+        shared = self._routed(key)
+        if shared is None:
+            super().__setitem__(key, value)
+        else:
+            shared[key] = value
+
+
 class _Stats:
     """Collection statistics of one version, read from {stem}_terms as questions need them."""
 
@@ -80,6 +110,7 @@ class MilvusBackend:
         self._doc_blobs: dict[int, tuple[str, np.ndarray]] = {}
         self._passages: dict[int, StoredPassage] = {}
         self._term_counts: dict[int, tuple] = {}  # pid -> its term_counts, for re-ranking BM25 candidates
+        self._memos: dict = {}  # question-independent memos of the answer stage (see _QuestionCache)
         self._pool = connection.POOL
         self._seen: tuple[float, tuple | None] | None = None  # (when, live (collection, version)) of the last check
         self._check: Future | None = None  # the version check in flight, if any
@@ -454,6 +485,8 @@ class MilvusBackend:
                       np.array(same, np.int64), same_start)
         doc_nums = {doc for doc, _, _ in where}
         doc_ids = {self._ids[d] for d in doc_nums}
+        if len(self._memos) > _SHARED_LIMIT:
+            self._memos.clear()
         return Fetched(
             ids=np.array(all_ids, np.int64), chunks=chunks, docs={d: self._docs[d] for d in doc_ids},
             vectors=rows[own], sent_vectors=rows[~own],
@@ -461,8 +494,7 @@ class MilvusBackend:
             previous=previous, is_lead=np.array([pid == lo for pid, (_, lo, _) in zip(all_ids, where)], bool),
             doc_terms={self._ids[d]: blobs[d][1] for d in doc_nums},
             doc_text={self._ids[d]: blobs[d][0] for d in doc_nums},
-            # Per question: its lexicon numbers names locally, so memos of another question do not apply.
-            cache={})
+            cache=_QuestionCache(self._memos))
 
     def passages_of(self, doc_id: str) -> PassageBatch:
         self._load_documents()
