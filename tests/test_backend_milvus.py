@@ -283,6 +283,32 @@ def test_memos_on_backend_ids_outlive_a_question_and_its_name_numbering_does_not
     assert list(shared) == [("figures", 7)]
 
 
+def test_passage_rows_of_both_formats_decode_alike(tmp_path):
+    from qa import lexicon
+    from qa.backends.milvus.schema import PACKED, passage_chunk, stored_passage
+    from qa.backends.milvus.writer import passage_rows
+
+    # A copy of an article, so that passages have partners carrying the same words.
+    batches = [batch_of(tmp_path, name) for name in ARTICLES] + [batch_of(tmp_path, "copy.txt", ARTICLES["harbour.txt"])]
+    chunks = [c for b in batches for c in b.chunks]
+    indexed = [terms(c.text) for c in chunks]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(t for toks in indexed for t in toks))}
+    lex = lexicon.build(chunks, vocab)
+    nums = {b.doc.doc_id: i for i, b in enumerate(batches)}
+    # Partner ids past 2**31: ids of an updated collection grow by a random gap per commit.
+    rows = {fmt: list(passage_rows(batches, chunks, indexed, lex, nums, 2 ** 40, 5, fmt)) for fmt in (3, 4)}
+    assert all(r["data"].startswith(PACKED) for r in rows[4]) and not any(":" in r["data"] for r in rows[3])
+    dim = batches[0].vectors.shape[1]
+    for old, new in zip(rows[3], rows[4]):
+        a, b = stored_passage(old, dim), stored_passage(new, dim)
+        assert a.chunk == b.chunk == passage_chunk(new["data"]) == passage_chunk(old["data"])
+        assert a.names == b.names and a.same == b.same and a.added == b.added == 5
+        for field in ("vectors", "terms", "term_counts", "flags", "distinct", "sent_chars", "name_counts"):
+            x, y = getattr(a, field), getattr(b, field)
+            assert x.dtype == y.dtype and np.array_equal(x, y), field
+    assert any(stored_passage(r, dim).same for r in rows[4]) and any(stored_passage(r, dim).names for r in rows[4])
+
+
 def test_sentence_vectors_are_stored_in_float16_and_older_float32_rows_still_read():
     from qa.backends.milvus.schema import b64, pack_vectors, unpack_vectors
 
@@ -660,6 +686,45 @@ def test_an_update_sends_only_the_changed_documents_passages_and_answers_as_a_re
     bot.refresh()
     assert bot.engine.backend.version == first.version + 2
     same_as_a_rebuild("rebuilt2")
+
+
+def _fetched(b):
+    hits = b.search_dense(embed("harbour apple library"), 6) + b.search_lexical(terms("cider apples harbour"), 6)
+    f = b.fetch([h.passage for h in hits])
+    lex = f.lexicon
+    return (f.ids.tolist(), f.chunks, f.vectors.tolist(), f.sent_vectors.tolist(), f.sent_chars.tolist(),
+            f.previous.tolist(), f.is_lead.tolist(), lex.ids.tolist(), lex.start.tolist(), lex.flags.tolist(),
+            lex.distinct.tolist(), [lex.name_words[w] for w in lex.names], lex.name_start.tolist(),
+            lex.same.tolist(), {d: t.tolist() for d, t in f.doc_terms.items()}, f.doc_text)
+
+
+def test_a_format_3_collection_is_served_and_updated_in_place_in_its_format(server, tmp_path, monkeypatch):
+    """Collections written before format 4 (zlib + JSON `data`) need no rebuild: they answer as a
+    format 4 one does, and an update in place adds rows in format 3 (older code can still read them)."""
+    import qa.backends.milvus.writer as writer
+    from qa.backends.milvus.schema import PACKED
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    new = fill(MilvusBackend(server, name=name_for(tmp_path / "new")), docs)
+    monkeypatch.setattr(writer, "FORMAT", 3)  # as the code before format 4 wrote
+    old = fill(MilvusBackend(server, name=name_for(tmp_path / "old")), docs)
+    monkeypatch.undo()
+    reader = MilvusBackend(server, name=name_for(tmp_path / "old"))
+    assert (reader._meta["format"], new._meta["format"]) == (3, 4) and not reader.problem
+    assert _fetched(reader) == _fetched(new)
+
+    def formats(b):
+        return {r["data"].startswith(PACKED) for r in b._scan(b.collection, b._visible(), ["data"])}
+
+    assert formats(old) == {False} and formats(new) == {True}
+    w = reader.writer(SETTINGS)
+    w.upsert(batch_of(docs, "zeppelin.txt", "Zeppelin lands\n\nA zeppelin landed at the harbour of Velmora."))
+    updated = w.commit()
+    assert (updated.collection, updated.version) == (reader.collection, reader.version + 1)
+    assert updated._meta["format"] == 3 and formats(updated) == {False}
+    hits = updated.search_lexical(terms("zeppelin"), 3)
+    assert [c.doc_id for c in updated.fetch([h.passage for h in hits]).chunks][:1] == ["zeppelin.txt"]
 
 
 def test_a_reader_keeps_its_version_while_an_update_is_written(server, tmp_path):

@@ -14,12 +14,12 @@ import numpy as np
 from ... import lexicon as lexicon_mod
 from ...errors import DocumentsError, QAError
 from ...lexicon import Lexicon
-from ...types import Chunk, DocInfo, Settings
+from ...types import DocInfo, Settings
 from ..base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
 from . import connection
 from .connection import CALL_TIMEOUT, IndexServerError, short
-from .schema import (FORMAT, StoredPassage, bm25, doc_info, ints, like_contains, quote, stored_passage, term_counts,
-                     unb64, unpack, unpack_vectors, visible)
+from .schema import (READABLE, StoredPassage, bm25, doc_info, ints, like_contains, passage_chunk, quote,
+                     stored_passage, term_counts, unb64, unpack, unpack_vectors, visible)
 
 log = logging.getLogger("qa")
 
@@ -185,9 +185,9 @@ class MilvusBackend:
             log.warning("index %s at %s has no meta row: it is rebuilt", collection, self.uri)
             return
         meta = json.loads(min(rows, key=lambda r: int(r["doc"]))["info"])
-        if meta.get("format") != FORMAT:
+        if meta.get("format") not in READABLE:
             self.problem = (f"index was written in format {meta.get('format')} by another version of qa; "
-                            f"this one reads format {FORMAT}")
+                            f"this one reads formats {', '.join(map(str, READABLE))}")
             log.warning("index %s at %s is rebuilt: %s", collection, self.uri, self.problem)
             return
         try:
@@ -508,8 +508,7 @@ class MilvusBackend:
         dim = int(self._meta["dim"])
         chunks = []
         for r in rows:
-            doc_id, start, end, text, sentences, speakers = unpack(r["data"])["c"]
-            chunks.append(Chunk(doc_id, start, end, text, tuple(tuple(s) for s in sentences), tuple(speakers)))
+            chunks.append(passage_chunk(r["data"]))
         both = [unpack_vectors(r["svec"], dim) for r in rows]
         vectors = np.array([b[0] for b in both], np.float32).reshape(-1, dim)
         sents = np.concatenate([b[1:] for b in both]) if rows else np.zeros((0, dim), np.float32)

@@ -17,7 +17,11 @@ import numpy as np
 from ...errors import QAError
 from ...types import Chunk, DocInfo
 
-FORMAT = 3  # 3: rows carry the version that added them; one meta row per version; terms per version
+# 3: rows carry the version that added them; one meta row per version; terms per version.
+# 4: a passage's `data` field as pack_passage writes it (PACKED), no longer zlib + JSON.
+FORMAT = 4
+READABLE = (3, 4)  # formats this code serves; an update in place keeps writing its collection's format
+PACKED = "p4:"  # the start of a format 4 `data` field (a format 3 one is base64: never holds ':')
 VARCHAR_MAX = 65_535          # Milvus' portable VARCHAR limit (bytes)
 INSERT_BATCH = 256
 _ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
@@ -113,8 +117,62 @@ class StoredPassage:
     added: int               # the version that added it
 
 
+def pack_passage(chunk: Chunk, terms: np.ndarray, term_counts: np.ndarray, flags: np.ndarray,
+                 distinct: np.ndarray, names: list[list[str]], same: np.ndarray) -> str:
+    """A passage and its lexicon rows as the `data` text of format 4: JSON of its strings and one
+    base64 buffer of its numbers, little-endian: int32 [start, end, sentences n, terms t, same s],
+    the sentences' (start, end), then per sentence its term count, flags, distinct terms and name
+    count, then the t term ids; then the s partner ids in int64. Decoding is one json.loads, one
+    b64decode and slices of the buffer (zlib + JSON of lists, format 3, was most of a cold
+    question's time outside the server)."""
+    n = len(chunk.sentences)
+    head = [chunk.start, chunk.end, n, len(terms), len(same)]
+    per_sentence = np.array([term_counts, flags, distinct, [len(x) for x in names]], np.int64).reshape(4, n)
+    numbers = np.concatenate([np.array(head, np.int64), np.array(chunk.sentences, np.int64).reshape(-1),
+                              per_sentence.reshape(-1), np.asarray(terms, np.int64)])
+    if numbers.size and (numbers.min() < -2**31 or numbers.max() >= 2**31):
+        raise QAError(f"{chunk.doc_id}: a passage's numbers do not fit the stored form")
+    raw = numbers.astype("<i4").tobytes() + np.asarray(same, "<i8").tobytes()
+    return PACKED + json.dumps([chunk.doc_id, chunk.text, list(chunk.speakers), [w for x in names for w in x],
+                                base64.b64encode(raw).decode("ascii")], ensure_ascii=False)
+
+
+def passage_chunk(data: str) -> Chunk:
+    """The Chunk of a passage's `data` field (either format)."""
+    if data.startswith(PACKED):
+        return _packed(data)[0]
+    doc_id, start, end, text, sentences, speakers = unpack(data)["c"]
+    return Chunk(doc_id, start, end, text, tuple(tuple(s) for s in sentences), tuple(speakers))
+
+
+def _packed(data: str) -> tuple[Chunk, np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+    """(chunk, per-sentence numbers (5, n): term count, flags, distinct terms, name count, characters;
+    term ids, name words, partner ids) of pack_passage's text."""
+    doc_id, text, speakers, names, numbers = json.loads(data[len(PACKED):])
+    raw = base64.b64decode(numbers)
+    start, end, n, t, s = np.frombuffer(raw, "<i4", 5).tolist()
+    body = np.frombuffer(raw, "<i4", 6 * n + t, offset=20)
+    bounds = body[:2 * n].tolist()
+    chunk = Chunk(doc_id, start, end, text, tuple(zip(bounds[0::2], bounds[1::2])), tuple(speakers))
+    same = np.frombuffer(raw, "<i8", s, offset=4 * (5 + 6 * n + t))
+    sentences = body[:2 * n].reshape(n, 2)
+    per_sentence = np.vstack([body[2 * n:6 * n].reshape(4, n), sentences[:, 1] - sentences[:, 0]])
+    return chunk, per_sentence, body[6 * n:], tuple(names), same
+
+
 def stored_passage(row: dict, dim: int) -> StoredPassage:
-    """Decode a passage row's `data` and `svec` fields (see writer.passage_rows)."""
+    """Decode a passage row's `data` and `svec` fields (see writer.passage_rows), of either format."""
+    if not row["data"].startswith(PACKED):
+        return _stored_passage_v3(row, dim)
+    chunk, per_sentence, terms, names, same = _packed(row["data"])
+    counts, flags, distinct, name_counts, chars = per_sentence
+    return StoredPassage(chunk, stored_vectors(row["svec"], dim), terms, counts.astype(np.int64),
+                         flags.astype(np.uint8), distinct, chars.astype(np.int64), names,
+                         name_counts.astype(np.int64), tuple(same.tolist()), int(row["added"]))
+
+
+def _stored_passage_v3(row: dict, dim: int) -> StoredPassage:
+    """A row written in format 3: `data` is zlib-compressed JSON in base64."""
     d = unpack(row["data"])
     doc_id, start, end, text, sentences, speakers = d["c"]
     chunk = Chunk(doc_id, start, end, text, tuple(tuple(s) for s in sentences), tuple(speakers))

@@ -34,8 +34,8 @@ from ...types import Chunk, Settings
 from ..base import PassageBatch, PendingChanges
 from .connection import IndexServerError
 from .reader import MilvusBackend, term_history
-from .schema import (FORMAT, INSERT_BATCH, VARCHAR_MAX, b64, ints, meta_doc, pack, pack_vectors, schemas,
-                     quote, term_row, tokens_of)
+from .schema import (FORMAT, INSERT_BATCH, VARCHAR_MAX, b64, ints, meta_doc, pack, pack_passage, pack_vectors,
+                     schemas, quote, term_row, tokens_of)
 
 log = logging.getLogger("qa")
 
@@ -119,7 +119,8 @@ class MilvusWriter(PendingChanges):
         try:
             self.sent["docs"] += _insert(b, stem + "_docs", _doc_rows(new, nums, v))
             self.sent["terms"] += _insert(b, stem + "_terms", changed)
-            self.sent["passages"] += _insert(b, stem, passage_rows(new, chunks, indexed, lex, nums, pid0, v))
+            self.sent["passages"] += _insert(b, stem, passage_rows(new, chunks, indexed, lex, nums, pid0, v,
+                                                                   int(meta["format"])))
             rpc("flush", stem)
             _refuse_if_moved(b)
             rpc("insert", stem + "_docs", [meta_row])  # the version is published: one row, all or nothing
@@ -339,7 +340,7 @@ def write_collection(b: MilvusBackend, stem: str, version: int, settings: Settin
                                                 "dummy": [0.0, 0.0]}])
     sent["docs"] += _insert(b, stem + "_docs", _doc_rows(batches, nums, version))
     sent["terms"] = _insert(b, stem + "_terms", (term_row(t, version, i, df[t]) for t, i in vocab.items()))
-    sent["passages"] = _insert(b, stem, passage_rows(batches, chunks, indexed, lex, nums, 0, version))
+    sent["passages"] = _insert(b, stem, passage_rows(batches, chunks, indexed, lex, nums, 0, version, FORMAT))
     b._rpc("flush", stem)
     return sent
 
@@ -350,9 +351,10 @@ def _doc_rows(batches: list[PassageBatch], nums: dict[str, int], version: int):
 
 
 def passage_rows(batches: list[PassageBatch], chunks: list[Chunk], indexed: list[list[str]], lex: Lexicon,
-                 nums: dict[str, int], pid0: int, version: int):
+                 nums: dict[str, int], pid0: int, version: int, fmt: int = FORMAT):
     """The rows of these documents' passages, numbered from pid0 (`lex` and `indexed` cover
-    exactly `chunks`, in order)."""
+    exactly `chunks`, in order), in format `fmt`: a collection's rows keep the format it was
+    created in, so a process running older code can still read it after an update in place."""
     k, sent = 0, 0  # passage and sentence number within `chunks`
     for x in batches:
         lo, hi = pid0 + k, pid0 + k + len(x.chunks)
@@ -362,12 +364,17 @@ def passage_rows(batches: list[PassageBatch], chunks: list[Chunk], indexed: list
             n = len(c.sentences)
             rows = np.arange(sent, sent + n)
             t = lex.ids[int(lex.start[sent]):int(lex.start[sent + n])]
-            data = {"c": [c.doc_id, c.start, c.end, c.text, [list(s) for s in c.sentences], list(c.speakers)],
-                    "t": b64(t.astype(np.int32)), "ts": np.diff(lex.start[sent:sent + n + 1]).tolist(),
-                    "f": lex.flags[rows].tolist(), "d": lex.distinct[rows].tolist(),
-                    "n": [[lex.name_words[w] for w in lex.names[int(lex.name_start[r]):int(lex.name_start[r + 1])]]
-                          for r in rows.tolist()],
-                    "s": (lex.same[int(lex.same_start[k]):int(lex.same_start[k + 1])] + pid0).tolist()}
+            counts = np.diff(lex.start[sent:sent + n + 1])
+            names = [[lex.name_words[w] for w in lex.names[int(lex.name_start[r]):int(lex.name_start[r + 1])]]
+                     for r in rows.tolist()]
+            same = lex.same[int(lex.same_start[k]):int(lex.same_start[k + 1])] + pid0
+            data = pack_passage(c, t, counts, lex.flags[rows], lex.distinct[rows], names, same) if fmt >= 4 else ""
+            # Format 3 where it was the collection's, or where the text uncompressed exceeds a
+            # field (the reader tells the two apart row by row).
+            if not data or len(data.encode("utf-8")) > VARCHAR_MAX:
+                data = pack({"c": [c.doc_id, c.start, c.end, c.text, [list(s) for s in c.sentences], list(c.speakers)],
+                             "t": b64(t.astype(np.int32)), "ts": counts.tolist(), "f": lex.flags[rows].tolist(),
+                             "d": lex.distinct[rows].tolist(), "n": names, "s": same.tolist()})
             dblob = ""
             if j == 0:  # the document's text and terms ride on its first passage (fetched with it)
                 text = "\n".join([title] + [p.text for p in x.chunks])
@@ -380,7 +387,7 @@ def passage_rows(batches: list[PassageBatch], chunks: list[Chunk], indexed: list
                    "vec": np.asarray(x.vectors[j], np.float16).astype(np.float32).tolist(),
                    # The passage vector again, first: read back from text it costs less than from
                    # the vector field (pymilvus hands those out as lists of Python floats).
-                   "data": pack(data), "svec": pack_vectors(np.vstack([x.vectors[j:j + 1], x.sent_vectors[s0:s0 + n]])),
+                   "data": data, "svec": pack_vectors(np.vstack([x.vectors[j:j + 1], x.sent_vectors[s0:s0 + n]])),
                    "dblob": dblob}
             for field in ("lexical", "flat", "data", "dblob"):
                 if len(row[field].encode("utf-8")) > VARCHAR_MAX:
