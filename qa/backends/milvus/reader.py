@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future
+from itertools import chain
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -18,8 +19,9 @@ from ...types import DocInfo, Settings
 from ..base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
 from . import connection
 from .connection import CALL_TIMEOUT, IndexServerError, short
-from .schema import (READABLE, StoredPassage, bm25, doc_info, ints, like_contains, passage_chunk, quote,
-                     stored_passage, term_counts, unb64, unpack, unpack_vectors, visible)
+from .schema import (CHARS, DISTINCT, FLAGS, NAME_COUNT, READABLE, TERM_COUNT, StoredPassage, bm25, doc_info, ints,
+                     like_contains, passage_chunk, quote, stored_passage, term_counts, unb64, unpack, unpack_vectors,
+                     visible)
 
 log = logging.getLogger("qa")
 
@@ -454,35 +456,37 @@ class MilvusBackend:
         dim = int(self._meta.get("dim", 0))
         n = len(all_ids)
         chunks = tuple(p.chunk for p in stored)
-
-        def per_sentence(field: str, dtype) -> np.ndarray:
-            return np.concatenate([getattr(p, field) for p in stored]).astype(dtype) if n else np.zeros(0, dtype)
-
         starts = np.zeros(n + 1, np.int64)
-        np.cumsum([len(p.term_counts) for p in stored], out=starts[1:])
+        np.cumsum([p.per_sentence.shape[1] for p in stored], out=starts[1:])
         # Each passage's rows: its own vector, then its sentences'; all converted in one go.
         rows = (np.concatenate([p.vectors for p in stored]).astype(np.float32) if n
                 else np.zeros((0, dim), np.float32))
         own = np.zeros(len(rows), bool)
         own[starts[:-1] + np.arange(n)] = True
-        counts = per_sentence("term_counts", np.int64)
-        term_start = np.zeros(len(counts) + 1, np.int64)
-        np.cumsum(counts, out=term_start[1:])
+        numbers = (np.concatenate([p.per_sentence for p in stored], axis=1) if n
+                   else np.zeros((5, 0), np.int32)).astype(np.int64)
+        bounds = np.zeros((2, numbers.shape[1] + 1), np.int64)  # each sentence's first term, first name
+        np.cumsum(numbers[[TERM_COUNT, NAME_COUNT]], axis=1, out=bounds[:, 1:])
+        term_start, name_start = bounds
         all_terms = np.concatenate([p.terms for p in stored]).astype(np.int32) if n else np.zeros(0, np.int32)
         # Names are numbered by first appearance in this question's passages.
-        words = [w for p in stored for w in p.names]
-        name_words = {w: i for i, w in enumerate(dict.fromkeys(words))}
-        name_counts = per_sentence("name_counts", np.int64)
-        name_start = np.zeros(len(name_counts) + 1, np.int64)
-        np.cumsum(name_counts, out=name_start[1:])
-        same_lists = [list(p.same) for p in stored]
-        _same_across_commits(same_lists, all_ids, [p.added for p in stored], all_terms, term_start[starts])
-        same = [p for s in same_lists for p in s]
+        words = list(chain.from_iterable(p.names for p in stored))
+        name_words = dict.fromkeys(words)
+        numbering = dict(zip(name_words, range(len(name_words))))
+        added = {p.added for p in stored}
+        if len(added) < 2:  # one commit wrote them all: it compared them already
+            same = np.fromiter(chain.from_iterable(p.same for p in stored), np.int64)
+            same_counts = [len(p.same) for p in stored]
+        else:
+            same_lists = [list(p.same) for p in stored]
+            _same_across_commits(same_lists, all_ids, [p.added for p in stored], all_terms, term_start[starts])
+            same = np.array([p for s in same_lists for p in s], np.int64)
+            same_counts = [len(s) for s in same_lists]
         same_start = np.zeros(n + 1, np.int64)
-        np.cumsum([len(s) for s in same_lists], out=same_start[1:])
-        lex = Lexicon(all_terms, term_start, per_sentence("flags", np.uint8), per_sentence("distinct", np.int32),
-                      np.array([name_words[w] for w in words], np.int32), name_start, tuple(name_words),
-                      np.array(same, np.int64), same_start)
+        np.cumsum(same_counts, out=same_start[1:])
+        lex = Lexicon(all_terms, term_start, numbers[FLAGS].astype(np.uint8), numbers[DISTINCT].astype(np.int32),
+                      np.fromiter(map(numbering.__getitem__, words), np.int32, len(words)), name_start,
+                      tuple(name_words), same, same_start)
         doc_nums = {doc for doc, _, _ in where}
         doc_ids = {self._ids[d] for d in doc_nums}
         if len(self._memos) > _SHARED_LIMIT:
@@ -490,7 +494,7 @@ class MilvusBackend:
         return Fetched(
             ids=np.array(all_ids, np.int64), chunks=chunks, docs={d: self._docs[d] for d in doc_ids},
             vectors=rows[own], sent_vectors=rows[~own],
-            sent_start=starts, sent_chars=per_sentence("sent_chars", np.int64), lexicon=lex, stats=self.stats(),
+            sent_start=starts, sent_chars=numbers[CHARS].copy(), lexicon=lex, stats=self.stats(),
             previous=previous, is_lead=np.array([pid == lo for pid, (_, lo, _) in zip(all_ids, where)], bool),
             doc_terms={self._ids[d]: blobs[d][1] for d in doc_nums},
             doc_text={self._ids[d]: blobs[d][0] for d in doc_nums},

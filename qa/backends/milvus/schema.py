@@ -5,8 +5,10 @@ scoring of a version's passages."""
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
+import struct
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -66,7 +68,7 @@ def b64(arr: np.ndarray) -> str:
 
 
 def unb64(text: str, dtype) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=dtype)
+    return np.frombuffer(binascii.a2b_base64(text), dtype=dtype)
 
 
 def pack(obj) -> str:
@@ -98,6 +100,10 @@ def unpack_vectors(text: str, dim: int) -> np.ndarray:
     return stored_vectors(text, dim).astype(np.float32)
 
 
+# The per-sentence numbers of a StoredPassage, one row each (see StoredPassage.per_sentence).
+TERM_COUNT, FLAGS, DISTINCT, NAME_COUNT, CHARS = range(5)
+
+
 @dataclass(frozen=True, eq=False)
 class StoredPassage:
     """A passage row decoded as questions use it (a backend keeps recent ones: decoding the packed
@@ -105,32 +111,32 @@ class StoredPassage:
     question's Fetched is built from copies."""
 
     chunk: Chunk
-    vectors: np.ndarray      # (1 + sentences, dim), as stored: the passage's vector, then its sentences'
-    terms: np.ndarray        # int32: its sentences' term ids, one after another
-    term_counts: np.ndarray  # int64 per sentence: how many of `terms` are its
-    flags: np.ndarray        # uint8 per sentence
-    distinct: np.ndarray     # int32 per sentence
-    sent_chars: np.ndarray   # int64 per sentence
-    names: tuple[str, ...]   # the first words of its names, sentence after sentence
-    name_counts: np.ndarray  # int64 per sentence: how many of `names` are its
-    same: tuple[int, ...]    # backend ids of the passages its commit found carrying the same words
-    added: int               # the version that added it
+    vectors: np.ndarray       # (1 + sentences, dim), as stored: the passage's vector, then its sentences'
+    terms: np.ndarray         # int32: its sentences' term ids, one after another
+    # int32 (5, sentences): per sentence, how many of `terms` and of `names` are its, its flags,
+    # distinct terms and characters (rows TERM_COUNT...CHARS): one array, so that a question joins
+    # the passages' numbers in one go.
+    per_sentence: np.ndarray
+    names: tuple[str, ...]    # the first words of its names, sentence after sentence
+    same: tuple[int, ...]     # backend ids of the passages its commit found carrying the same words
+    added: int                # the version that added it
 
 
 def pack_passage(chunk: Chunk, terms: np.ndarray, term_counts: np.ndarray, flags: np.ndarray,
                  distinct: np.ndarray, names: list[list[str]], same: np.ndarray) -> str:
     """A passage and its lexicon rows as the `data` text of format 4: JSON of its strings and one
     base64 buffer of its numbers, little-endian: int32 [start, end, sentences n, terms t, same s],
-    the sentences' (start, end), then per sentence its term count, flags, distinct terms and name
-    count, then the t term ids; then the s partner ids in int64. Decoding is one json.loads, one
-    b64decode and slices of the buffer (zlib + JSON of lists, format 3, was most of a cold
-    question's time outside the server)."""
+    the sentences' (start, end), StoredPassage.per_sentence (5 rows of n), the t term ids; then the
+    s partner ids in int64. Decoding is one json.loads, one b64decode and views of the buffer
+    (format 3's zlib + JSON lists took about half again as long per row)."""
     n = len(chunk.sentences)
-    head = [chunk.start, chunk.end, n, len(terms), len(same)]
-    per_sentence = np.array([term_counts, flags, distinct, [len(x) for x in names]], np.int64).reshape(4, n)
-    numbers = np.concatenate([np.array(head, np.int64), np.array(chunk.sentences, np.int64).reshape(-1),
-                              per_sentence.reshape(-1), np.asarray(terms, np.int64)])
-    if numbers.size and (numbers.min() < -2**31 or numbers.max() >= 2**31):
+    bounds = np.array(chunk.sentences, np.int64).reshape(n, 2)
+    rows = np.zeros((5, n), np.int64)
+    rows[TERM_COUNT], rows[FLAGS], rows[DISTINCT] = term_counts, flags, distinct
+    rows[NAME_COUNT], rows[CHARS] = [len(x) for x in names], bounds[:, 1] - bounds[:, 0]
+    numbers = np.concatenate([[chunk.start, chunk.end, n, len(terms), len(same)], bounds.reshape(-1),
+                              rows.reshape(-1), np.asarray(terms, np.int64)])
+    if numbers.min() < -2**31 or numbers.max() >= 2**31:
         raise QAError(f"{chunk.doc_id}: a passage's numbers do not fit the stored form")
     raw = numbers.astype("<i4").tobytes() + np.asarray(same, "<i8").tobytes()
     return PACKED + json.dumps([chunk.doc_id, chunk.text, list(chunk.speakers), [w for x in names for w in x],
@@ -145,19 +151,19 @@ def passage_chunk(data: str) -> Chunk:
     return Chunk(doc_id, start, end, text, tuple(tuple(s) for s in sentences), tuple(speakers))
 
 
-def _packed(data: str) -> tuple[Chunk, np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
-    """(chunk, per-sentence numbers (5, n): term count, flags, distinct terms, name count, characters;
-    term ids, name words, partner ids) of pack_passage's text."""
+_HEAD = struct.Struct("<5i")
+
+
+def _packed(data: str) -> tuple[Chunk, np.ndarray, np.ndarray, tuple[str, ...], tuple[int, ...]]:
+    """(chunk, per_sentence, term ids, name words, partner ids) of pack_passage's text."""
     doc_id, text, speakers, names, numbers = json.loads(data[len(PACKED):])
-    raw = base64.b64decode(numbers)
-    start, end, n, t, s = np.frombuffer(raw, "<i4", 5).tolist()
-    body = np.frombuffer(raw, "<i4", 6 * n + t, offset=20)
+    raw = binascii.a2b_base64(numbers)
+    start, end, n, t, s = _HEAD.unpack_from(raw)
+    body = np.frombuffer(raw, "<i4", 7 * n + t, offset=_HEAD.size)
     bounds = body[:2 * n].tolist()
     chunk = Chunk(doc_id, start, end, text, tuple(zip(bounds[0::2], bounds[1::2])), tuple(speakers))
-    same = np.frombuffer(raw, "<i8", s, offset=4 * (5 + 6 * n + t))
-    sentences = body[:2 * n].reshape(n, 2)
-    per_sentence = np.vstack([body[2 * n:6 * n].reshape(4, n), sentences[:, 1] - sentences[:, 0]])
-    return chunk, per_sentence, body[6 * n:], tuple(names), same
+    same = struct.unpack_from(f"<{s}q", raw, _HEAD.size + 4 * (7 * n + t)) if s else ()
+    return chunk, body[2 * n:7 * n].reshape(5, n), body[7 * n:], tuple(names), same
 
 
 def stored_passage(row: dict, dim: int) -> StoredPassage:
@@ -165,10 +171,7 @@ def stored_passage(row: dict, dim: int) -> StoredPassage:
     if not row["data"].startswith(PACKED):
         return _stored_passage_v3(row, dim)
     chunk, per_sentence, terms, names, same = _packed(row["data"])
-    counts, flags, distinct, name_counts, chars = per_sentence
-    return StoredPassage(chunk, stored_vectors(row["svec"], dim), terms, counts.astype(np.int64),
-                         flags.astype(np.uint8), distinct, chars.astype(np.int64), names,
-                         name_counts.astype(np.int64), tuple(same.tolist()), int(row["added"]))
+    return StoredPassage(chunk, stored_vectors(row["svec"], dim), terms, per_sentence, names, same, int(row["added"]))
 
 
 def _stored_passage_v3(row: dict, dim: int) -> StoredPassage:
@@ -176,11 +179,12 @@ def _stored_passage_v3(row: dict, dim: int) -> StoredPassage:
     d = unpack(row["data"])
     doc_id, start, end, text, sentences, speakers = d["c"]
     chunk = Chunk(doc_id, start, end, text, tuple(tuple(s) for s in sentences), tuple(speakers))
-    return StoredPassage(
-        chunk, stored_vectors(row["svec"], dim), unb64(d["t"], np.int32), np.array(d["ts"], np.int64),
-        np.array(d["f"], np.uint8), np.array(d["d"], np.int32),
-        np.array([e - s for s, e in chunk.sentences], np.int64), tuple(w for n in d["n"] for w in n),
-        np.array([len(n) for n in d["n"]], np.int64), tuple(int(p) for p in d["s"]), int(row["added"]))
+    per_sentence = np.zeros((5, len(sentences)), np.int32)
+    per_sentence[TERM_COUNT], per_sentence[FLAGS], per_sentence[DISTINCT] = d["ts"], d["f"], d["d"]
+    per_sentence[NAME_COUNT] = [len(n) for n in d["n"]]
+    per_sentence[CHARS] = [e - s for s, e in chunk.sentences]
+    return StoredPassage(chunk, stored_vectors(row["svec"], dim), unb64(d["t"], np.int32), per_sentence,
+                         tuple(w for n in d["n"] for w in n), tuple(int(p) for p in d["s"]), int(row["added"]))
 
 
 def doc_info(record: dict) -> DocInfo:
