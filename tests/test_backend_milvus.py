@@ -309,6 +309,26 @@ def test_passage_rows_of_both_formats_decode_alike(tmp_path):
     assert any(stored_passage(r, dim).same for r in rows[4]) and any(stored_passage(r, dim).names for r in rows[4])
 
 
+def test_bm25_scores_follow_the_lucene_formula_per_query_term():
+    import math
+    from collections import Counter
+
+    from qa.backends.milvus.schema import BM25_B, BM25_K1, bm25_scores
+
+    df, passages, avgdl = {"a": 2, "b": 5, "gone": 0}, 10, 4.0
+    counts = [(Counter(a=2, b=1), 4), (Counter(b=3), 8), (Counter(c=1), 1)]
+
+    def term(t, f, length):
+        idf = math.log(1 + (passages - df[t] + 0.5) / (df[t] + 0.5))
+        return idf * f / (f + BM25_K1 * (1 - BM25_B + BM25_B * length / avgdl))
+
+    # "a" asked twice counts twice; terms in no passage ("gone", "zz") count nothing.
+    got = bm25_scores(["a", "b", "a", "gone", "zz"], counts, df, passages, avgdl)
+    assert np.allclose(got, [2 * term("a", 2, 4) + term("b", 1, 4), term("b", 3, 8), 0.0], rtol=1e-12)
+    assert bm25_scores(["zz"], counts, df, passages, avgdl).tolist() == [0.0, 0.0, 0.0]
+    assert len(bm25_scores(["a"], [], df, passages, avgdl)) == 0
+
+
 def test_sentence_vectors_are_stored_in_float16_and_older_float32_rows_still_read():
     from qa.backends.milvus.schema import b64, pack_vectors, unpack_vectors
 

@@ -19,7 +19,7 @@ from ...types import DocInfo, Settings
 from ..base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
 from . import connection
 from .connection import CALL_TIMEOUT, IndexServerError, short
-from .schema import (CHARS, DISTINCT, FLAGS, NAME_COUNT, READABLE, TERM_COUNT, StoredPassage, bm25, doc_info, ints,
+from .schema import (CHARS, DISTINCT, FLAGS, NAME_COUNT, READABLE, TERM_COUNT, StoredPassage, bm25_scores, doc_info, ints,
                      like_contains, passage_chunk, quote, stored_passage, term_counts, unb64, unpack, unpack_vectors,
                      visible)
 
@@ -336,13 +336,13 @@ class MilvusBackend:
         res = self._rpc("search", self.collection, data=[data], anns_field=field, limit=int(k), filter=expr,
                         output_fields=["doc", "lo", "hi", *fields],
                         search_params={"metric_type": metric, "params": params})
-        out = []
-        for hit in res[0]:
-            e = hit["entity"]
-            pid = int(hit.get("pid", hit.get("id")))
-            self._remember(pid, int(e["doc"]), int(e["lo"]), int(e["hi"]))
-            out.append((pid, float(hit["distance"]), e))
-        return out
+        hits = res[0]
+        entities = [hit["entity"] for hit in hits]
+        pids = [int(hit["pid"]) for hit in hits]
+        if len(self._where) > _MEMO_LIMIT:
+            self._where.clear()
+        self._where.update(zip(pids, [(int(e["doc"]), int(e["lo"]), int(e["hi"])) for e in entities]))
+        return list(zip(pids, [float(hit["distance"]) for hit in hits], entities))
 
     def search_dense(self, vector: np.ndarray, k: int, where: Filter = EVERYTHING) -> list[Hit]:
         vec = np.asarray(vector, np.float32).ravel().tolist()
@@ -368,10 +368,10 @@ class MilvusBackend:
         if len(self._term_counts) > _PASSAGES:
             self._term_counts.clear()
         known = self._term_counts  # a row never changes: its counts serve every later question
-        scored = [(bm25(terms, known.get(p) or known.setdefault(p, term_counts(e["lexical"])), df, passages, avgdl), p)
-                  for p, _, e in hits]
-        scored.sort(key=lambda sp: -sp[0])  # stable: equal scores keep Milvus' order
-        return [Hit(p, s) for s, p in scored[:int(k)] if s > 0]
+        counts = [known.get(p) or known.setdefault(p, term_counts(e["lexical"])) for p, _, e in hits]
+        scores = bm25_scores(terms, counts, df, passages, avgdl)
+        best = np.argsort(-scores, kind="stable")[:int(k)]  # stable: equal scores keep Milvus' order
+        return [Hit(hits[i][0], float(scores[i])) for i in best.tolist() if scores[i] > 0]
 
     def _remember(self, pid: int, doc: int, lo: int, hi: int) -> None:
         if len(self._where) > _MEMO_LIMIT:

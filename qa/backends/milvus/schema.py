@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import struct
 import zlib
 from collections import Counter
@@ -204,19 +203,20 @@ def term_counts(lexical: str) -> tuple[Counter, int]:
     return Counter(toks), len(toks)
 
 
-def bm25(query: Sequence[str], counts: tuple[Counter, int], df: dict[str, int], passages: int,
-         avgdl: float) -> float:
-    """bm25s' "lucene" score of one passage (its term_counts) for analysed query terms, from one
-    version's statistics (Milvus' own BM25 counts every row a collection holds, including rows
-    other versions see)."""
-    tf, length = counts
+def bm25_scores(query: Sequence[str], counts: Sequence[tuple[Counter, int]], df: dict[str, int | None],
+                passages: int, avgdl: float) -> np.ndarray:
+    """bm25s' "lucene" score of each passage (its term_counts) for analysed query terms (a term
+    asked twice counts twice), from one version's statistics (Milvus' own BM25 counts every row a
+    collection holds, including rows other versions see)."""
+    query = [t for t in query if df.get(t)]
+    if not query or not counts:
+        return np.zeros(len(counts))
+    n = np.array([df[t] for t in query], np.float64)
+    idf = np.log(1 + (passages - n + 0.5) / (n + 0.5))
+    tf = np.array([[tf.get(t, 0) for t in query] for tf, _ in counts], np.float64)
+    length = np.array([length for _, length in counts], np.float64)
     norm = BM25_K1 * (1 - BM25_B + BM25_B * length / max(avgdl, 1e-9))
-    score = 0.0
-    for t in query:
-        n, f = df.get(t), tf.get(t, 0)
-        if n and f:
-            score += math.log(1 + (passages - n + 0.5) / (n + 0.5)) * f / (f + norm)
-    return score
+    return (idf * tf / (tf + norm[:, None])).sum(axis=1)
 
 
 # -- schemas ------------------------------------------------------------------------------------
