@@ -289,7 +289,8 @@ def test_passage_rows_of_both_formats_decode_alike(tmp_path):
     from qa.backends.milvus.writer import passage_rows
 
     # A copy of an article, so that passages have partners carrying the same words.
-    batches = [batch_of(tmp_path, name) for name in ARTICLES] + [batch_of(tmp_path, "copy.txt", ARTICLES["harbour.txt"])]
+    batches = [batch_of(tmp_path, name) for name in ARTICLES]
+    batches.append(batch_of(tmp_path, "copy.txt", ARTICLES["harbour.txt"]))
     chunks = [c for b in batches for c in b.chunks]
     indexed = [terms(c.text) for c in chunks]
     vocab = {t: i for i, t in enumerate(dict.fromkeys(t for toks in indexed for t in toks))}

@@ -19,9 +19,9 @@ from ...types import DocInfo, Settings
 from ..base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
 from . import connection
 from .connection import CALL_TIMEOUT, IndexServerError, short
-from .schema import (CHARS, DISTINCT, FLAGS, NAME_COUNT, READABLE, TERM_COUNT, StoredPassage, bm25_scores, doc_info, ints,
-                     like_contains, passage_chunk, quote, stored_passage, term_counts, unb64, unpack, unpack_vectors,
-                     visible)
+from .schema import (CHARS, DISTINCT, FLAGS, NAME_COUNT, READABLE, TERM_COUNT, StoredPassage, bm25_scores,
+                     doc_info, ints, like_contains, passage_chunk, quote, stored_passage, term_counts, unb64, unpack,
+                     unpack_vectors, visible)
 
 log = logging.getLogger("qa")
 
