@@ -304,7 +304,7 @@ def test_passage_rows_of_both_formats_decode_alike(tmp_path):
         a, b = stored_passage(old, dim), stored_passage(new, dim)
         assert a.chunk == b.chunk == passage_chunk(new["data"]) == passage_chunk(old["data"])
         assert a.names == b.names and a.same == b.same and a.added == b.added == 5
-        for field in ("vectors", "terms", "per_sentence"):
+        for field in ("vector", "sent_vectors", "terms", "per_sentence"):
             x, y = getattr(a, field), getattr(b, field)
             assert x.dtype == y.dtype and np.array_equal(x, y), field
     assert any(stored_passage(r, dim).same for r in rows[4]) and any(stored_passage(r, dim).names for r in rows[4])

@@ -458,11 +458,11 @@ class MilvusBackend:
         chunks = tuple(p.chunk for p in stored)
         starts = np.zeros(n + 1, np.int64)
         np.cumsum([p.per_sentence.shape[1] for p in stored], out=starts[1:])
-        # Each passage's rows: its own vector, then its sentences'; all converted in one go.
-        rows = (np.concatenate([p.vectors for p in stored]).astype(np.float32) if n
-                else np.zeros((0, dim), np.float32))
-        own = np.zeros(len(rows), bool)
-        own[starts[:-1] + np.arange(n)] = True
+        if n:  # the passages' vectors, then their sentences', each converted in one go
+            vectors = np.concatenate([p.vector for p in stored]).astype(np.float32)
+            sent_vectors = np.concatenate([p.sent_vectors for p in stored]).astype(np.float32)
+        else:
+            vectors = sent_vectors = np.zeros((0, dim), np.float32)
         numbers = (np.concatenate([p.per_sentence for p in stored], axis=1) if n
                    else np.zeros((5, 0), np.int32)).astype(np.int64)
         bounds = np.zeros((2, numbers.shape[1] + 1), np.int64)  # each sentence's first term, first name
@@ -493,7 +493,7 @@ class MilvusBackend:
             self._memos.clear()
         return Fetched(
             ids=np.array(all_ids, np.int64), chunks=chunks, docs={d: self._docs[d] for d in doc_ids},
-            vectors=rows[own], sent_vectors=rows[~own],
+            vectors=vectors, sent_vectors=sent_vectors,
             sent_start=starts, sent_chars=numbers[CHARS].copy(), lexicon=lex, stats=self.stats(),
             previous=previous, is_lead=np.array([pid == lo for pid, (_, lo, _) in zip(all_ids, where)], bool),
             doc_terms={self._ids[d]: blobs[d][1] for d in doc_nums},

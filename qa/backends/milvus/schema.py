@@ -11,6 +11,7 @@ import struct
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Sequence
 
 import numpy as np
@@ -110,7 +111,9 @@ class StoredPassage:
     question's Fetched is built from copies."""
 
     chunk: Chunk
-    vectors: np.ndarray       # (1 + sentences, dim), as stored: the passage's vector, then its sentences'
+    # As stored (views of one decoded buffer): so that a question joins each kind in one go.
+    vector: np.ndarray        # (1, dim): the passage's vector
+    sent_vectors: np.ndarray  # (sentences, dim)
     terms: np.ndarray         # int32: its sentences' term ids, one after another
     # int32 (5, sentences): per sentence, how many of `terms` and of `names` are its, its flags,
     # distinct terms and characters (rows TERM_COUNT...CHARS): one array, so that a question joins
@@ -170,7 +173,8 @@ def stored_passage(row: dict, dim: int) -> StoredPassage:
     if not row["data"].startswith(PACKED):
         return _stored_passage_v3(row, dim)
     chunk, per_sentence, terms, names, same = _packed(row["data"])
-    return StoredPassage(chunk, stored_vectors(row["svec"], dim), terms, per_sentence, names, same, int(row["added"]))
+    vectors = stored_vectors(row["svec"], dim)
+    return StoredPassage(chunk, vectors[:1], vectors[1:], terms, per_sentence, names, same, int(row["added"]))
 
 
 def _stored_passage_v3(row: dict, dim: int) -> StoredPassage:
@@ -182,7 +186,8 @@ def _stored_passage_v3(row: dict, dim: int) -> StoredPassage:
     per_sentence[TERM_COUNT], per_sentence[FLAGS], per_sentence[DISTINCT] = d["ts"], d["f"], d["d"]
     per_sentence[NAME_COUNT] = [len(n) for n in d["n"]]
     per_sentence[CHARS] = [e - s for s, e in chunk.sentences]
-    return StoredPassage(chunk, stored_vectors(row["svec"], dim), unb64(d["t"], np.int32), per_sentence,
+    vectors = stored_vectors(row["svec"], dim)
+    return StoredPassage(chunk, vectors[:1], vectors[1:], unb64(d["t"], np.int32), per_sentence,
                          tuple(w for n in d["n"] for w in n), tuple(int(p) for p in d["s"]), int(row["added"]))
 
 
@@ -211,12 +216,15 @@ def bm25_scores(query: Sequence[str], counts: Sequence[tuple[Counter, int]], df:
     query = [t for t in query if df.get(t)]
     if not query or not counts:
         return np.zeros(len(counts))
-    n = np.array([df[t] for t in query], np.float64)
+    tfs = [tf for tf, _ in counts]
+    # (terms, passages): each row filled by one map over the passages' counts (C-level lookups).
+    tf = np.fromiter(chain.from_iterable(map(dict.get, tfs, repeat(t), repeat(0)) for t in query), np.float64,
+                     len(query) * len(tfs)).reshape(len(query), len(tfs))
+    n = np.fromiter(map(df.__getitem__, query), np.float64, len(query))
     idf = np.log(1 + (passages - n + 0.5) / (n + 0.5))
-    tf = np.array([[tf.get(t, 0) for t in query] for tf, _ in counts], np.float64)
-    length = np.array([length for _, length in counts], np.float64)
+    length = np.fromiter((length for _, length in counts), np.float64, len(counts))
     norm = BM25_K1 * (1 - BM25_B + BM25_B * length / max(avgdl, 1e-9))
-    return (idf * tf / (tf + norm[:, None])).sum(axis=1)
+    return (idf[:, None] * tf / (tf + norm)).sum(axis=0)  # summed term after term, in the query's order
 
 
 # -- schemas ------------------------------------------------------------------------------------
