@@ -285,7 +285,7 @@ def test_memos_on_backend_ids_outlive_a_question_and_its_name_numbering_does_not
 
 def test_passage_rows_of_both_formats_decode_alike(tmp_path):
     from qa import lexicon
-    from qa.backends.milvus.schema import PACKED, passage_chunk, stored_passage
+    from qa.backends.milvus.schema import PACKED, NameNumbers, passage_chunk, stored_passage
     from qa.backends.milvus.writer import passage_rows
 
     # A copy of an article, so that passages have partners carrying the same words.
@@ -300,14 +300,19 @@ def test_passage_rows_of_both_formats_decode_alike(tmp_path):
     rows = {fmt: list(passage_rows(batches, chunks, indexed, lex, nums, 2 ** 40, 5, fmt)) for fmt in (3, 4)}
     assert all(r["data"].startswith(PACKED) for r in rows[4]) and not any(":" in r["data"] for r in rows[3])
     dim = batches[0].vectors.shape[1]
-    for old, new in zip(rows[3], rows[4]):
-        a, b = stored_passage(old, dim), stored_passage(new, dim)
+    numbers = NameNumbers()
+    for k, (old, new) in enumerate(zip(rows[3], rows[4])):
+        a, b = stored_passage(old, dim, numbers), stored_passage(new, dim, numbers)
         assert a.chunk == b.chunk == passage_chunk(new["data"]) == passage_chunk(old["data"])
-        assert a.names == b.names and a.same == b.same and a.added == b.added == 5
-        for field in ("vector", "sent_vectors", "terms", "per_sentence"):
+        assert a.same == b.same and a.added == b.added == 5
+        first, last = sum(len(c.sentences) for c in chunks[:k]), sum(len(c.sentences) for c in chunks[:k + 1])
+        row = slice(int(lex.name_start[first]), int(lex.name_start[last]))
+        assert [numbers.words[i] for i in b.names] == [lex.name_words[i] for i in lex.names[row]]
+        for field in ("vector", "sent_vectors", "terms", "per_sentence", "names"):
             x, y = getattr(a, field), getattr(b, field)
             assert x.dtype == y.dtype and np.array_equal(x, y), field
-    assert any(stored_passage(r, dim).same for r in rows[4]) and any(stored_passage(r, dim).names for r in rows[4])
+    decoded = [stored_passage(r, dim, numbers) for r in rows[4]]
+    assert any(p.same for p in decoded) and any(len(p.names) for p in decoded)
 
 
 def test_bm25_scores_follow_the_lucene_formula_per_query_term():

@@ -19,7 +19,7 @@ from ...types import DocInfo, Settings
 from ..base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
 from . import connection
 from .connection import CALL_TIMEOUT, IndexServerError, short
-from .schema import (CHARS, DISTINCT, FLAGS, NAME_COUNT, READABLE, TERM_COUNT, StoredPassage, bm25_scores,
+from .schema import (CHARS, DISTINCT, FLAGS, NAME_COUNT, READABLE, TERM_COUNT, NameNumbers, StoredPassage, bm25_scores,
                      doc_info, ints, like_contains, passage_chunk, quote, stored_passage, term_counts, unb64, unpack,
                      unpack_vectors, visible)
 
@@ -113,6 +113,7 @@ class MilvusBackend:
         self._passages: dict[int, StoredPassage] = {}
         self._term_counts: dict[int, tuple] = {}  # pid -> its term_counts, for re-ranking BM25 candidates
         self._memos: dict = {}  # question-independent memos of the answer stage (see _QuestionCache)
+        self._names = NameNumbers()  # of the name words in self._passages
         self._pool = connection.POOL
         self._seen: tuple[float, tuple | None] | None = None  # (when, live (collection, version)) of the last check
         self._check: Future | None = None  # the version check in flight, if any
@@ -441,7 +442,7 @@ class MilvusBackend:
                                output_fields=["pid", "doc", "added", "data", "svec", "dblob"]):
                 pid = int(r["pid"])
                 if pid in stored and stored[pid] is None:
-                    stored[pid] = self._passages[pid] = stored_passage(r, dim)
+                    stored[pid] = self._passages[pid] = stored_passage(r, dim, self._names)
                 if pid in leads:
                     blob = unpack(r["dblob"])
                     blobs[int(r["doc"])] = self._doc_blobs[int(r["doc"])] = (
@@ -470,9 +471,12 @@ class MilvusBackend:
         term_start, name_start = bounds
         all_terms = np.concatenate([p.terms for p in stored]).astype(np.int32) if n else np.zeros(0, np.int32)
         # Names are numbered by first appearance in this question's passages.
-        words = list(chain.from_iterable(p.names for p in stored))
-        name_words = dict.fromkeys(words)
-        numbering = dict(zip(name_words, range(len(name_words))))
+        names = np.concatenate([p.names for p in stored]) if n else np.zeros(0, np.int32)
+        known, first, inverse = np.unique(names, return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        local = np.empty(len(known), np.int32)
+        local[order] = np.arange(len(known))
+        words = self._names.words
         added = {p.added for p in stored}
         if len(added) < 2:  # one commit wrote them all: it compared them already
             same = np.fromiter(chain.from_iterable(p.same for p in stored), np.int64)
@@ -485,8 +489,8 @@ class MilvusBackend:
         same_start = np.zeros(n + 1, np.int64)
         np.cumsum(same_counts, out=same_start[1:])
         lex = Lexicon(all_terms, term_start, numbers[FLAGS].astype(np.uint8), numbers[DISTINCT].astype(np.int32),
-                      np.fromiter(map(numbering.__getitem__, words), np.int32, len(words)), name_start,
-                      tuple(name_words), same, same_start)
+                      local[inverse.reshape(-1)], name_start, tuple(words[i] for i in known[order].tolist()),
+                      same, same_start)
         doc_nums = {doc for doc, _, _ in where}
         doc_ids = {self._ids[d] for d in doc_nums}
         if len(self._memos) > _SHARED_LIMIT:

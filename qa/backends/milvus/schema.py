@@ -8,6 +8,7 @@ import base64
 import binascii
 import json
 import struct
+import threading
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -100,6 +101,27 @@ def unpack_vectors(text: str, dim: int) -> np.ndarray:
     return stored_vectors(text, dim).astype(np.float32)
 
 
+class NameNumbers:
+    """Numbers of the name words in the passages a backend decodes (a question renumbers the names
+    it fetched with array operations instead of word by word). Never cleared: bounded by the
+    distinct name words of a collection."""
+
+    def __init__(self):
+        self.words: list[str] = []
+        self._ids: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def of(self, words: Sequence[str]) -> np.ndarray:
+        ids = self._ids
+        if any(w not in ids for w in words):
+            with self._lock:  # two threads decoding at once must not give two words one number
+                for w in words:
+                    if w not in ids:
+                        self.words.append(w)
+                        ids[w] = len(self.words) - 1
+        return np.fromiter(map(ids.__getitem__, words), np.int32, len(words))
+
+
 # The per-sentence numbers of a StoredPassage, one row each (see StoredPassage.per_sentence).
 TERM_COUNT, FLAGS, DISTINCT, NAME_COUNT, CHARS = range(5)
 
@@ -119,7 +141,7 @@ class StoredPassage:
     # distinct terms and characters (rows TERM_COUNT...CHARS): one array, so that a question joins
     # the passages' numbers in one go.
     per_sentence: np.ndarray
-    names: tuple[str, ...]    # the first words of its names, sentence after sentence
+    names: np.ndarray         # int32: the first words of its names, sentence after sentence (NameNumbers)
     same: tuple[int, ...]     # backend ids of the passages its commit found carrying the same words
     added: int                # the version that added it
 
@@ -168,16 +190,17 @@ def _packed(data: str) -> tuple[Chunk, np.ndarray, np.ndarray, tuple[str, ...], 
     return chunk, body[2 * n:7 * n].reshape(5, n), body[7 * n:], tuple(names), same
 
 
-def stored_passage(row: dict, dim: int) -> StoredPassage:
+def stored_passage(row: dict, dim: int, numbers: NameNumbers) -> StoredPassage:
     """Decode a passage row's `data` and `svec` fields (see writer.passage_rows), of either format."""
     if not row["data"].startswith(PACKED):
-        return _stored_passage_v3(row, dim)
+        return _stored_passage_v3(row, dim, numbers)
     chunk, per_sentence, terms, names, same = _packed(row["data"])
     vectors = stored_vectors(row["svec"], dim)
-    return StoredPassage(chunk, vectors[:1], vectors[1:], terms, per_sentence, names, same, int(row["added"]))
+    return StoredPassage(chunk, vectors[:1], vectors[1:], terms, per_sentence, numbers.of(names), same,
+                         int(row["added"]))
 
 
-def _stored_passage_v3(row: dict, dim: int) -> StoredPassage:
+def _stored_passage_v3(row: dict, dim: int, numbers: NameNumbers) -> StoredPassage:
     """A row written in format 3: `data` is zlib-compressed JSON in base64."""
     d = unpack(row["data"])
     doc_id, start, end, text, sentences, speakers = d["c"]
@@ -188,7 +211,7 @@ def _stored_passage_v3(row: dict, dim: int) -> StoredPassage:
     per_sentence[CHARS] = [e - s for s, e in chunk.sentences]
     vectors = stored_vectors(row["svec"], dim)
     return StoredPassage(chunk, vectors[:1], vectors[1:], unb64(d["t"], np.int32), per_sentence,
-                         tuple(w for n in d["n"] for w in n), tuple(int(p) for p in d["s"]), int(row["added"]))
+                         numbers.of([w for n in d["n"] for w in n]), tuple(int(p) for p in d["s"]), int(row["added"]))
 
 
 def doc_info(record: dict) -> DocInfo:
