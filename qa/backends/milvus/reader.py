@@ -27,8 +27,8 @@ log = logging.getLogger("qa")
 
 _MEMO_LIMIT = 200_000
 _DOC_BLOBS = 2_000  # documents whose text and terms a process keeps between questions
-# Decoded passages a process keeps between questions: about 8 KB each in float16 (a passage of
-# six sentences), so at most some 40 MB.
+# Decoded passages a process keeps between questions: about 16 KB each with their vectors in
+# float32 (a passage of six sentences), so at most some 80 MB.
 _PASSAGES = 5_000
 # How old an answer to "which version is live?" may be when a question asks (the check itself runs
 # beside each question's dense search, so following another process's commit costs no round trip).
@@ -459,9 +459,9 @@ class MilvusBackend:
         chunks = tuple(p.chunk for p in stored)
         starts = np.zeros(n + 1, np.int64)
         np.cumsum([p.per_sentence.shape[1] for p in stored], out=starts[1:])
-        if n:  # the passages' vectors, then their sentences', each converted in one go
-            vectors = np.concatenate([p.vector for p in stored]).astype(np.float32)
-            sent_vectors = np.concatenate([p.sent_vectors for p in stored]).astype(np.float32)
+        if n:  # (copies: the stored ones are shared)
+            vectors = np.concatenate([p.vector for p in stored])
+            sent_vectors = np.concatenate([p.sent_vectors for p in stored])
         else:
             vectors = sent_vectors = np.zeros((0, dim), np.float32)
         numbers = (np.concatenate([p.per_sentence for p in stored], axis=1) if n

@@ -133,7 +133,8 @@ class StoredPassage:
     question's Fetched is built from copies."""
 
     chunk: Chunk
-    # As stored (views of one decoded buffer): so that a question joins each kind in one go.
+    # float32 views of one decoded buffer, each kind joined in one go by a question. Converted from
+    # float16 once here: converting at every question was the largest part of its own work.
     vector: np.ndarray        # (1, dim): the passage's vector
     sent_vectors: np.ndarray  # (sentences, dim)
     terms: np.ndarray         # int32: its sentences' term ids, one after another
@@ -195,7 +196,7 @@ def stored_passage(row: dict, dim: int, numbers: NameNumbers) -> StoredPassage:
     if not row["data"].startswith(PACKED):
         return _stored_passage_v3(row, dim, numbers)
     chunk, per_sentence, terms, names, same = _packed(row["data"])
-    vectors = stored_vectors(row["svec"], dim)
+    vectors = unpack_vectors(row["svec"], dim)
     return StoredPassage(chunk, vectors[:1], vectors[1:], terms, per_sentence, numbers.of(names), same,
                          int(row["added"]))
 
@@ -209,7 +210,7 @@ def _stored_passage_v3(row: dict, dim: int, numbers: NameNumbers) -> StoredPassa
     per_sentence[TERM_COUNT], per_sentence[FLAGS], per_sentence[DISTINCT] = d["ts"], d["f"], d["d"]
     per_sentence[NAME_COUNT] = [len(n) for n in d["n"]]
     per_sentence[CHARS] = [e - s for s, e in chunk.sentences]
-    vectors = stored_vectors(row["svec"], dim)
+    vectors = unpack_vectors(row["svec"], dim)
     return StoredPassage(chunk, vectors[:1], vectors[1:], unb64(d["t"], np.int32), per_sentence,
                          numbers.of([w for n in d["n"] for w in n]), tuple(int(p) for p in d["s"]), int(row["added"]))
 
