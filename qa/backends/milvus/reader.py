@@ -358,11 +358,14 @@ class MilvusBackend:
             return []
         # The question's term statistics come in parallel with the search (the features read them
         # too); the candidates are ranked by them, i.e. by this version's statistics.
-        stats = self._pool.submit(self._learn_terms, terms)
+        # (No hand-over to the pool when every term is known already.)
+        unknown = [t for t in terms if t not in self._terms]
+        stats = self._pool.submit(self._learn_terms, unknown) if unknown else None
         try:
             hits = self._search(" ".join(terms), "sparse", _OVERFETCH * int(k), where, "BM25", ("lexical",))
         finally:
-            stats.result()
+            if stats is not None:
+                stats.result()
         df = {t: self._term(t)[1] for t in terms}
         passages = int(self._meta.get("passages", 0))
         avgdl = float(self._meta.get("tokens", 0)) / max(passages, 1)
