@@ -1,0 +1,124 @@
+"""Time outside the server per question, local against Milvus, without the embedding model's noise.
+
+    .venv/bin/python benchmarks/bench_milvus_outside.py [--articles 8] [--n 200] [--rounds 2]
+
+A SQuAD subset (as bench_milvus.py) indexed into both backends (a `milvus-lite server` started on
+loopback); each question's embedding is computed once beforehand and then served from memory, so
+ask() is the backends' and the answer stage's own work. Per round, p50/p99/mean ms outside the
+server (ask() less the union of the client calls' spans; local: all of ask()) for local, for Milvus
+with its decoded passages kept (warm), and for Milvus with its memos cleared before every question
+(cold: every passage seen for the first time); for warm Milvus also the Milvus backend's own
+methods' time outside the server per question (the asking thread's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+_MEMOS = ("_passages", "_doc_blobs", "_term_counts", "_memos")  # cleared for "cold" (those present)
+_METHODS = ("search_dense", "search_lexical", "fetch", "_assemble")
+
+
+class MemoEmbedder:
+    """An embedder answering each query from memory after its first time."""
+
+    def __init__(self, embedder):
+        self._embedder, self._known = embedder, {}
+
+    def __getattr__(self, name):
+        return getattr(self._embedder, name)
+
+    def embed_query(self, text):
+        if text not in self._known:
+            self._known[text] = self._embedder.embed_query(text)
+        return self._known[text]
+
+
+def main() -> int:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_milvus import build, pct, squad_subset, start_server
+    from bench_milvus_scale import union
+    from common import shared_data
+    from tests.probe import CountingClient
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--squad", default=str(shared_data() / "squad-dev-half.json"))
+    ap.add_argument("--articles", type=int, default=8)
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-outside-"))
+    proc, uri = start_server(work / "milvus-data")
+    try:
+        items = squad_subset(Path(args.squad), args.articles, args.n, work / "squad")
+        local, _ = build(work / "squad", work / "index")
+        embedder = MemoEmbedder(local.engine.embedder)
+        milvus, _ = build(work / "squad", uri, embedder)
+        for bot in (local, milvus):
+            bot._engine = replace(bot.engine, embedder=embedder)
+        for item in items:
+            embedder.embed_query(item.question)
+        backend = milvus.engine.backend
+        counter = backend.client = CountingClient(backend.client)
+        spent: dict[str, float] = defaultdict(float)
+        asking = threading.current_thread()
+
+        def timed(name):
+            method = getattr(backend, name)
+
+            def call(*a, **kw):
+                if threading.current_thread() is not asking:
+                    return method(*a, **kw)
+                first, start = len(counter.spans), time.perf_counter()
+                try:
+                    return method(*a, **kw)
+                finally:
+                    spent[name] += time.perf_counter() - start - union(counter.spans[first:])
+            setattr(backend, name, call)
+
+        for name in _METHODS:
+            if hasattr(backend, name):
+                timed(name)
+
+        def run(bot, calls=None, cold=False):
+            outside = []
+            for item in items:
+                if cold:
+                    for memo in _MEMOS:
+                        getattr(backend, memo, {}).clear()
+                if calls:
+                    calls.reset()
+                start = time.monotonic()
+                bot.ask(item.question, k=10, history=list(item.history))
+                outside.append((time.monotonic() - start - (union(calls.spans) if calls else 0.0)) * 1000)
+            return {"p50": pct(outside, 0.5), "p99": pct(outside, 0.99), "mean": round(sum(outside) / len(outside), 2)}
+
+        run(local), run(milvus, counter)  # warm both (the document table, the decoded passages)
+        rounds = []
+        for _ in range(args.rounds):
+            row = {"local": run(local)}
+            spent.clear()
+            row["milvus_warm"] = run(milvus, counter)
+            row["milvus_warm_methods_ms"] = {k: round(v / len(items) * 1000, 2) for k, v in spent.items()}
+            row["milvus_cold"] = run(milvus, counter, cold=True)
+            rounds.append(row)
+        print(json.dumps({"passages": local.passage_count(), "questions": len(items), "rounds": rounds}, indent=1))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
