@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backend_contract import SETTINGS, BackendContract
-from qa.backends.local import LocalBackend, _distinct
+from qa.backends.local import LocalBackend, _distinct, _members, _top
 from qa.backends.store import IndexStore
 
 
@@ -84,6 +84,41 @@ def test_distinct_is_numpy_unique(values):
     assert got.dtype == np.int32 and np.array_equal(got, np.unique(ids))
 
 
+@given(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5, 3.0]), max_size=50), st.integers(0, 12))
+def test_top_is_the_best_positive_scores_with_ties_in_index_order(values, k):
+    scores = np.array(values, np.float32)
+    expected = sorted((i for i, s in enumerate(values) if s > 0), key=lambda i: (-values[i], i))[:k]
+    assert _top(scores, k).tolist() == expected
+
+
+@given(st.lists(st.integers(0, 30), max_size=40), st.lists(st.integers(0, 30), max_size=40))
+def test_members_is_numpy_isin(values, members):
+    values, members = np.array(values, np.int64), np.array(sorted(set(members)), np.int64)
+    assert np.array_equal(_members(values, members), np.isin(values, members))
+
+
+def test_lexical_search_ranks_the_same_whether_it_sorts_holders_or_all_scores(tmp_path):
+    """search_lexical ranks only the passages holding a term unless they are half the collection;
+    both ways give every positive BM25 score's passage, best first, ties by passage id."""
+    from backend_contract import terms
+
+    _build(tmp_path)
+    backend = LocalBackend(tmp_path / "index")
+    snap = backend._snap
+    queries = [terms(q) for q in ("cider apples", "harbour library", "the town council said", "zeppelin")]
+    holders = snap.bm25_holders
+    for query in queries:
+        scores = snap.bm25_scores_of_terms(query)
+        expected = sorted(np.flatnonzero(scores > 0).tolist(), key=lambda i: (-scores[i], i))[:4]
+        assert expected or query == ["zeppelin"]
+        assert [h.passage for h in backend.search_lexical(query, 4)] == expected
+        snap.bm25_holders = lambda tokens, most: None  # the pass over all scores
+        try:
+            assert [h.passage for h in backend.search_lexical(query, 4)] == expected
+        finally:
+            snap.bm25_holders = holders
+
+
 def test_documents_mapping_behaves_as_the_dict_it_replaced(tmp_path):
     """documents() decodes records on demand, yet reads as a read-only dict in storage order."""
     import pytest as _pytest
@@ -124,3 +159,20 @@ def test_documents_mapping_behaves_as_the_dict_it_replaced(tmp_path):
     assert not again._cache
     again.get(stored[-1])
     assert list(again._cache) == [len(stored) - 1]
+
+
+def test_many_decodes_what_is_asked_also_past_the_cache_bound(tmp_path, monkeypatch):
+    """Documents.many (a question's documents at once) gives the records one by one lookup gives,
+    with some of them kept decoded already and when they overflow the cache."""
+    from qa.backends import doc_records
+
+    _build(tmp_path)
+    plain = dict(LocalBackend(tmp_path / "index").documents().items())
+    ids = list(plain)
+    assert len(ids) >= 3
+    monkeypatch.setattr(doc_records, "CACHE", 2)
+    docs = LocalBackend(tmp_path / "index").documents()
+    docs.get(ids[-1])
+    assert docs.many(ids[-2:]) == {d: plain[d] for d in ids[-2:]}  # one kept, one decoded
+    assert docs.many(reversed(ids)) == {d: plain[d] for d in reversed(ids)}  # more than the cache holds
+    assert docs.many([]) == {}

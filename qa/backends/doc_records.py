@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import zlib
-from collections.abc import ItemsView, Iterator, Mapping, Sequence, ValuesView
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
@@ -162,16 +162,17 @@ class Documents(Mapping):
                 yield DocSummary(d, f"{folders[folder]}/{d}" if folder >= 0 else None, size[k + j], mtime[k + j], h,
                                  bool(guessed))
 
-    def _columns(self, lo: int, hi: int) -> list[tuple]:
-        """What the columns say of documents lo..hi-1, each as `_columns_of` says it of a record."""
+    def _columns(self, rows: np.ndarray) -> list[tuple]:
+        """What the columns say of the documents in these rows, each as `_columns_of` says it of a
+        record."""
         c, folders = self._cols, self._folders
         dates, outlets, bylines = self._tables
-        hashes = [h.decode("ascii") for h in c["d_hash"][lo:hi].tolist()]
-        return [(chars, dates[a], outlets[b], bylines[e], size, mtime, h, f"{folders[f]}/{d}" if f >= 0 else None,
+        hashes = [h.decode("ascii") for h in c["d_hash"][rows].tolist()]
+        return [(chars, dates[a], outlets[b], bylines[e], size, mtime, h, f"{folders[f]}/{self.ids[k]}" if f >= 0 else None,
                  bool(guessed))
-                for d, chars, (a, b, e), (size, mtime), h, (f, guessed)
-                in zip(self.ids[lo:hi], c["d_chars"][lo:hi].tolist(), c["d_facts"][lo:hi].tolist(),
-                       c["d_file"][lo:hi].tolist(), hashes, c["d_place"][lo:hi].tolist())]
+                for k, chars, (a, b, e), (size, mtime), h, (f, guessed)
+                in zip(rows.tolist(), c["d_chars"][rows].tolist(), c["d_facts"][rows].tolist(),
+                       c["d_file"][rows].tolist(), hashes, c["d_place"][rows].tolist())]
 
     @staticmethod
     def _columns_of(x: DocInfo, path_known: bool) -> tuple:
@@ -179,34 +180,50 @@ class Documents(Mapping):
                 x.path if path_known else None, as_guessed(x))
 
     def _decode(self, k: int) -> DocInfo:
-        return next(self._decode_rows(k, k + 1))
+        return self._decode_at(np.array([k], np.int64))[0]
 
     def _decode_rows(self, lo: int, hi: int) -> Iterator[DocInfo]:
-        """The records of documents lo..hi-1, each checked: its crc32, doc_id, and what the columns
-        say of it. Rows are read a block at a time (numpy's per-value indexing costs ~1 us)."""
-        c = self._cols
+        """The records of documents lo..hi-1, decoded a block at a time."""
         for start in range(lo, hi, BLOCK):
-            end = min(hi, start + BLOCK)
-            off, crcs = c["d_offsets"][start:end + 1].tolist(), c["d_crc"][start:end].tolist()
-            data = self._records[off[0]:off[-1]].tobytes()
+            yield from self._decode_at(np.arange(start, min(hi, start + BLOCK), dtype=np.int64))
+
+    def many(self, doc_ids: Iterable[str]) -> dict[str, DocInfo]:
+        """The records of these documents, those not kept decoded in one pass over the columns
+        (a question's ~100 documents: numpy's per-value reads cost ~1 us each)."""
+        rows = {d: self.row[d] for d in doc_ids}
+        if len(self._cache) + len(rows) > CACHE:
+            self._cache.clear()
+        missing = sorted({k for k in rows.values() if k not in self._cache})
+        if missing:
+            self._cache.update(zip(missing, self._decode_at(np.array(missing, np.int64))))
+        return {d: self._cache[k] for d, k in rows.items()}
+
+    def _decode_at(self, rows: np.ndarray) -> list[DocInfo]:
+        """The records of the documents in these rows, each checked: its crc32, doc_id, and what
+        the columns say of it."""
+        c = self._cols
+        starts, ends = c["d_offsets"][rows].tolist(), c["d_offsets"][rows + 1].tolist()
+        crcs = c["d_crc"][rows].tolist()
+        try:
+            expected = self._columns(rows)
+        except Exception as exc:  # e.g. a hash that is not ASCII
+            raise IndexCorruptError(f"the document columns are damaged: {type(exc).__name__}: {exc}") from exc
+        out = []
+        for k, a, b, crc, columns in zip(rows.tolist(), starts, ends, crcs, expected):
+            doc_id = self.ids[k]
+            record = self._records[a:b].tobytes()
+            if zlib.crc32(record) != crc:
+                raise IndexCorruptError(f"the stored record of {doc_id!r} is damaged (checksum)")
             try:
-                expected = self._columns(start, end)
-            except Exception as exc:  # e.g. a hash that is not ASCII
-                raise IndexCorruptError(f"the document columns are damaged: {type(exc).__name__}: {exc}") from exc
-            for j in range(end - start):
-                doc_id = self.ids[start + j]
-                record = data[off[j] - off[0]:off[j + 1] - off[0]]
-                if zlib.crc32(record) != crcs[j]:
-                    raise IndexCorruptError(f"the stored record of {doc_id!r} is damaged (checksum)")
-                try:
-                    info = DocInfo(**json.loads(record))
-                    agree = info.doc_id == doc_id and self._columns_of(info, expected[j][7] is not None) == expected[j]
-                except Exception as exc:  # whatever damage makes parsing raise
-                    raise IndexCorruptError(f"the stored record of {doc_id!r} is damaged: {type(exc).__name__}: "
-                                            f"{exc}") from exc
-                if not agree:
-                    raise IndexCorruptError(f"the stored record of {doc_id!r} disagrees with the document columns")
-                yield info
+                info = DocInfo(**json.loads(record))
+                agree = info.doc_id == doc_id and self._columns_of(info, columns[7] is not None) == columns
+            except Exception as exc:  # whatever damage makes parsing raise
+                raise IndexCorruptError(f"the stored record of {doc_id!r} is damaged: {type(exc).__name__}: "
+                                        f"{exc}") from exc
+            if not agree:
+                raise IndexCorruptError(f"the stored record of {doc_id!r} disagrees with the document columns")
+            out.append(info)
+        return out
 
     def values(self) -> ValuesView:
         return _Values(self)

@@ -201,13 +201,22 @@ class LocalBackend:
     def search_lexical(self, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> list[Hit]:
         if self._snap is None:
             return []
-        scores = self._snap.bm25_scores_of_terms(list(terms))
+        snap = self._snap
+        scores = snap.bm25_scores_of_terms(list(terms))
         allowed = self._allowed(where)
-        if allowed is not None:
-            kept = np.zeros_like(scores)
-            kept[allowed] = scores[allowed]
-            scores = kept
-        top = _top(scores, k)
+        # Rank only the passages that hold a query term: sorting their postings is cheaper than a
+        # partial sort of all scores (a million passages: ~5 ms) unless they hold half the collection.
+        holders = snap.bm25_holders(list(terms), snap.n // 2)
+        if holders is None:
+            if allowed is not None:
+                kept = np.zeros_like(scores)
+                kept[allowed] = scores[allowed]
+                scores = kept
+            top = _top(scores, k)
+        else:
+            if allowed is not None:
+                holders = holders[_members(holders, allowed)]
+            top = holders[_top(scores[holders], k)]
         return [Hit(i, s) for i, s in zip(top.tolist(), scores[top].tolist()) if s > 0]
 
     def neighbours(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -224,7 +233,8 @@ class LocalBackend:
         asked = np.asarray(list(ids), np.int64)
         prev, _ = self.neighbours(asked)
         # The passage before each asked one comes along (features read the scene-setting paragraph).
-        extra = [p for p in dict.fromkeys(prev.tolist()) if p >= 0 and p not in set(asked.tolist())]
+        asked_set = set(asked.tolist())
+        extra = [p for p in dict.fromkeys(prev.tolist()) if p >= 0 and p not in asked_set]
         all_ids = np.concatenate([asked, np.array(extra, np.int64)])
         local = {g: i for i, g in enumerate(all_ids.tolist())}
         previous = np.array([local.get(p, -1) if p >= 0 else -1 for p in prev.tolist()]
@@ -234,7 +244,7 @@ class LocalBackend:
         doc_ids = {c.doc_id for c in chunks}
         is_lead = snap.doc_start[snap.cols["p_doc"][all_ids]] == all_ids
         return Fetched(
-            ids=all_ids, chunks=chunks, docs={d: snap.docs[d] for d in doc_ids},
+            ids=all_ids, chunks=chunks, docs=snap.docs.many(doc_ids),
             # Stored as float16; the engine computes in float32.
             vectors=snap.vectors[all_ids].astype(np.float32), sent_vectors=snap.sent_vectors[rows].astype(np.float32),
             sent_start=offsets, sent_chars=snap.sentence_chars(rows), lexicon=_slice(snap.lexicon, rows, all_ids),
@@ -256,8 +266,14 @@ class LocalBackend:
     def _doc_text(self, doc_id: str) -> str:
         key = ("doc text", doc_id)
         if key not in self._cache:
-            lo, hi = self._snap.passage_range(doc_id)
-            self._cache[key] = "\n".join([self._snap.docs[doc_id].title] + [c.text for c in self._snap.chunks[lo:hi]])
+            snap = self._snap
+            lo, hi = snap.passage_range(doc_id)
+            # Cut from the passages' stored bytes, without making their Chunks (~4 us each).
+            bounds = snap.cols["p_text"][lo:hi + 1].astype(np.int64)
+            raw = snap.text[int(bounds[0]):int(bounds[-1])].tobytes()
+            cuts = (bounds - bounds[0]).tolist()
+            text = b"\n".join([raw[a:b] for a, b in zip(cuts, cuts[1:])]).decode("utf-8")
+            self._cache[key] = snap.docs[doc_id].title + "\n" + text if hi > lo else snap.docs[doc_id].title
         return self._cache[key]
 
     def passages_of(self, doc_id: str) -> PassageBatch:
@@ -483,9 +499,20 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     return values[np.concatenate(([True], values[1:] != values[:-1]))]
 
 
+def _members(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Which of `values` are in `sorted_set` (ascending), as a boolean mask."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), bool)
+    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[pos] == values
+
+
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores, best first (partial sort: O(n) on a million passages)."""
-    if len(scores) > k:
-        part = np.argpartition(-scores, k - 1)[:k]
-        return part[np.argsort(-scores[part], kind="stable")]
-    return np.argsort(-scores, kind="stable")
+    """Indices of the (at most) k highest positive scores, best first, equal scores in index order
+    (so the same question always gets the same list). A partial sort: O(n) on a million passages."""
+    if len(scores) > k > 0:
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        part = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores > 0)
+    else:
+        part = np.flatnonzero(scores > 0) if k > 0 else np.zeros(0, np.int64)
+    return part[np.lexsort((part, -scores[part]))][:k]

@@ -224,6 +224,13 @@ class Snapshot:
             return np.zeros(self.n, dtype=np.float32)
         return np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32)
 
+    def bm25_holders(self, tokens: list[str], most: int) -> np.ndarray | None:
+        """Sorted ids of the passages holding any of these analysed terms (the only ones a BM25
+        score can rank), or None if the terms' postings number more than `most` (then a pass over
+        all scores is cheaper than sorting them)."""
+        ids = self.bm25.get_tokens_ids(tokens) if tokens else []
+        return self.bm25.holders(ids, most)
+
     def term_id(self, term: str) -> int | None:
         """The vocabulary number of an (analysed) term; None if no passage contains it."""
         return self.bm25.vocab_dict.get(term)
@@ -506,6 +513,17 @@ class SavedBM25:
             lo, hi = int(indptr[t]), int(indptr[t + 1])
             out[indices[lo:hi]] += data[lo:hi]
         return out
+
+    def holders(self, ids: list[int], most: int) -> np.ndarray | None:
+        """Sorted distinct passages in these terms' postings; None if the postings exceed `most`."""
+        indices, indptr = self.scores["indices"], self.scores["indptr"]
+        spans = [(int(indptr[t]), int(indptr[t + 1])) for t in ids]
+        if sum(hi - lo for lo, hi in spans) > most:
+            return None
+        found = np.sort(np.concatenate([indices[lo:hi] for lo, hi in spans] + [np.zeros(0, indices.dtype)]))
+        if len(found):
+            found = found[np.concatenate(([True], found[1:] != found[:-1]))]
+        return found.astype(np.int64)
 
 
 def manifest_format(directory: Path) -> int | None:
