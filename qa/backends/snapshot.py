@@ -548,6 +548,10 @@ def read_manifest(directory: Path) -> dict:
 
 # -- writing --------------------------------------------------------------------------------------
 
+# same_words' temporary 4-gram buckets (lexicon.py), removed before the manifest is written.
+GRAMS_SCRATCH = ".grams"
+
+
 def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocInfo], chunks: Sequence[Chunk],
           vectors: np.ndarray, sent_vectors: np.ndarray, lexical_from: Path | None = None) -> None:
     """Write a complete version into `directory` (new or empty).
@@ -582,7 +586,12 @@ def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocIn
         bm25.save(str(d / BM25_DIR), show_progress=False)
         vocab = getattr(bm25, "vocab_dict", None) or {}  # none when empty
         del bm25  # its score matrix is saved: not held while the lexicon is built
-        lexicon_files.save(lexicon.build(chunks, vocab), d)
+        scratch = d / GRAMS_SCRATCH  # inside the version being written: gone with it if this fails
+        scratch.mkdir()
+        lex = lexicon.build(chunks, vocab, scratch)
+        shutil.rmtree(scratch)  # before the manifest lists the version's files
+        lexicon_files.save(lex, d)
+        del lex
     write_manifest(d, settings, {"passages": len(chunks), "sentences": sentences, "dim": dim, "documents": len(docs)})
 
 
