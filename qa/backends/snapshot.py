@@ -548,8 +548,9 @@ def read_manifest(directory: Path) -> dict:
 
 # -- writing --------------------------------------------------------------------------------------
 
-# same_words' temporary 4-gram buckets (lexicon.py), removed before the manifest is written.
-GRAMS_SCRATCH = ".grams"
+# Temporary files of the BM25 build and of same_words' 4-gram buckets (bm25_build.py, lexicon.py),
+# removed before the manifest is written.
+SCRATCH = ".scratch"
 
 
 def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocInfo], chunks: Sequence[Chunk],
@@ -582,12 +583,9 @@ def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocIn
         for name in [*lexicon_files.FILES.values(), lexicon_files.NAME_WORDS]:
             shutil.copyfile(Path(lexical_from) / name, d / name)
     else:
-        bm25 = _bm25_index(chunks, docs, settings)
-        bm25.save(str(d / BM25_DIR), show_progress=False)
-        vocab = getattr(bm25, "vocab_dict", None) or {}  # none when empty
-        del bm25  # its score matrix is saved: not held while the lexicon is built
-        scratch = d / GRAMS_SCRATCH  # inside the version being written: gone with it if this fails
+        scratch = d / SCRATCH  # inside the version being written: gone with it if this fails
         scratch.mkdir()
+        vocab = _save_bm25(d / BM25_DIR, chunks, docs, settings, scratch)
         lex = lexicon.build(chunks, vocab, scratch)
         shutil.rmtree(scratch)  # before the manifest lists the version's files
         lexicon_files.save(lex, d)
@@ -698,18 +696,21 @@ def _dense_index(vectors, settings: Settings):
     return index
 
 
-def _bm25_index(chunks: Sequence[Chunk], docs: Sequence[DocInfo], settings: Settings):
-    """bm25s' index of the passages (each passage's terms, title first when configured), built in
-    one streaming pass (bm25_build.py: the same saved files as bm25s' own `index`)."""
+def _save_bm25(directory: Path, chunks: Sequence[Chunk], docs: Sequence[DocInfo], settings: Settings,
+               scratch: Path) -> dict[str, int]:
+    """Save bm25s' index of the passages (each passage's terms, title first when configured),
+    built in one streaming pass through files in `scratch` (bm25_build.py: the same saved files as
+    bm25s' own `index`); returns its vocabulary."""
     import bm25s
 
-    if not len(chunks):
-        return bm25s.BM25()  # nothing to index (bm25s cannot index an empty corpus)
+    if not len(chunks):  # nothing to index (bm25s cannot index an empty corpus)
+        bm25s.BM25().save(str(directory), show_progress=False)
+        return {}
     titles = {x.doc_id: x.title for x in docs}
-    builder = bm25_build.StreamingBM25()
+    builder = bm25_build.StreamingBM25(scratch)
     for c in chunks:
         builder.add(terms(settings.indexed_text(c.text, titles[c.doc_id])) or [bm25_build.EMPTY])
-    return builder.finish()
+    return builder.save(directory)
 
 
 def _file_hash(path: Path) -> str:
