@@ -182,8 +182,9 @@ def _buckets(ids: np.ndarray, bounds: np.ndarray, scratch: Path, parts: int):
         del records
 
 
-# Passages whose 4-grams are made at a time: the temporaries are a few times one block's terms.
-GRAM_BLOCK = 4096
+# Passages whose 4-grams are made at a time: the temporaries are ~60 bytes a term of one block
+# (~2 MB for 512 BBC passages), so the block stays small for the commit's peak not to grow.
+GRAM_BLOCK = 512
 
 
 def _grams(ids: np.ndarray, bounds: np.ndarray, block: int = GRAM_BLOCK) -> tuple[np.ndarray, np.ndarray]:
