@@ -1,12 +1,14 @@
-"""The BM25 score matrix of a new version, built in one pass over the passages into compact arrays.
+"""The BM25 score matrix of a new version, built in one pass over the passages and written to its
+files through scratch files.
 
 bm25s (`BM25().index(corpus)`) needs every passage's tokens at once as Python lists (with its
 conversion to Python lists of ids, ~40 bytes a token: on BBC the largest part of what indexing held
-at commit). This builder reads the passages once, keeps only each passage's distinct terms and
-their counts in typed arrays (~8 bytes a distinct term of a passage) and the vocabulary, and gives
-bm25s the finished matrix to save: the saved files are the very ones `BM25().index(...)` then
+at commit). This builder reads the passages once, writes each passage's distinct terms and their
+counts to a scratch file (8 bytes a distinct term of a passage, on disk), keeps the vocabulary and
+a few numbers per passage, and writes the matrix in term-major order a bucket at a time: memory no
+longer grows with the entries. The saved files are the very ones `BM25().index(...)` then
 `save(...)` write (a test compares them). bm25s is still used where it fits: its idf and term
-frequency formulas, its parameters, and its `save`.
+frequency formulas, its parameters, and its `save` (for the JSON files).
 
 What must match bm25s exactly, and how:
   - term ids: bm25s numbers its vocabulary in the iteration order of a `set` filled passage by
@@ -14,6 +16,8 @@ What must match bm25s exactly, and how:
     keys added (and the process's string hashing), so adding the distinct terms one at a time in
     order of first occurrence rebuilds the same set, hence the same ids.
   - scores: the same float32 / float64 steps as bm25s's per-passage loop, done per block.
+  - order: an entry's place is its term's start plus the entries of that term in earlier
+    passages (a counting sort), so no sort of the whole collection.
   - layout: CSC, entries sorted by (term, passage); passage rows int32, indptr int64.
 """
 
