@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from array import array
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -44,8 +45,9 @@ class Lexicon:
     same_start: np.ndarray  # same[same_start[i]:same_start[i+1]] (see same_words)
 
 
-def build(chunks: Iterable[Chunk], vocab: dict[str, int]) -> Lexicon:
-    """Term ids and flags of every sentence of `chunks`, numbered by the BM25 vocabulary."""
+def build(chunks: Iterable[Chunk], vocab: dict[str, int], scratch: Path | None = None) -> Lexicon:
+    """Term ids and flags of every sentence of `chunks`, numbered by the BM25 vocabulary.
+    `scratch`: an empty folder for same_words' temporary files (see there)."""
     # Typed arrays, not lists: a term occurrence costs 4 bytes instead of a list slot and an int.
     ids = array("i")
     start = array("q", [0])
@@ -67,8 +69,8 @@ def build(chunks: Iterable[Chunk], vocab: dict[str, int]) -> Lexicon:
             flags.append((NUMBER if _NUMBER.search(text) else 0) | (DATE if _DATE.search(text) else 0)
                          | (QUOTE if is_quote(text) else 0))
         bounds.append(len(ids))
-    term_ids = np.array(ids, np.int32)
-    same, same_start = same_words(term_ids, np.array(bounds, np.int64))
+    term_ids = np.frombuffer(ids, np.int32)  # the typed array's own buffer: not a second copy
+    same, same_start = same_words(term_ids, np.frombuffer(bounds, np.int64), scratch)
     return Lexicon(term_ids, np.array(start, np.int64), np.array(flags, np.uint8),
                    np.array(distinct, np.int32), np.array(names, np.int32), np.array(name_start, np.int64),
                    tuple(words), same, same_start)
@@ -81,29 +83,68 @@ SAME_WORDS = 0.5
 STOCK_PHRASE = 1000
 
 
-def same_words(ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+# Grams grouped at a time when same_words is given a scratch folder (~50 bytes each while sorted:
+# about 3 MB), and the record they are written as: 12 bytes a gram on disk, none in memory.
+BUCKET_GRAMS = 1 << 16
+_GRAM = np.dtype([("code", "<u8"), ("owner", "<i4")])
+
+
+def same_words(ids: np.ndarray, bounds: np.ndarray, scratch: Path | None = None,
+               bucket_grams: int = BUCKET_GRAMS) -> tuple[np.ndarray, np.ndarray]:
     """Which passages carry the same words: the share of the smaller one's distinct 4-grams of
     content terms (term ids; stopwords are not terms) found in the other is at least SAME_WORDS.
 
     Args:
         ids: term ids of all passages, concatenated.
         bounds: passage i's terms are ids[bounds[i]:bounds[i+1]].
+        scratch: an empty folder for temporary files. Given, the 4-grams are written there split
+            by their hash into buckets of about `bucket_grams` and grouped one bucket at a time:
+            what is sorted in memory no longer grows with the collection. Without it, all in
+            memory at once (a few passages, as the Milvus reader compares).
 
     Returns:
         (same, same_start): passage i's partners are same[same_start[i]:same_start[i+1]], ascending.
     """
     n = len(bounds) - 1
-    owner, code = _grams(ids, bounds)
-    # By gram, then passage: the grams come in passage order, so a stable sort by gram is
-    # np.lexsort((owner, code)) without its temporaries. One array is reordered at a time.
+    # A passage has at most one gram more than terms: the bucket count is known before any is made.
+    parts = max(1, -(-(len(ids) + n) // bucket_grams)) if scratch is not None else 1
+    sizes = np.zeros(n, np.int64)  # each passage's distinct grams
+    keys, shared = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    # A gram falls in one bucket only, so counts per gram and per (gram, passage) are whole in it.
+    for owner, code in (_buckets(ids, bounds, scratch, parts) if parts > 1 else [_grams(ids, bounds)]):
+        owner, code = _distinct(owner, code)
+        sizes += np.bincount(owner, minlength=n)
+        k, c = _pair_counts(owner, code, max(n, 1))
+        keys.append(k)
+        shared.append(c)
+    pairs, where = np.unique(np.concatenate(keys), return_inverse=True)
+    counts = np.bincount(where.ravel(), weights=np.concatenate(shared), minlength=len(pairs)) if len(pairs) else \
+        np.zeros(0)
+    lo, hi = pairs // max(n, 1), pairs % max(n, 1)
+    keep = counts >= SAME_WORDS * np.minimum(sizes[lo], sizes[hi])
+    src, dst = np.r_[lo[keep], hi[keep]], np.r_[hi[keep], lo[keep]]
+    order = np.lexsort((dst, src))
+    same_start = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=same_start[1:])
+    return dst[order].astype(np.int64), same_start
+
+
+def _distinct(owner: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (passage, gram) pairs ordered by gram, then passage. The grams come in passage
+    order, so a stable sort by gram is np.lexsort((owner, code)) without its temporaries. One
+    array is reordered at a time."""
     order = np.argsort(code, kind="stable")
     code = code[order]
     owner = owner[order]
     del order
     distinct = np.ones(len(code), bool)
     distinct[1:] = (code[1:] != code[:-1]) | (owner[1:] != owner[:-1])
-    owner, code = owner[distinct], code[distinct]
-    sizes = np.bincount(owner, minlength=n)
+    return owner[distinct], code[distinct]
+
+
+def _pair_counts(owner: np.ndarray, code: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lo * n + hi, grams they share) of every passage pair lo < hi sharing a gram of these
+    (distinct, ordered as _distinct gives them), stock phrases left out."""
     starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if len(code) else np.zeros(0, np.int64)
     counts = np.diff(np.r_[starts, len(code)])
     lo_parts, hi_parts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
@@ -113,18 +154,37 @@ def same_words(ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndar
         lo_parts.append(members[:, i].ravel())
         hi_parts.append(members[:, j].ravel())
     lo, hi = np.concatenate(lo_parts), np.concatenate(hi_parts)  # lo < hi: owners ascend within a gram
-    pairs, shared = np.unique(lo * max(n, 1) + hi, return_counts=True)
-    lo, hi = pairs // max(n, 1), pairs % max(n, 1)
-    keep = shared >= SAME_WORDS * np.minimum(sizes[lo], sizes[hi])
-    src, dst = np.r_[lo[keep], hi[keep]], np.r_[hi[keep], lo[keep]]
-    order = np.lexsort((dst, src))
-    same_start = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(src, minlength=n), out=same_start[1:])
-    return dst[order].astype(np.int64), same_start
+    return np.unique(lo * n + hi, return_counts=True)
 
 
-# Passages whose 4-grams are made at a time: the temporaries are a few times one block's terms.
-GRAM_BLOCK = 4096
+def _buckets(ids: np.ndarray, bounds: np.ndarray, scratch: Path, parts: int):
+    """Yield (owner, code) of each of `parts` buckets of _grams(ids, bounds), a gram's bucket
+    chosen by its hash's high bits, each bucket in passage order. The grams are made a block of
+    passages at a time and appended to one file per bucket, then read back a bucket at a time."""
+    files = [Path(scratch) / f"grams-{p}" for p in range(parts)]
+    for lo in range(0, len(bounds) - 1, GRAM_BLOCK):
+        hi = min(len(bounds) - 1, lo + GRAM_BLOCK)
+        owner, code = _block_grams(ids[bounds[lo]:bounds[hi]], bounds[lo:hi + 1] - bounds[lo])
+        bucket = (code >> np.uint64(32)) % np.uint64(parts)
+        order = np.argsort(bucket, kind="stable")  # passage order kept within a bucket
+        records = np.empty(len(order), _GRAM)
+        records["code"], records["owner"] = code[order], owner[order] + lo
+        ends = np.searchsorted(bucket[order], np.arange(1, parts + 1, dtype=np.uint64))
+        del owner, code, bucket, order
+        for p, (a, b) in enumerate(zip(np.r_[0, ends[:-1]], ends)):
+            if b > a:
+                with open(files[p], "ab") as f:
+                    f.write(records[a:b].data)
+    for path in files:
+        records = np.fromfile(path, _GRAM) if path.exists() else np.zeros(0, _GRAM)
+        path.unlink(missing_ok=True)
+        yield records["owner"].copy(), records["code"].copy()
+        del records
+
+
+# Passages whose 4-grams are made at a time: the temporaries are ~60 bytes a term of one block
+# (~2 MB for 512 BBC passages), so the block stays small for the commit's peak not to grow.
+GRAM_BLOCK = 512
 
 
 def _grams(ids: np.ndarray, bounds: np.ndarray, block: int = GRAM_BLOCK) -> tuple[np.ndarray, np.ndarray]:

@@ -25,11 +25,13 @@ def _saved(bm25, folder) -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in BM25_FILES}
 
 
-def _streamed(corpus):
+def _streamed(corpus, folder):
+    """The builder's saved files (bm25s loads them back)."""
     builder = bm25_build.StreamingBM25()
     for tokens in corpus:
         builder.add(iter(tokens))  # any iterable: the builder never needs the list again
-    return builder.finish()
+    builder.save(folder)
+    return folder
 
 
 def test_same_files_as_bm25s(tmp_path):
@@ -39,16 +41,28 @@ def test_same_files_as_bm25s(tmp_path):
         reference = bm25s.BM25()
         reference.index(corpus, show_progress=False)
         want = _saved(reference, tmp_path / f"bm25s-{seed}")
-        got = _saved(_streamed(corpus), tmp_path / f"streamed-{seed}")
+        folder = _streamed(corpus, tmp_path / f"streamed-{seed}")
+        got = {name: (folder / name).read_bytes() for name in BM25_FILES}
         assert got == want
 
 
-def test_scores_match_bm25s():
+def test_scores_match_bm25s(tmp_path):
     corpus = _texts(2, 300, 500)
     reference = bm25s.BM25()
     reference.index(corpus, show_progress=False)
-    streamed = _streamed(corpus)
+    streamed = bm25s.BM25.load(str(_streamed(corpus, tmp_path / "streamed")))
     assert streamed.vocab_dict == reference.vocab_dict
     assert list(streamed.vocab_dict) == list(reference.vocab_dict)
     for query in (["w1"], ["w3", "w7", "café"], ["ok", "w499"]):
         np.testing.assert_array_equal(streamed.get_scores(query), reference.get_scores(query))
+
+
+def test_same_files_when_the_entries_span_many_blocks_and_buckets(tmp_path, monkeypatch):
+    corpus = _texts(3, 200, 300)
+    reference = bm25s.BM25()
+    reference.index(corpus, show_progress=False)
+    want = _saved(reference, tmp_path / "bm25s")
+    for block in (7, 1000):  # blocks and buckets of the matrix smaller than the collection
+        monkeypatch.setattr(bm25_build, "_BLOCK", block)
+        folder = _streamed(corpus, tmp_path / f"streamed-{block}")
+        assert {name: (folder / name).read_bytes() for name in BM25_FILES} == want

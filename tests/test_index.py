@@ -234,6 +234,27 @@ def test_same_words_pairs_match_a_plain_set_computation():
     assert {(60, 61), (60, 62), (60, 63), (65, 66)} <= expected  # a copy, a quote, a partial copy, short twins
 
 
+def test_same_words_by_buckets_on_disk_equal_same_words_in_memory(tmp_path):
+    from qa.lexicon import same_words
+
+    rng = np.random.default_rng(3)
+    wire = rng.integers(0, 40, 50).tolist()
+    passages = [rng.integers(0, 40, int(rng.integers(0, 50))).tolist() for _ in range(300)]
+    passages += [wire[k:k + 30] for k in range(0, 20, 2)] + [[], [5], [5], [1, 2, 3], [1, 2, 3]]
+    ids = np.array([t for p in passages for t in p], np.int32)
+    bounds = np.cumsum([0] + [len(p) for p in passages]).astype(np.int64)
+    whole = same_words(ids, bounds)
+    assert len(whole[0]) > 20  # the copies are found
+    for bucket in (1, 7, 500, 10**9):
+        scratch = tmp_path / f"b{bucket}"
+        scratch.mkdir()
+        by_buckets = same_words(ids, bounds, scratch, bucket_grams=bucket)
+        for a, b in zip(by_buckets, whole):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+        assert not any(scratch.iterdir())  # the bucket files are removed
+
+
 def test_half_written_version_is_ignored_and_collected(small):
     docs, index = small
     QA(docs, index)

@@ -566,6 +566,11 @@ def read_manifest(directory: Path) -> dict:
 
 # -- writing --------------------------------------------------------------------------------------
 
+# Temporary files of the BM25 build and of same_words' 4-gram buckets (bm25_build.py, lexicon.py),
+# removed before the manifest is written.
+SCRATCH = ".scratch"
+
+
 def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocInfo], chunks: Sequence[Chunk],
           vectors: np.ndarray, sent_vectors: np.ndarray, lexical_from: Path | None = None) -> None:
     """Write a complete version into `directory` (new or empty).
@@ -596,11 +601,13 @@ def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocIn
         for name in [*lexicon_files.FILES.values(), lexicon_files.NAME_WORDS]:
             shutil.copyfile(Path(lexical_from) / name, d / name)
     else:
-        bm25 = _bm25_index(chunks, docs, settings)
-        bm25.save(str(d / BM25_DIR), show_progress=False)
-        vocab = getattr(bm25, "vocab_dict", None) or {}  # none when empty
-        del bm25  # its score matrix is saved: not held while the lexicon is built
-        lexicon_files.save(lexicon.build(chunks, vocab), d)
+        scratch = d / SCRATCH  # inside the version being written: gone with it if this fails
+        scratch.mkdir()
+        vocab = _save_bm25(d / BM25_DIR, chunks, docs, settings, scratch)
+        lex = lexicon.build(chunks, vocab, scratch)
+        shutil.rmtree(scratch)  # before the manifest lists the version's files
+        lexicon_files.save(lex, d)
+        del lex
     write_manifest(d, settings, {"passages": len(chunks), "sentences": sentences, "dim": dim, "documents": len(docs)})
 
 
@@ -707,18 +714,21 @@ def _dense_index(vectors, settings: Settings):
     return index
 
 
-def _bm25_index(chunks: Sequence[Chunk], docs: Sequence[DocInfo], settings: Settings):
-    """bm25s' index of the passages (each passage's terms, title first when configured), built in
-    one streaming pass (bm25_build.py: the same saved files as bm25s' own `index`)."""
+def _save_bm25(directory: Path, chunks: Sequence[Chunk], docs: Sequence[DocInfo], settings: Settings,
+               scratch: Path) -> dict[str, int]:
+    """Save bm25s' index of the passages (each passage's terms, title first when configured),
+    built in one streaming pass through files in `scratch` (bm25_build.py: the same saved files as
+    bm25s' own `index`); returns its vocabulary."""
     import bm25s
 
-    if not len(chunks):
-        return bm25s.BM25()  # nothing to index (bm25s cannot index an empty corpus)
+    if not len(chunks):  # nothing to index (bm25s cannot index an empty corpus)
+        bm25s.BM25().save(str(directory), show_progress=False)
+        return {}
     titles = {x.doc_id: x.title for x in docs}
-    builder = bm25_build.StreamingBM25()
+    builder = bm25_build.StreamingBM25(scratch)
     for c in chunks:
         builder.add(terms(settings.indexed_text(c.text, titles[c.doc_id])) or [bm25_build.EMPTY])
-    return builder.finish()
+    return builder.save(directory)
 
 
 def _file_hash(path: Path) -> str:
