@@ -260,27 +260,34 @@ def test_a_question_asked_again_decodes_no_passage_again(milvus_qa, dev_question
     assert _shape(again) == _shape(first)
 
 
-def test_memos_on_backend_ids_outlive_a_question_and_its_name_numbering_does_not():
+def test_memos_outlive_a_question_and_name_ids_cover_names_decoded_later():
     from types import SimpleNamespace
 
     from qa.backends.base import Fetched
-    from qa.backends.milvus.reader import _QuestionCache
+    from qa.backends.milvus.reader import _Memos
+    from qa.backends.milvus.schema import NameNumbers
 
-    shared: dict = {}
-    first, second = (SimpleNamespace(cache=_QuestionCache(shared)) for _ in range(2))
+    numbers = NameNumbers()
+    memos = _Memos(numbers)
+    first, second = (SimpleNamespace(cache=memos) for _ in range(2))
     computed = []
 
     def compute(value):
         computed.append(value)
         return value
 
+    numbers.of(["paris"])
     assert Fetched.memo(first, ("figures", 7), lambda: compute("first figures")) == "first figures"
-    assert Fetched.memo(first, "name ids", lambda: compute("first names")) == "first names"
-    # The second question finds the passage's figures, but numbers its own names.
+    assert Fetched.memo(first, "name ids", lambda: compute("first names")) == {"paris": 0}
+    # The second question finds the passage's figures, and the names decoded since its first.
+    numbers.of(["london", "paris"])
     assert Fetched.memo(second, ("figures", 7), lambda: compute("again")) == "first figures"
-    assert Fetched.memo(second, "name ids", lambda: compute("second names")) == "second names"
-    assert computed == ["first figures", "first names", "second names"]
-    assert list(shared) == [("figures", 7)]
+    assert Fetched.memo(second, "name ids", lambda: compute("second names")) == {"paris": 0, "london": 1}
+    assert numbers.snapshot() == ("paris", "london")
+    assert computed == ["first figures"]
+    assert list(memos) == [("figures", 7)]
+    memos.clear()  # (when over its bound)
+    assert Fetched.memo(second, "name ids", lambda: compute("third names"))["london"] == 1
 
 
 def test_passage_rows_of_both_formats_decode_alike(tmp_path):

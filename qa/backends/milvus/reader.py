@@ -41,34 +41,26 @@ GRACE_SECONDS = 300.0
 _OVERFETCH = 2
 
 
-# Memos of the answer stage (Fetched.memo) keyed by what means the same in every question of a
-# version: a backend id or a document id. Others (e.g. "name ids", built on this question's own
-# numbering of names) stay with the question.
-_SHARED_MEMOS = frozenset({"title", "sentences", "figures"})
+# The answer stage's memos (Fetched.cache) are keyed by what means the same in every question of a
+# version (a backend id, a document id) or by the backend's own name numbering, which never changes
+# a number it gave: one dict serves every question, as the local backend's does.
 _SHARED_LIMIT = 50_000
 
 
-class _QuestionCache(dict):
-    """A question's Fetched.cache: memos named in _SHARED_MEMOS go to the backend's dict (computed
-    once per version, as the local backend does), the rest stay in this question's own."""
+class _Memos(dict):
+    """Fetched.cache of every question: a plain dict (lookups at C speed) that answers "name ids"
+    from the backend's NameNumbers, which every question's names are numbered by. (The engine would
+    otherwise build that map from the question's name words, and a map built from one question's
+    words would miss the next one's.)"""
 
-    def __init__(self, shared: dict):
+    def __init__(self, names: NameNumbers):
         super().__init__()
-        self._shared = shared
+        self._names = names
 
-    def _routed(self, key) -> dict | None:
-        return self._shared if isinstance(key, tuple) and key and key[0] in _SHARED_MEMOS else None
-
-    def __getitem__(self, key):
-        shared = self._routed(key)
-        return shared[key] if shared is not None else super().__getitem__(key)
-
-    def __setitem__(self, key, value) -> None:
-        shared = self._routed(key)
-        if shared is None:
-            super().__setitem__(key, value)
-        else:
-            shared[key] = value
+    def __missing__(self, key):
+        if key == "name ids":
+            return self._names.ids
+        raise KeyError(key)
 
 
 class _Stats:
@@ -112,8 +104,8 @@ class MilvusBackend:
         self._doc_blobs: dict[int, tuple[str, np.ndarray]] = {}
         self._passages: dict[int, StoredPassage] = {}
         self._term_counts: dict[int, tuple] = {}  # pid -> its term_counts, for re-ranking BM25 candidates
-        self._memos: dict = {}  # question-independent memos of the answer stage (see _QuestionCache)
         self._names = NameNumbers()  # of the name words in self._passages
+        self._memos = _Memos(self._names)  # the answer stage's memos, kept across questions
         self._pool = connection.POOL
         self._seen: tuple[float, tuple | None] | None = None  # (when, live (collection, version)) of the last check
         self._check: Future | None = None  # the version check in flight, if any
@@ -338,12 +330,16 @@ class MilvusBackend:
                         output_fields=["doc", "lo", "hi", *fields],
                         search_params={"metric_type": metric, "params": params})
         hits = res[0]
-        entities = [hit["entity"] for hit in hits]
-        pids = [int(hit["pid"]) for hit in hits]
+        # pymilvus' hits hold their ids and scores as columns; a hit's own lookups are Python code.
+        entities = [dict.__getitem__(hit, "entity") for hit in hits]
+        if hasattr(hits, "ids") and hasattr(hits, "distances"):
+            pids, scores = [int(p) for p in hits.ids], [float(d) for d in hits.distances]
+        else:
+            pids, scores = [int(hit["pid"]) for hit in hits], [float(hit["distance"]) for hit in hits]
         if len(self._where) > _MEMO_LIMIT:
             self._where.clear()
         self._where.update(zip(pids, [(int(e["doc"]), int(e["lo"]), int(e["hi"])) for e in entities]))
-        return list(zip(pids, [float(hit["distance"]) for hit in hits], entities))
+        return list(zip(pids, scores, entities))
 
     def search_dense(self, vector: np.ndarray, k: int, where: Filter = EVERYTHING) -> list[Hit]:
         vec = np.asarray(vector, np.float32).ravel().tolist()
@@ -403,16 +399,18 @@ class MilvusBackend:
     def _neighbours(self, ids: list[int]):
         """(previous, next, locations of ids and their neighbours)."""
         where = self._locate(ids)
-        prev, nxt = [], []
-        for i in ids:
-            doc, lo, hi = where[i]
-            prev.append(i - 1 if i > lo else -1)
-            nxt.append(i + 1 if i + 1 < hi else -1)
-            for j in (prev[-1], nxt[-1]):  # of the same document: no call needed to locate them
-                if j >= 0:
-                    self._remember(j, doc, lo, hi)
-                    where[j] = (doc, lo, hi)
-        return np.array(prev, np.int64), np.array(nxt, np.int64), where
+        locs = [where[i] for i in ids]
+        pid = np.array(ids, np.int64)
+        bounds = np.array(locs, np.int64).reshape(-1, 3)
+        prev = np.where(pid > bounds[:, 1], pid - 1, -1)
+        nxt = np.where(pid + 1 < bounds[:, 2], pid + 1, -1)
+        # The neighbours are of the same document: no call is needed to locate them later.
+        learnt = {j: w for j, w in zip(chain(prev.tolist(), nxt.tolist()), chain(locs, locs)) if j >= 0}
+        where.update(learnt)
+        if len(self._where) > _MEMO_LIMIT:
+            self._where.clear()
+        self._where.update(learnt)
+        return prev, nxt, where
 
     # -- fetching -----------------------------------------------------------------------------------------
     def fetch(self, ids: Iterable[int]) -> Fetched:
@@ -473,13 +471,8 @@ class MilvusBackend:
         np.cumsum(numbers[[TERM_COUNT, NAME_COUNT]], axis=1, out=bounds[:, 1:])
         term_start, name_start = bounds
         all_terms = np.concatenate([p.terms for p in stored]).astype(np.int32) if n else np.zeros(0, np.int32)
-        # Names are numbered by first appearance in this question's passages.
+        # Names keep the backend's numbers (name_words: every name word it has decoded so far).
         names = np.concatenate([p.names for p in stored]) if n else np.zeros(0, np.int32)
-        known, first, inverse = np.unique(names, return_index=True, return_inverse=True)
-        order = np.argsort(first)
-        local = np.empty(len(known), np.int32)
-        local[order] = np.arange(len(known))
-        words = self._names.words
         added = {p.added for p in stored}
         if len(added) < 2:  # one commit wrote them all: it compared them already
             same = np.fromiter(chain.from_iterable(p.same for p in stored), np.int64)
@@ -492,8 +485,7 @@ class MilvusBackend:
         same_start = np.zeros(n + 1, np.int64)
         np.cumsum(same_counts, out=same_start[1:])
         lex = Lexicon(all_terms, term_start, numbers[FLAGS].astype(np.uint8), numbers[DISTINCT].astype(np.int32),
-                      local[inverse.reshape(-1)], name_start, tuple(words[i] for i in known[order].tolist()),
-                      same, same_start)
+                      names, name_start, self._names.snapshot(), same, same_start)
         doc_nums = {doc for doc, _, _ in where}
         doc_ids = {self._ids[d] for d in doc_nums}
         if len(self._memos) > _SHARED_LIMIT:
@@ -505,7 +497,7 @@ class MilvusBackend:
             previous=previous, is_lead=np.array([pid == lo for pid, (_, lo, _) in zip(all_ids, where)], bool),
             doc_terms={self._ids[d]: blobs[d][1] for d in doc_nums},
             doc_text={self._ids[d]: blobs[d][0] for d in doc_nums},
-            cache=_QuestionCache(self._memos))
+            cache=self._memos)
 
     def passages_of(self, doc_id: str) -> PassageBatch:
         self._load_documents()

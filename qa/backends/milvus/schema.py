@@ -110,6 +110,20 @@ class NameNumbers:
         self.words: list[str] = []
         self._ids: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._frozen: tuple[str, ...] = ()
+
+    @property
+    def ids(self) -> dict[str, int]:
+        """word -> its number (grows; a number never changes, so a reader may hold it)."""
+        return self._ids
+
+    def snapshot(self) -> tuple[str, ...]:
+        """The words numbered so far, as a tuple made again only when words were added since."""
+        frozen = self._frozen
+        if len(frozen) != len(self.words):
+            with self._lock:
+                frozen = self._frozen = tuple(self.words)
+        return frozen
 
     def of(self, words: Sequence[str]) -> np.ndarray:
         ids = self._ids
