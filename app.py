@@ -303,10 +303,10 @@ class Library:
         self.bot, self.max_upload_bytes = bot, max_upload_bytes
 
     def doc_choices(self):
-        return [(f"{_short(d.title, 60)} ({d.doc_id})", d.doc_id) for d in self.bot.documents()]
+        return [(f"{_short(d.title, 60)} ({d.doc_id})", d.doc_id) for d in self.bot.document_entries()]
 
     def outlet_choices(self):
-        return sorted({d.outlet for d in self.bot.documents() if d.outlet})
+        return sorted({d.outlet for d in self.bot.document_entries() if d.outlet})
 
     def page(self, text, outlet, order, page_no=0):
         """Outputs: table rows, the counts line, the page number shown."""

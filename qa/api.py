@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the engine's modules import numpy: kept off `import qa` (e.
     from collections.abc import Mapping
 
     from .backends import Backend
-    from .backends.base import DocSummary
+    from .backends.base import DocEntry, DocSummary
     from .engine import Engine
 
 log = logging.getLogger("qa")
@@ -245,6 +245,14 @@ class QA:
         """The indexed documents, by doc_id."""
         return sorted(self._current().backend.documents().values(), key=lambda d: d.doc_id)
 
+    def document_entries(self) -> list[DocEntry]:
+        """Every indexed document's title, date, outlet and byline, by doc_id: what a list or a
+        picker shows. Unlike `documents()` no record is decoded where the backend keeps these apart
+        (the local backend's columns: 250,000 records decoded take seconds)."""
+        from .backends.base import entries
+
+        return sorted(entries(self._current().backend.documents()), key=lambda d: d.doc_id)
+
     def document(self, doc_id: str) -> DocInfo | None:
         """One indexed document's record, None if it is not indexed (decoded alone: `documents()`
         decodes every record)."""
@@ -263,6 +271,7 @@ class QA:
         Raises:
             BadQuestionError: an unknown order, or a page out of range.
         """
+        from .backends.base import entries
         from .textutil import normalise
 
         if order not in DOCUMENT_ORDERS:
@@ -272,7 +281,7 @@ class QA:
         stored = self._current().backend.documents()
         # Found and sorted from entries (title, doc_id, byline, outlet, date) where the backend keeps
         # them without its records (local: columns); only the page's records are read.
-        docs = list(stored.entries()) if hasattr(stored, "entries") else list(stored.values())
+        docs = list(entries(stored))
         words = normalise(text or "").split()
         wanted = normalise(outlet) if outlet else None
         found = [d for d in docs

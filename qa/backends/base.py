@@ -83,6 +83,16 @@ class DocSummary(NamedTuple):
     as_guessed: bool  # the publication facts in force are the document's own guesses
 
 
+class DocEntry(NamedTuple):
+    """What a listing of documents shows, finds and sorts by, without the record (backends.base.entries)."""
+
+    doc_id: str
+    title: str
+    date: str | None
+    outlet: str | None
+    byline: str | None
+
+
 def as_guessed(x: DocInfo) -> bool:
     """Are the publication facts in force the document's own (no manifest changed them)?"""
     g = x.guess
@@ -95,6 +105,14 @@ def summaries(docs: Mapping[str, DocInfo]) -> Iterator[DocSummary]:
     if hasattr(docs, "summaries"):
         return docs.summaries()  # doc_records.Documents
     return (DocSummary(x.doc_id, x.path, x.size, x.mtime_ns, x.content_hash, as_guessed(x)) for x in docs.values())
+
+
+def entries(docs: Mapping[str, DocInfo]) -> Iterator[DocEntry]:
+    """Every stored document's DocEntry: the local backend's columns and titles (no record
+    decoded), else made from the records."""
+    if hasattr(docs, "entries"):
+        return docs.entries()  # doc_records.Documents
+    return (DocEntry(x.doc_id, x.title, x.date, x.outlet, x.byline) for x in docs.values())
 
 
 def contains_phrases(text: str, phrases: tuple[str, ...]) -> bool:

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import IndexCorruptError
 from ..types import DocInfo
-from .base import DocSummary, as_guessed
+from .base import DocEntry, DocSummary, as_guessed
 
 IDS, RECORDS, FACTS, TITLES = "doc_ids.json", "documents.jsonl", "doc_facts.json", "doc_titles.json"
 COLUMNS = {  # as snapshot.COLUMNS: name -> (file, dtype, shape in terms of the counts)
@@ -66,16 +66,6 @@ class DocFacts(NamedTuple):
     """What a Filter reads of a document (backends.base.Filter.allows), without its record."""
 
     doc_id: str
-    date: str | None
-    outlet: str | None
-    byline: str | None
-
-
-class DocEntry(NamedTuple):
-    """What a listing of documents finds and sorts by (api.find_documents), without the record."""
-
-    doc_id: str
-    title: str
     date: str | None
     outlet: str | None
     byline: str | None
