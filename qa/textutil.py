@@ -22,15 +22,37 @@ def _segmenter():
     return pysbd.Segmenter(language="en", clean=False, char_span=True)
 
 
+def _segments(text: str) -> list[tuple[str, int, int]]:
+    """What pysbd's `segment(text)` gives with char_span: each sentence with its trailing whitespace,
+    as (text, start, end). pysbd locates each sentence by compiling a regex of it (escaped, then
+    `\\s*`), over 40% of segmentation time; this finds the same places with str.find: the first
+    occurrence, scanning without overlap as re.finditer does, that ends after the previous one.
+    A sentence pysbd altered so that it is not in the text is left out, as pysbd leaves it out."""
+    if not text:
+        return []
+    found, prior_end = [], 0
+    for sent in _segmenter().processor(text).process():
+        pos = 0
+        while (i := text.find(sent, pos)) >= 0:
+            j = i + len(sent)
+            while j < len(text) and text[j].isspace():  # re's \s on str is str.isspace
+                j += 1
+            if j > prior_end:
+                found.append((text[i:j], i, j))
+                prior_end = j
+                break
+            pos = j if j > i else i + 1
+    return found
+
+
 def sentence_spans(text: str, start: int = 0) -> list[tuple[int, int]]:
     """Sentence boundaries in `text` as (start, end) offsets, shifted by `start`, whitespace trimmed."""
     spans: list[tuple[int, int]] = []
     pos = 0
-    for seg in _segmenter().segment(text):
-        sent = seg.sent if hasattr(seg, "sent") else str(seg)
+    for sent, seg_start, _ in _segments(text):
         idx = text.find(sent, pos)
-        if idx < 0:  # segmenter altered the text; fall back to its own offsets
-            idx = max(seg.start, pos)
+        if idx < 0:  # cannot happen (sent is a slice of text at or after pos); kept as a guard
+            idx = max(seg_start, pos)
         s, e = idx, idx + len(sent)
         pos = e
         while s < e and text[s].isspace():

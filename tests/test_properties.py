@@ -141,3 +141,16 @@ def test_sentence_spans_keep_what_the_segmenter_drops():
 
     text = "The. The the the the the the Mr.?!\n"  # pysbd ends the sentence at "Mr." and loses "?!"
     assert [text[s:e] for s, e in sentence_spans(text)] == ["The.", "The the the the the the Mr.?!"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(pages(), paragraphs(), st.text(st.characters(exclude_categories=("Cs",)), max_size=300)))
+@example("Yes. Yes. Yes. No! No.\u00a0No.")  # repeated sentences: each found after the one before
+@example("The. The the the the the the Mr.?!\n")  # a sentence pysbd alters
+def test_sentences_are_found_where_pysbd_finds_them(text: str):
+    """qa.textutil._segments locates pysbd's sentences with str.find instead of pysbd's regex per
+    sentence: the same sentences at the same places, for any text."""
+    from qa.textutil import _segmenter, _segments
+
+    theirs = [(s.sent, s.start, s.end) for s in _segmenter().segment(text)] if text else []
+    assert _segments(text) == theirs
