@@ -1,7 +1,7 @@
 """The ceiling embedding puts on indexing speed: passages and their sentences through the model alone.
 
     .venv/bin/python -m benchmarks.bench_embed_ceiling --model DIR [--docs ../shared/data/bbc]
-        [--limit 300] [--runs 3] [--threads 1 2]
+        [--limit 300] [--runs 3] [--threads 1 2] [--batch 32]
 
 DIR is an exported query model (an index's `model/` folder, e.g. made by `qa index`). The documents
 (--limit of them, evenly spread over the sorted names) are read and cut into passages exactly as
@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=300)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--batch", type=int, nargs="+", default=[0],
+                    help="texts per model run (0: the Embedder's own); several are alternated")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from qa.embed import Embedder
@@ -64,18 +66,23 @@ def main() -> None:
     ptexts, stexts = load(Path(args.docs), args.limit)
     print(f"{args.limit} documents: {len(ptexts)} passages, {len(stexts)} sentences "
           f"({len(stexts) / len(ptexts):.1f} per passage)")
-    print("| threads | passages alone: passages/s (per CPU-s) | their sentences: passages/s (per CPU-s) "
-          "| ceiling, both: passages/s (per CPU-s) |\n|---|---|---|---|")
+    print("| threads | batch | passages alone: passages/s (per CPU-s) | their sentences: passages/s (per CPU-s) "
+          "| ceiling, both: passages/s (per CPU-s) |\n|---|---|---|---|---|")
     for threads in args.threads:
         emb = Embedder(onnx_dir=args.model, threads=threads)
         emb.embed_passages(ptexts[:64])  # warm the session
-        p_runs = [timed(emb, ptexts) for _ in range(args.runs)]
-        s_runs = [timed(emb, stexts) for _ in range(args.runs)]
-        pw, pc = (statistics.median(r[i] for r in p_runs) for i in (0, 1))
-        sw, sc = (statistics.median(r[i] for r in s_runs) for i in (0, 1))
+        sizes = [b or emb.batch_size for b in args.batch]
+        runs: dict[int, list] = {b: [] for b in sizes}
+        for _ in range(args.runs):  # batch sizes alternate within each run: load drifts alike
+            for b in sizes:
+                emb.batch_size = b  # an instance attribute: the class default stays
+                runs[b].append((timed(emb, ptexts), timed(emb, stexts)))
         n = len(ptexts)
-        print(f"| {threads} | {n / pw:.1f} ({n / pc:.1f}) | {n / sw:.1f} ({n / sc:.1f}) "
-              f"| {n / (pw + sw):.1f} ({n / (pc + sc):.1f}) |")
+        for b in sizes:
+            pw, pc = (statistics.median(r[0][i] for r in runs[b]) for i in (0, 1))
+            sw, sc = (statistics.median(r[1][i] for r in runs[b]) for i in (0, 1))
+            print(f"| {threads} | {b} | {n / pw:.1f} ({n / pc:.1f}) | {n / sw:.1f} ({n / sc:.1f}) "
+                  f"| {n / (pw + sw):.1f} ({n / (pc + sc):.1f}) |")
 
 
 if __name__ == "__main__":
