@@ -379,21 +379,26 @@ class QA:
                 # Read of every stored document without decoding records (the local backend's columns).
                 brief = {s.doc_id: s for s in summaries(stored)}
                 known = None if full else {d: (s.size, s.mtime_ns) for d, s in brief.items()}
-                folder = read_folder(self.docs_dir, known=known)
-                update = plan(_hashes(folder, brief), backend, self.settings, brief)
-                if update.rebuilt and folder.unchanged:  # everything is cut again: read it all
-                    folder = read_folder(self.docs_dir)
+                spool = _spool_dir(self.index_dir)
+                folder = read_folder(self.docs_dir, known=known, spool_dir=spool)
+                try:
                     update = plan(_hashes(folder, brief), backend, self.settings, brief)
-                if not folder.documents and not folder.unchanged:
-                    raise DocumentsError(f"no readable articles in {self.docs_dir}")
-                skipped = tuple(folder.skipped)
-                query_embedder, model_note = self._query_embedder()
-                manifest = read_manifest(self.docs_dir)
-                relabel = {} if update.rebuilt else _stale_records(folder, stored, brief, self.docs_dir, manifest)
-                if update.changed_anything or relabel:
-                    backend = apply(update, folder.documents, backend, self.settings, lambda: query_embedder,
-                                    self._show_progress(folder), folder.facts, relabel, manifest)
-                    log.info("index updated: %s", update)
+                    if update.rebuilt and folder.unchanged:  # everything is cut again: read it all
+                        folder.close()
+                        folder = read_folder(self.docs_dir, spool_dir=spool)
+                        update = plan(_hashes(folder, brief), backend, self.settings, brief)
+                    if not folder.documents and not folder.unchanged:
+                        raise DocumentsError(f"no readable articles in {self.docs_dir}")
+                    skipped = tuple(folder.skipped)
+                    query_embedder, model_note = self._query_embedder()
+                    manifest = read_manifest(self.docs_dir)
+                    relabel = {} if update.rebuilt else _stale_records(folder, stored, brief, self.docs_dir, manifest)
+                    if update.changed_anything or relabel:
+                        backend = apply(update, folder.documents, backend, self.settings, lambda: query_embedder,
+                                        self._show_progress(folder), folder.facts, relabel, manifest)
+                        log.info("index updated: %s", update)
+                finally:
+                    folder.close()  # its spool file
                 if model_note and not update.reason:
                     update = _with(update, reason=model_note)
                 self._backend = backend
@@ -408,7 +413,7 @@ class QA:
     def _show_progress(self, folder) -> bool:
         if self.progress is not None:
             return self.progress
-        return sum(len(d.text) for d in folder.documents) > 200_000
+        return folder.documents.total_chars > 200_000
 
     def _query_embedder(self):
         """(embedder, note): the given embedder, or the fast exported model kept beside the index
@@ -442,10 +447,16 @@ def _server_cache(location) -> Path:
     return cache_dir(location)
 
 
+def _spool_dir(index_dir: Path) -> Path | None:
+    """Where a folder read spools its documents: the index folder when it exists (the local
+    backend's lock made it; on disk, where the system's temporary folder may be memory), else the
+    temporary folder (none is made: a QA given its backend may never use `index_dir`)."""
+    return index_dir if index_dir.is_dir() else None
+
+
 def _hashes(folder, stored: Mapping[str, DocSummary]) -> dict[str, str]:
     """Content hash of every document of the folder: read now, or stored for files not re-read."""
-    return {**{d: stored[d].content_hash for d in folder.unchanged},
-            **{d.doc_id: d.content_hash for d in folder.documents}}
+    return {**{d: stored[d].content_hash for d in folder.unchanged}, **folder.documents.hashes()}
 
 
 def _stale_records(folder, stored: Mapping[str, DocInfo], brief: dict[str, DocSummary], docs_dir: Path,
@@ -458,7 +469,7 @@ def _stale_records(folder, stored: Mapping[str, DocInfo], brief: dict[str, DocSu
     from .indexer import doc_info
     from .metadata import effective
 
-    read = {d.doc_id: d for d in folder.documents}
+    read = folder.documents
     unchanged = set(folder.unchanged)
     root = docs_dir.resolve()
     inside = os.path.join(str(root), "")  # root/ : a stored path starting so lies under it
@@ -468,10 +479,10 @@ def _stale_records(folder, stored: Mapping[str, DocInfo], brief: dict[str, DocSu
         if facts is None:
             continue
         if doc_id in read:
-            if read[doc_id].content_hash != s.content_hash:
+            if read.content_hash(doc_id) != s.content_hash:
                 continue  # changed: cut and embedded again anyway
             info = stored[doc_id]
-            expected = doc_info(read[doc_id], facts, manifest.get(doc_id))
+            expected = doc_info(read.get(doc_id), facts, manifest.get(doc_id))
         elif doc_id in unchanged:
             if (s.path is not None and s.path.startswith(inside) and facts == (s.size, s.mtime_ns)
                     and s.as_guessed and manifest.get(doc_id) is None):

@@ -1,6 +1,8 @@
 """Indexing pipeline: ingested documents -> chunk -> attribute speakers -> embed -> backend upsert.
 
-Only documents that are new or changed are cut and embedded; a stored document whose content hash
+Only documents that are new or changed are cut and embedded, each read back from the folder read's
+spool (folder.DocumentSpool) when its embedding batch is made, so no more than a batch of documents
+is in memory at once; a stored document whose content hash
 and passage settings are unchanged keeps its passages and vectors in the backend. With a writer that
 saves each batch as it goes (base.Resumable), a run killed before its commit is resumed by the next
 one: documents whose embedded batch was saved are not embedded again.
@@ -11,13 +13,17 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import os
-from typing import Callable, Sequence
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from .backends.base import Backend, DocSummary, PassageBatch, Resumable, summaries
 from .metadata import effective
 from .types import Chunk, DocInfo, Document, IndexUpdate, Publication, Settings
+
+if TYPE_CHECKING:
+    from .folder import DocumentSpool
 
 # Passages embedded together: large enough to batch the model well, small enough that memory stays
 # flat on a large archive.
@@ -57,7 +63,7 @@ def same_passages(a: Settings | None, b: Settings) -> bool:
     return a is not None and all(getattr(a, f) == getattr(b, f) for f in fields)
 
 
-def apply(update: IndexUpdate, documents: Sequence[Document], backend: Backend, settings: Settings,
+def apply(update: IndexUpdate, documents: DocumentSpool, backend: Backend, settings: Settings,
           embedder_for: Callable[[], object], progress: bool = False,
           facts: dict[str, tuple[int, int]] | None = None, relabel: dict[str, DocInfo] | None = None,
           manifest: dict[str, Publication] | None = None) -> Backend:
@@ -65,7 +71,8 @@ def apply(update: IndexUpdate, documents: Sequence[Document], backend: Backend, 
 
     Args:
         update: from `plan`.
-        documents: every document of the folder (only added and changed ones are embedded).
+        documents: the documents read from the folder (Folder.documents); only added and changed
+            ones are read back, one embedding batch at a time, and embedded.
         backend: the backend to write to.
         settings: index settings.
         embedder_for: gives the passage embedder; called only if something must be embedded.
@@ -75,32 +82,58 @@ def apply(update: IndexUpdate, documents: Sequence[Document], backend: Backend, 
             files, new publication facts): their stored passages and vectors are kept.
         manifest: the folder manifest's publication facts by doc_id.
     """
+    facts, manifest = facts or {}, manifest or {}
     keep_old = not update.rebuilt or same_passages(backend.settings, settings)
     stored = backend.documents() if keep_old else {}
-    todo = [d for d in documents
-            if d.doc_id not in stored or stored[d.doc_id].content_hash != d.content_hash]
+    todo = [d for d in documents.ids if d not in stored or stored[d].content_hash != documents.content_hash(d)]
     writer = backend.writer(settings, fresh=not keep_old)
     for doc_id in update.removed:
         writer.delete(doc_id)
     try:
+        pending = set(todo)
         for doc_id, info in (relabel or {}).items():
-            if doc_id in stored and doc_id not in {d.doc_id for d in todo}:
+            if doc_id in stored and doc_id not in pending:
                 writer.upsert(dataclasses.replace(backend.passages_of(doc_id), doc=info))
         if todo and isinstance(writer, Resumable):  # a killed run's embedded batches are not embedded again
-            adopted = writer.resume({d.doc_id: doc_info(d, (facts or {}).get(d.doc_id, (0, 0)),
-                                                        (manifest or {}).get(d.doc_id)) for d in todo})
-            todo = [d for d in todo if d.doc_id not in adopted]
+            adopted = writer.resume(_Records(pending, documents, facts, manifest))
+            todo = [d for d in todo if d not in adopted]
         if todo:
-            embedder = embedder_for()
-            for group in _batches(todo, settings, embedder, progress, facts or {}, manifest or {}):
-                for batch in group:
-                    writer.upsert(batch)
-                if isinstance(writer, Resumable):
-                    writer.checkpoint()
+            _embed_all(todo, documents, writer, settings, embedder_for(), progress, facts, manifest)
         return writer.commit()
     except BaseException:
         writer.abort()
         raise
+
+
+def _embed_all(todo: list[str], documents: DocumentSpool, writer, settings: Settings, embedder, progress: bool,
+               facts: dict[str, tuple[int, int]], manifest: dict[str, Publication]) -> None:
+    """Embed the to-do documents into the writer, a batch at a time (a function of its own: the
+    last batch is not kept alive through the commit)."""
+    for group in _batches(todo, documents, settings, embedder, progress, facts, manifest):
+        for batch in group:
+            writer.upsert(batch)
+        if isinstance(writer, Resumable):
+            writer.checkpoint()
+
+
+class _Records(Mapping):
+    """The record (doc_info) of each to-do document, made only when asked for: a writer resuming
+    a killed run asks for those it saved, not for every document at once."""
+
+    def __init__(self, ids: set[str], documents: DocumentSpool, facts: dict[str, tuple[int, int]],
+                 manifest: dict[str, Publication]):
+        self._ids, self._documents, self._facts, self._manifest = ids, documents, facts, manifest
+
+    def __getitem__(self, doc_id: str) -> DocInfo:
+        if doc_id not in self._ids:
+            raise KeyError(doc_id)
+        return doc_info(self._documents.get(doc_id), self._facts.get(doc_id, (0, 0)), self._manifest.get(doc_id))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._ids))
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 def passages(doc: Document, settings: Settings) -> tuple[Chunk, ...]:
@@ -130,16 +163,19 @@ def doc_info(doc: Document, facts: tuple[int, int] = (0, 0), manifest: Publicati
     return effective(info, manifest)
 
 
-def _batches(documents: Sequence[Document], settings: Settings, embedder, progress: bool,
+def _batches(todo: list[str], documents: DocumentSpool, settings: Settings, embedder, progress: bool,
              facts: dict[str, tuple[int, int]], manifest: dict[str, Publication]):
-    """Lists of the PassageBatch of each document, one list per embedding of about EMBED_BATCH
-    passages."""
+    """Lists of the PassageBatch of each to-do document, one list per embedding of about
+    EMBED_BATCH passages; each document is read back from the spool when its turn comes and
+    dropped once cut (its passages keep their own text)."""
     group: list[tuple[DocInfo, tuple[Chunk, ...]]] = []
     size, limit = 0, embed_batch()
-    bar = _Progress(sum(len(d.text) for d in documents), len(documents)) if progress else None
-    for doc in documents:
+    bar = _Progress(sum(documents.chars(d) for d in todo), len(todo)) if progress else None
+    for doc_id in todo:
+        doc = documents.get(doc_id)
         chunks = passages(doc, settings)
-        group.append((doc_info(doc, facts.get(doc.doc_id, (0, 0)), manifest.get(doc.doc_id)), chunks))
+        group.append((doc_info(doc, facts.get(doc_id, (0, 0)), manifest.get(doc_id)), chunks))
+        del doc
         size += len(chunks)
         if size >= limit:
             yield list(_embed(group, settings, embedder))

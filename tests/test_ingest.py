@@ -437,7 +437,8 @@ def test_missing_or_non_directory_folder_raises(tmp_path: Path):
 
 
 def test_empty_folder_returns_empty_result(tmp_path: Path):
-    assert read_folder(tmp_path) == Folder((), ())
+    folder = read_folder(tmp_path)
+    assert (list(folder.documents), folder.skipped, folder.facts, folder.unchanged) == ([], (), {}, ())
 
 
 def test_read_document_raises_clear_error(tmp_path: Path):

@@ -239,9 +239,10 @@ class Resumable(Protocol):
         """Save the batches given since the last checkpoint (the indexer calls it after each
         embedding batch)."""
 
-    def resume(self, records: dict[str, DocInfo]) -> set[str]:
+    def resume(self, records: Mapping[str, DocInfo]) -> set[str]:
         """Adopt, as upserts with these records, the saved passages of those documents whose
-        saved content (hash and title) is that of their record; returns their doc_ids."""
+        saved content (hash and title) is that of their record; returns their doc_ids. `records`
+        may make each record when asked for: look up the saved documents, do not iterate it."""
 
 
 class PendingChanges:

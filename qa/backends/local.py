@@ -354,13 +354,13 @@ class LocalWriter:
                 self._segments.add(place.segment)
             self._buffer, self._buffered = {}, 0
 
-    def resume(self, records: dict[str, DocInfo]) -> set[str]:
+    def resume(self, records: Mapping[str, DocInfo]) -> set[str]:
         adopted = set()
-        for doc_id, info in records.items():
-            place = self._left.get(doc_id)
+        for doc_id, place in self._left.items():  # records may be made on demand: asked for these only
+            info = records.get(doc_id)
             # The passages and vectors depend only on the text (hash), the title (embedded with
             # each passage) and the settings (the staging folder's key).
-            if place is not None and (place.doc.content_hash, place.doc.title, place.doc.chars) == (
+            if info is not None and (place.doc.content_hash, place.doc.title, place.doc.chars) == (
                     info.content_hash, info.title, info.chars):
                 self._kept.pop(doc_id, None)
                 self._unbuffer(doc_id)
