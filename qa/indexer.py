@@ -168,6 +168,8 @@ def _batches(todo: list[str], documents: DocumentSpool, settings: Settings, embe
     """Lists of the PassageBatch of each to-do document, one list per embedding of about
     EMBED_BATCH passages; each document is read back from the spool when its turn comes and
     dropped once cut (its passages keep their own text)."""
+    from .attribution import clear_caches
+
     group: list[tuple[DocInfo, tuple[Chunk, ...]]] = []
     size, limit = 0, embed_batch()
     bar = _Progress(sum(documents.chars(d) for d in todo), len(todo)) if progress else None
@@ -182,6 +184,7 @@ def _batches(todo: list[str], documents: DocumentSpool, settings: Settings, embe
             if bar is not None:
                 bar.done(group)
             group, size = [], 0
+            clear_caches()  # names repeat mostly within an article: kept, they grow with the collection
     if group:
         yield list(_embed(group, settings, embedder))
         if bar is not None:
