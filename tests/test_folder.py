@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from qa import QA
+from qa.errors import DocumentsError
 from qa import folder as folder_module
 from qa.folder import DocumentSpool, read_folder
 from qa.ingest import read_document
@@ -136,7 +137,7 @@ def test_a_file_changed_after_its_read_is_indexed_as_read_then_updated(tmp_path,
     assert info.content_hash == as_read.content_hash and info.chars == len(before)
     texts = [c.text for c in bot.engine.backend.passages_of("a01.txt").chunks]
     assert all(t in before for t in texts) and not any("night train" in t for t in texts)
-    with pytest.raises(Exception, match="changed since it was indexed"):
+    with pytest.raises(DocumentsError, match="changed since it was indexed"):
         bot.document_text("a01.txt")
 
     update = bot.refresh()
