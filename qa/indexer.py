@@ -2,10 +2,10 @@
 
 Only documents that are new or changed are cut and embedded, each read back from the folder read's
 spool (folder.DocumentSpool) when its embedding batch is made, so no more than a batch of documents
-is in memory at once; a stored document whose content hash
-and passage settings are unchanged keeps its passages and vectors in the backend. With a writer that
-saves each batch as it goes (base.Resumable), a run killed before its commit is resumed by the next
-one: documents whose embedded batch was saved are not embedded again.
+is in memory at once; a stored document whose content hash and passage settings are unchanged keeps
+its passages and vectors in the backend. With a writer that saves each batch as it goes
+(base.Resumable), a run killed before its commit is resumed by the next one: documents whose
+embedded batch was saved are not embedded again.
 """
 
 from __future__ import annotations
