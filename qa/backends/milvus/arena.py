@@ -1,0 +1,144 @@
+"""Decoded passages kept between questions in a few contiguous arrays, as the local backend keeps
+its memory-mapped columns: a question gathers its passages with one fancy index per kind of data
+instead of joining ~100 small per-passage arrays (the joins and the scattered objects they read were
+most of a warm question's own work in the Milvus backend)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Sequence
+
+import numpy as np
+
+from ...lexicon import segments
+from ...types import Chunk
+from .schema import StoredPassage
+
+# Rows of Columns.at: where each passage's sentences, term ids, names and partners start.
+_SENT, _TERM, _NAME, _SAME = range(4)
+
+
+class Columns:
+    """Passages appended one after another (slot 0, 1, ...) into growing arrays.
+
+    A slot's data is written before its pid is published in `slot`, and never changed after, so
+    readers need no lock: growing copies the arrays before swapping them in, and an array a reader
+    took before a swap still holds every slot that existed then. Appends hold a lock.
+    """
+
+    def __init__(self, dim: int):
+        self.dim = dim
+        self.slot: dict[int, int] = {}   # backend pid -> its slot
+        self.chunks: list[Chunk] = []
+        self._lock = threading.Lock()
+        self.n = 0
+        self.at = np.zeros((4, 65), np.int64)      # (4, slots + 1): first sentence/term/name/partner
+        self.added = np.zeros(64, np.int64)        # the version that added each passage
+        self.vec = np.zeros((64, dim), np.float32)     # passage vectors (float32: converting float16
+        self.svec = np.zeros((256, dim), np.float32)   # at every question costs more than the join)
+        self.per = np.zeros((5, 256), np.int32)    # StoredPassage.per_sentence, sentence after sentence
+        self.terms = np.zeros(4096, np.int32)
+        self.names = np.zeros(1024, np.int32)
+        self.same = np.zeros(64, np.int64)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def add(self, pid: int, p: StoredPassage) -> None:
+        """Append a decoded passage (unless another thread did meanwhile)."""
+        with self._lock:
+            if pid in self.slot:
+                return
+            i, at = self.n, self.at
+            sizes = (p.sent_vectors.shape[0], len(p.terms), len(p.names), len(p.same))
+            if i + 2 > at.shape[1]:
+                self._grow_slots()
+            s, t, m, q = (int(x) for x in self.at[:, i])
+            self.svec = _room(self.svec, s, s + sizes[0])
+            self.per = _room(self.per, s, s + sizes[0], axis=1)
+            self.terms = _room(self.terms, t, t + sizes[1])
+            self.names = _room(self.names, m, m + sizes[2])
+            self.same = _room(self.same, q, q + sizes[3])
+            self.vec[i] = p.vector[0]
+            self.added[i] = p.added
+            self.svec[s:s + sizes[0]] = p.sent_vectors
+            self.per[:, s:s + sizes[0]] = p.per_sentence
+            self.terms[t:t + sizes[1]] = p.terms
+            self.names[m:m + sizes[2]] = p.names
+            self.same[q:q + sizes[3]] = p.same
+            self.at[:, i + 1] = self.at[:, i] + sizes
+            self.chunks.append(p.chunk)
+            self.n = i + 1
+            self.slot[pid] = i  # last: the slot is complete when readers can find it
+
+    def _grow_slots(self) -> None:
+        cap = 2 * (self.at.shape[1] - 1)
+        at = np.zeros((4, cap + 1), np.int64)
+        at[:, :self.n + 1] = self.at[:, :self.n + 1]
+        self.at = at
+        self.added = _room(self.added, self.n, cap)
+        self.vec = _room(self.vec, self.n, cap)
+
+    def gather(self, pids: Sequence[int]) -> "Gathered":
+        """The passages' data joined in the order asked (every pid must have a slot)."""
+        slots = np.fromiter(map(self.slot.__getitem__, pids), np.int64, len(pids))
+        at = self.at
+        lo, hi = at[:, slots], at[:, slots + 1]
+        rows, _, sent_start = segments(lo[_SENT], hi[_SENT])
+        term_pos = segments(lo[_TERM], hi[_TERM])[0]
+        name_pos = segments(lo[_NAME], hi[_NAME])[0]
+        same_pos, _, same_start = segments(lo[_SAME], hi[_SAME])
+        chunks = self.chunks
+        return Gathered(
+            chunks=tuple(map(chunks.__getitem__, slots.tolist())), vectors=self.vec[slots],
+            sent_vectors=self.svec[rows], sent_start=sent_start, per_sentence=self.per[:, rows],
+            terms=self.terms[term_pos], names=self.names[name_pos], same=self.same[same_pos],
+            same_start=same_start, added=self.added[slots])
+
+
+class Gathered:
+    """Some passages' data from Columns.gather: fresh arrays (copies), the question's own."""
+
+    __slots__ = ("chunks", "vectors", "sent_vectors", "sent_start", "per_sentence", "terms", "names", "same",
+                 "same_start", "added")
+
+    def __init__(self, **kw):
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+class Arena:
+    """The Columns a backend keeps, replaced by empty ones when over `limit` passages (a question
+    holds on to the Columns it started with, so it never sees them cleared under it)."""
+
+    def __init__(self, dim: int, limit: int):
+        self.dim, self.limit = dim, limit
+        self.columns = Columns(dim)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def clear(self) -> None:
+        self.columns = Columns(self.dim)
+
+    def current(self) -> Columns:
+        """The Columns a question uses throughout (new ones when the kept ones are over the limit)."""
+        if len(self.columns) > self.limit:
+            self.clear()
+        return self.columns
+
+
+def _room(arr: np.ndarray, used: int, size: int, axis: int = 0) -> np.ndarray:
+    """`arr`, or a copy of its first `used` rows in an array at least twice as long along `axis`
+    when it has fewer than `size` rows. (np.zeros of a large array maps its pages lazily: the room
+    not yet used costs address space only.)"""
+    if arr.shape[axis] >= size:
+        return arr
+    shape = list(arr.shape)
+    shape[axis] = max(size, 2 * shape[axis])
+    out = np.zeros(shape, arr.dtype)
+    if axis == 0:
+        out[:used] = arr[:used]
+    else:
+        out[:, :used] = arr[:, :used]
+    return out
