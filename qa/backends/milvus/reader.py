@@ -323,32 +323,37 @@ class MilvusBackend:
         parts += [f"flat like {like_contains(p)}" for p in where.phrases]
         return " and ".join(f"({p})" for p in parts)
 
-    def _search(self, data, field: str, k: int, where: Filter, metric: str, fields=()) -> list[tuple[int, float, dict]]:
+    def _search(self, data, field: str, k: int, where: Filter, metric: str, fields=()) -> tuple[list, list, list]:
+        """(pids, scores, pymilvus' hits) of a search, best first; the hits' passages located."""
         expr = self._expr(where)
         if self.collection is None or expr is None or k <= 0:
-            return []
+            return [], [], []
         params = {"ef": max(4 * int(k), 128)} if metric == "IP" and not self._meta.get("exact", True) else {}
         res = self._rpc("search", self.collection, data=[data], anns_field=field, limit=int(k), filter=expr,
                         output_fields=["doc", "lo", "hi", *fields],
                         search_params={"metric_type": metric, "params": params})
         hits = res[0]
-        # pymilvus' hits hold their ids and scores as columns; a hit's own lookups are Python code.
-        entities = [dict.__getitem__(hit, "entity") for hit in hits]
+        # pymilvus' hits hold their ids and scores as columns; a hit's own lookups are Python code,
+        # so only the hits of passages not located before are read.
         if hasattr(hits, "ids") and hasattr(hits, "distances"):
-            pids, scores = [int(p) for p in hits.ids], [float(d) for d in hits.distances]
+            pids, scores = list(map(int, hits.ids)), list(map(float, hits.distances))
         else:
             pids, scores = [int(hit["pid"]) for hit in hits], [float(hit["distance"]) for hit in hits]
-        if len(self._where) > _MEMO_LIMIT:
-            self._where.clear()
-        self._where.update(zip(pids, [(int(e["doc"]), int(e["lo"]), int(e["hi"])) for e in entities]))
-        return list(zip(pids, scores, entities))
+        located = self._where
+        if len(located) > _MEMO_LIMIT:
+            located.clear()
+        for i in [i for i, p in enumerate(pids) if p not in located]:
+            e = _entity(hits, i)
+            located[pids[i]] = (int(e["doc"]), int(e["lo"]), int(e["hi"]))
+        return pids, scores, hits
 
     def search_dense(self, vector: np.ndarray, k: int, where: Filter = EVERYTHING) -> list[Hit]:
         vec = np.asarray(vector, np.float32).ravel().tolist()
         seen = self._seen
         if seen is None or time.monotonic() - seen[0] > FOLLOW_SECONDS / 2:
             self._start_check()  # beside the search: is_current() reads the answer
-        return [Hit(p, s) for p, s, _ in self._search(vec, "vec", k, where, "IP")]
+        pids, scores, _ = self._search(vec, "vec", k, where, "IP")
+        return list(map(Hit, pids, scores))
 
     def search_lexical(self, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> list[Hit]:
         terms = [t for t in terms if t]
@@ -360,7 +365,7 @@ class MilvusBackend:
         unknown = [t for t in terms if t not in self._terms]
         stats = self._pool.submit(self._learn_terms, unknown) if unknown else None
         try:
-            hits = self._search(" ".join(terms), "sparse", _OVERFETCH * int(k), where, "BM25", ("lexical",))
+            pids, _, hits = self._search(" ".join(terms), "sparse", _OVERFETCH * int(k), where, "BM25", ("lexical",))
         finally:
             if stats is not None:
                 stats.result()
@@ -370,10 +375,13 @@ class MilvusBackend:
         if len(self._term_counts) > _PASSAGES:
             self._term_counts.clear()
         known = self._term_counts  # a row never changes: its counts serve every later question
-        counts = [known.get(p) or known.setdefault(p, term_counts(e["lexical"])) for p, _, e in hits]
+        counts = list(map(known.get, pids))
+        for i, c in enumerate(counts):
+            if c is None:
+                counts[i] = known[pids[i]] = term_counts(_entity(hits, i)["lexical"])
         scores = bm25_scores(terms, counts, df, passages, avgdl)
         best = np.argsort(-scores, kind="stable")[:int(k)]  # stable: equal scores keep Milvus' order
-        return [Hit(hits[i][0], float(scores[i])) for i in best.tolist() if scores[i] > 0]
+        return [Hit(pids[i], float(scores[i])) for i in best.tolist() if scores[i] > 0]
 
     def _remember(self, pid: int, doc: int, lo: int, hi: int) -> None:
         if len(self._where) > _MEMO_LIMIT:
@@ -522,6 +530,11 @@ class MilvusBackend:
         from .writer import MilvusWriter
 
         return MilvusWriter(self, settings, fresh)
+
+
+def _entity(hits, i: int) -> dict:
+    """The output fields of pymilvus' i-th hit (without its Hit's own Python lookups)."""
+    return dict.__getitem__(hits[i], "entity")
 
 
 def term_history(rpc, collection: str, terms: Sequence[str], version: int,
