@@ -26,20 +26,21 @@ class Columns:
     took before a swap still holds every slot that existed then. Appends hold a lock.
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, room: int = 64):
         self.dim = dim
         self.slot: dict[int, int] = {}   # backend pid -> its slot
         self.chunks: list[Chunk] = []
         self._lock = threading.Lock()
         self.n = 0
-        self.at = np.zeros((4, 65), np.int64)      # (4, slots + 1): first sentence/term/name/partner
-        self.added = np.zeros(64, np.int64)        # the version that added each passage
-        self.vec = np.zeros((64, dim), np.float32)     # passage vectors (float32: converting float16
-        self.svec = np.zeros((256, dim), np.float32)   # at every question costs more than the join)
-        self.per = np.zeros((5, 256), np.int32)    # StoredPassage.per_sentence, sentence after sentence
-        self.terms = np.zeros(4096, np.int32)
-        self.names = np.zeros(1024, np.int32)
-        self.same = np.zeros(64, np.int64)
+        # Room for `room` passages of a few sentences to start with; every array doubles when full.
+        self.at = np.zeros((4, room + 1), np.int64)  # (4, slots + 1): first sentence/term/name/partner
+        self.added = np.zeros(room, np.int64)        # the version that added each passage
+        self.vec = np.zeros((room, dim), np.float32)       # passage vectors (float32: converting
+        self.svec = np.zeros((4 * room, dim), np.float32)  # float16 at every question costs more)
+        self.per = np.zeros((5, 4 * room), np.int32)  # StoredPassage.per_sentence, sentence after sentence
+        self.terms = np.zeros(64 * room, np.int32)
+        self.names = np.zeros(16 * room, np.int32)
+        self.same = np.zeros(room, np.int64)
 
     def __len__(self) -> int:
         return self.n
@@ -72,7 +73,7 @@ class Columns:
             self.slot[pid] = i  # last: the slot is complete when readers can find it
 
     def _grow_slots(self) -> None:
-        cap = 2 * (self.at.shape[1] - 1)
+        cap = max(2 * (self.at.shape[1] - 1), 1)
         at = np.zeros((4, cap + 1), np.int64)
         at[:, :self.n + 1] = self.at[:, :self.n + 1]
         self.at = at
@@ -111,15 +112,15 @@ class Arena:
     """The Columns a backend keeps, replaced by empty ones when over `limit` passages (a question
     holds on to the Columns it started with, so it never sees them cleared under it)."""
 
-    def __init__(self, dim: int, limit: int):
-        self.dim, self.limit = dim, limit
-        self.columns = Columns(dim)
+    def __init__(self, dim: int, limit: int, room: int = 64):
+        self.dim, self.limit, self.room = dim, limit, room
+        self.columns = Columns(dim, room)
 
     def __len__(self) -> int:
         return len(self.columns)
 
     def clear(self) -> None:
-        self.columns = Columns(self.dim)
+        self.columns = Columns(self.dim, self.room)
 
     def current(self) -> Columns:
         """The Columns a question uses throughout (new ones when the kept ones are over the limit)."""

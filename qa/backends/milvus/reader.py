@@ -28,8 +28,9 @@ log = logging.getLogger("qa")
 
 _MEMO_LIMIT = 200_000
 _DOC_BLOBS = 2_000  # documents whose text and terms a process keeps between questions
-# Decoded passages a process keeps between questions: about 16 KB each with their vectors in
-# float32 (a passage of six sentences), so at most some 80 MB.
+# Decoded passages a process keeps between questions (arena.py): about 16 KB each with their
+# vectors in float32 (a passage of six sentences), so some 80 MB, and the arrays' room to grow
+# (address space: pages not yet written are not mapped in).
 _PASSAGES = 5_000
 # How old an answer to "which version is live?" may be when a question asks (the check itself runs
 # beside each question's dense search, so following another process's commit costs no round trip).
