@@ -6,7 +6,7 @@ most of a warm question's own work in the Milvus backend)."""
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -97,15 +97,20 @@ class Columns:
             same_start=same_start, added=self.added[slots])
 
 
-class Gathered:
-    """Some passages' data from Columns.gather: fresh arrays (copies), the question's own."""
+class Gathered(NamedTuple):
+    """Some passages' data from Columns.gather, in the order asked: fresh arrays (copies), the
+    question's own."""
 
-    __slots__ = ("chunks", "vectors", "sent_vectors", "sent_start", "per_sentence", "terms", "names", "same",
-                 "same_start", "added")
-
-    def __init__(self, **kw):
-        for k, v in kw.items():
-            setattr(self, k, v)
+    chunks: tuple[Chunk, ...]
+    vectors: np.ndarray        # (n, dim) float32
+    sent_vectors: np.ndarray   # (sentences, dim) float32
+    sent_start: np.ndarray     # (n + 1,) passage i owns sentences sent_start[i]:sent_start[i+1]
+    per_sentence: np.ndarray   # (5, sentences) int32 (StoredPassage.per_sentence)
+    terms: np.ndarray          # int32 term ids, sentence after sentence
+    names: np.ndarray          # int32 (NameNumbers)
+    same: np.ndarray           # int64 partner ids: passage i's are same[same_start[i]:same_start[i+1]]
+    same_start: np.ndarray
+    added: np.ndarray          # (n,) int64
 
 
 class Arena:
