@@ -322,6 +322,45 @@ def test_passage_rows_of_both_formats_decode_alike(tmp_path):
     assert any(p.same for p in decoded) and any(len(p.names) for p in decoded)
 
 
+def test_the_arena_gathers_what_the_decoded_passages_hold_in_any_order(tmp_path):
+    from qa import lexicon
+    from qa.backends.milvus.arena import Arena
+    from qa.backends.milvus.schema import NameNumbers, stored_passage
+    from qa.backends.milvus.writer import passage_rows
+
+    batches = [batch_of(tmp_path, name) for name in ARTICLES]
+    batches.append(batch_of(tmp_path, "copy.txt", ARTICLES["harbour.txt"]))  # partners ("same")
+    chunks = [c for b in batches for c in b.chunks]
+    indexed = [terms(c.text) for c in chunks]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(t for toks in indexed for t in toks))}
+    nums = {b.doc.doc_id: i for i, b in enumerate(batches)}
+    rows = list(passage_rows(batches, chunks, indexed, lexicon.build(chunks, vocab), nums, 100, 5, 4))
+    dim = batches[0].vectors.shape[1]
+    decoded = {int(r["pid"]): stored_passage(r, dim, NameNumbers()) for r in rows}
+    arena = Arena(dim, limit=10_000, room=1)
+    columns = arena.current()
+    for pid, p in decoded.items():  # one at a time: the arrays grow several times
+        columns.add(pid, p)
+        columns.add(pid, p)  # a second decode of one passage (another thread's) is not kept twice
+    assert len(arena) == len(decoded) > 8
+    order = [int(x) for x in np.random.default_rng(0).permutation(list(decoded))]
+    got = columns.gather(order)
+    want = [decoded[pid] for pid in order]
+    assert got.chunks == tuple(p.chunk for p in want)
+    assert np.array_equal(got.vectors, np.concatenate([p.vector for p in want]))
+    assert np.array_equal(got.sent_vectors, np.concatenate([p.sent_vectors for p in want]))
+    assert np.array_equal(got.per_sentence, np.concatenate([p.per_sentence for p in want], axis=1))
+    assert np.array_equal(got.sent_start, np.cumsum([0] + [p.per_sentence.shape[1] for p in want]))
+    assert np.array_equal(got.terms, np.concatenate([p.terms for p in want]))
+    assert np.array_equal(got.names, np.concatenate([p.names for p in want]))
+    assert [got.same[a:b].tolist() for a, b in zip(got.same_start[:-1], got.same_start[1:])] == [
+        list(p.same) for p in want]
+    assert any(p.same for p in want) and got.added.tolist() == [5] * len(want)
+    assert len(columns.gather([]).chunks) == 0
+    arena.limit = 10
+    assert len(arena.current()) == 0 and len(columns) == len(decoded)  # a question keeps its columns
+
+
 def test_bm25_scores_follow_the_lucene_formula_per_query_term():
     import math
     from collections import Counter

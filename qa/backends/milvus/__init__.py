@@ -22,7 +22,8 @@ half an update); a rebuild writes a new collection and switches the alias. A bac
 version); `QA` moves a process to the live version between questions when `is_current()` says so.
 
 Modules: connection (clients, errors, the writers' lock), schema (schemas, packing, expressions,
-BM25), reader (MilvusBackend), writer (MilvusWriter).
+BM25), reader (MilvusBackend), arena (the decoded passages a reader keeps, in contiguous arrays),
+writer (MilvusWriter).
 
 Filters never paste user text: documents become integer doc numbers (the document table is cached
 per version, and `Filter.allows` decides, as in the local backend); exact phrases enter a LIKE

@@ -18,8 +18,9 @@ from ...lexicon import Lexicon
 from ...types import DocInfo, Settings
 from ..base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
 from . import connection
+from .arena import Arena, Gathered
 from .connection import CALL_TIMEOUT, IndexServerError, short
-from .schema import (CHARS, DISTINCT, FLAGS, NAME_COUNT, READABLE, TERM_COUNT, NameNumbers, StoredPassage, bm25_scores,
+from .schema import (CHARS, DISTINCT, FLAGS, NAME_COUNT, READABLE, TERM_COUNT, NameNumbers, bm25_scores,
                      doc_info, ints, like_contains, passage_chunk, quote, stored_passage, term_counts, unb64, unpack,
                      unpack_vectors, visible)
 
@@ -27,8 +28,9 @@ log = logging.getLogger("qa")
 
 _MEMO_LIMIT = 200_000
 _DOC_BLOBS = 2_000  # documents whose text and terms a process keeps between questions
-# Decoded passages a process keeps between questions: about 16 KB each with their vectors in
-# float32 (a passage of six sentences), so at most some 80 MB.
+# Decoded passages a process keeps between questions (arena.py): about 16 KB each with their
+# vectors in float32 (a passage of six sentences), so some 80 MB, and the arrays' room to grow
+# (address space: pages not yet written are not mapped in).
 _PASSAGES = 5_000
 # How old an answer to "which version is live?" may be when a question asks (the check itself runs
 # beside each question's dense search, so following another process's commit costs no round trip).
@@ -102,7 +104,7 @@ class MilvusBackend:
         self._where: dict[int, tuple[int, int, int]] = {}   # pid -> (doc, lo, hi), learnt from calls
         self._terms: dict[str, tuple[int | None, int | None]] = {}
         self._doc_blobs: dict[int, tuple[str, np.ndarray]] = {}
-        self._passages: dict[int, StoredPassage] = {}
+        self._passages = Arena(0, _PASSAGES)  # of the version's dimension once bound
         self._term_counts: dict[int, tuple] = {}  # pid -> its term_counts, for re-ranking BM25 candidates
         self._names = NameNumbers()  # of the name words in self._passages
         self._memos = _Memos(self._names)  # the answer stage's memos, kept across questions
@@ -193,6 +195,7 @@ class MilvusBackend:
             return
         self.collection, self._meta, self.settings = collection, meta, settings
         self.version = int(meta["version"])
+        self._passages = Arena(int(meta.get("dim", 0)), _PASSAGES)
         self.hidden = tuple(sorted(int(d) for d in meta.get("retired", {})))
 
     def _visible(self) -> str:
@@ -321,32 +324,37 @@ class MilvusBackend:
         parts += [f"flat like {like_contains(p)}" for p in where.phrases]
         return " and ".join(f"({p})" for p in parts)
 
-    def _search(self, data, field: str, k: int, where: Filter, metric: str, fields=()) -> list[tuple[int, float, dict]]:
+    def _search(self, data, field: str, k: int, where: Filter, metric: str, fields=()) -> tuple[list, list, list]:
+        """(pids, scores, pymilvus' hits) of a search, best first; the hits' passages located."""
         expr = self._expr(where)
         if self.collection is None or expr is None or k <= 0:
-            return []
+            return [], [], []
         params = {"ef": max(4 * int(k), 128)} if metric == "IP" and not self._meta.get("exact", True) else {}
         res = self._rpc("search", self.collection, data=[data], anns_field=field, limit=int(k), filter=expr,
                         output_fields=["doc", "lo", "hi", *fields],
                         search_params={"metric_type": metric, "params": params})
         hits = res[0]
-        # pymilvus' hits hold their ids and scores as columns; a hit's own lookups are Python code.
-        entities = [dict.__getitem__(hit, "entity") for hit in hits]
+        # pymilvus' hits hold their ids and scores as columns; a hit's own lookups are Python code,
+        # so only the hits of passages not located before are read.
         if hasattr(hits, "ids") and hasattr(hits, "distances"):
-            pids, scores = [int(p) for p in hits.ids], [float(d) for d in hits.distances]
+            pids, scores = list(map(int, hits.ids)), list(map(float, hits.distances))
         else:
             pids, scores = [int(hit["pid"]) for hit in hits], [float(hit["distance"]) for hit in hits]
-        if len(self._where) > _MEMO_LIMIT:
-            self._where.clear()
-        self._where.update(zip(pids, [(int(e["doc"]), int(e["lo"]), int(e["hi"])) for e in entities]))
-        return list(zip(pids, scores, entities))
+        located = self._where
+        if len(located) > _MEMO_LIMIT:
+            located.clear()
+        for i in [i for i, p in enumerate(pids) if p not in located]:
+            e = _entity(hits, i)
+            located[pids[i]] = (int(e["doc"]), int(e["lo"]), int(e["hi"]))
+        return pids, scores, hits
 
     def search_dense(self, vector: np.ndarray, k: int, where: Filter = EVERYTHING) -> list[Hit]:
         vec = np.asarray(vector, np.float32).ravel().tolist()
         seen = self._seen
         if seen is None or time.monotonic() - seen[0] > FOLLOW_SECONDS / 2:
             self._start_check()  # beside the search: is_current() reads the answer
-        return [Hit(p, s) for p, s, _ in self._search(vec, "vec", k, where, "IP")]
+        pids, scores, _ = self._search(vec, "vec", k, where, "IP")
+        return list(map(Hit, pids, scores))
 
     def search_lexical(self, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> list[Hit]:
         terms = [t for t in terms if t]
@@ -358,7 +366,7 @@ class MilvusBackend:
         unknown = [t for t in terms if t not in self._terms]
         stats = self._pool.submit(self._learn_terms, unknown) if unknown else None
         try:
-            hits = self._search(" ".join(terms), "sparse", _OVERFETCH * int(k), where, "BM25", ("lexical",))
+            pids, _, hits = self._search(" ".join(terms), "sparse", _OVERFETCH * int(k), where, "BM25", ("lexical",))
         finally:
             if stats is not None:
                 stats.result()
@@ -368,10 +376,13 @@ class MilvusBackend:
         if len(self._term_counts) > _PASSAGES:
             self._term_counts.clear()
         known = self._term_counts  # a row never changes: its counts serve every later question
-        counts = [known.get(p) or known.setdefault(p, term_counts(e["lexical"])) for p, _, e in hits]
+        counts = list(map(known.get, pids))
+        for i, c in enumerate(counts):
+            if c is None:
+                counts[i] = known[pids[i]] = term_counts(_entity(hits, i)["lexical"])
         scores = bm25_scores(terms, counts, df, passages, avgdl)
         best = np.argsort(-scores, kind="stable")[:int(k)]  # stable: equal scores keep Milvus' order
-        return [Hit(hits[i][0], float(scores[i])) for i in best.tolist() if scores[i] > 0]
+        return [Hit(pids[i], float(scores[i])) for i in best.tolist() if scores[i] > 0]
 
     def _remember(self, pid: int, doc: int, lo: int, hi: int) -> None:
         if len(self._where) > _MEMO_LIMIT:
@@ -428,73 +439,58 @@ class MilvusBackend:
         where = [located[i] for i in all_ids]
         if len(self._doc_blobs) > _DOC_BLOBS:
             self._doc_blobs.clear()
-        if len(self._passages) > _PASSAGES:
-            self._passages.clear()
-        # This question's own copies: another thread may clear the shared ones meanwhile. A row
-        # never changes once written (an update adds rows under new ids), so a decoded one serves
-        # every later question of this version.
+        # This question's own Columns and copies: another thread may replace the shared ones
+        # meanwhile. A row never changes once written (an update adds rows under new ids), so a
+        # decoded one serves every later question of this version.
+        columns = self._passages.current()
         blobs = {doc: self._doc_blobs.get(doc) for doc, _, _ in where}
-        stored = {pid: self._passages.get(pid) for pid in all_ids}
+        known = columns.slot
         leads = {lo for doc, lo, hi in where if blobs[doc] is None}
-        wanted = sorted({pid for pid, p in stored.items() if p is None} | leads)
+        wanted = sorted({pid for pid in all_ids if pid not in known} | leads)
         if wanted:
             dim = int(self._meta.get("dim", 0))
             for r in self._rpc("query", self.collection, filter=ints("pid", wanted),
                                output_fields=["pid", "doc", "added", "data", "svec", "dblob"]):
                 pid = int(r["pid"])
-                if pid in stored and stored[pid] is None:
-                    stored[pid] = self._passages[pid] = stored_passage(r, dim, self._names)
+                if pid not in known and pid in local:
+                    columns.add(pid, stored_passage(r, dim, self._names))
                 if pid in leads:
                     blob = unpack(r["dblob"])
                     blobs[int(r["doc"])] = self._doc_blobs[int(r["doc"])] = (
                         blob["text"], unb64(blob["terms"], np.int32).astype(np.int64))
-        missing = [pid for pid in all_ids if stored[pid] is None] + [lo for doc, lo, _ in where if blobs[doc] is None]
+        missing = [pid for pid in all_ids if pid not in known] + [lo for doc, lo, _ in where if blobs[doc] is None]
         if missing:
             raise IndexServerError(f"no passage {missing[0]} in the index version {self.collection}")
-        return self._assemble(all_ids, [stored[pid] for pid in all_ids], where, previous, blobs)
+        return self._assemble(all_ids, columns.gather(all_ids), where, previous, blobs)
 
-    def _assemble(self, all_ids: list[int], stored: list[StoredPassage], where: list, previous: np.ndarray,
+    def _assemble(self, all_ids: list[int], got: Gathered, where: list, previous: np.ndarray,
                   blobs: dict) -> Fetched:
-        dim = int(self._meta.get("dim", 0))
         n = len(all_ids)
-        chunks = tuple(p.chunk for p in stored)
-        starts = np.zeros(n + 1, np.int64)
-        np.cumsum([p.per_sentence.shape[1] for p in stored], out=starts[1:])
-        if n:  # (copies: the stored ones are shared)
-            vectors = np.concatenate([p.vector for p in stored])
-            sent_vectors = np.concatenate([p.sent_vectors for p in stored])
-        else:
-            vectors = sent_vectors = np.zeros((0, dim), np.float32)
-        numbers = (np.concatenate([p.per_sentence for p in stored], axis=1) if n
-                   else np.zeros((5, 0), np.int32)).astype(np.int64)
+        numbers = got.per_sentence.astype(np.int64)
         bounds = np.zeros((2, numbers.shape[1] + 1), np.int64)  # each sentence's first term, first name
         np.cumsum(numbers[[TERM_COUNT, NAME_COUNT]], axis=1, out=bounds[:, 1:])
         term_start, name_start = bounds
-        all_terms = np.concatenate([p.terms for p in stored]).astype(np.int32) if n else np.zeros(0, np.int32)
-        # Names keep the backend's numbers (name_words: every name word it has decoded so far).
-        names = np.concatenate([p.names for p in stored]) if n else np.zeros(0, np.int32)
-        added = {p.added for p in stored}
-        if len(added) < 2:  # one commit wrote them all: it compared them already
-            same = np.fromiter(chain.from_iterable(p.same for p in stored), np.int64)
-            same_counts = [len(p.same) for p in stored]
-        else:
-            same_lists = [list(p.same) for p in stored]
-            _same_across_commits(same_lists, all_ids, [p.added for p in stored], all_terms, term_start[starts])
+        same, same_start = got.same, got.same_start
+        if n and (got.added != got.added[0]).any():
+            # Written by several commits: each compared only the passages it wrote.
+            same_lists = [same[a:b].tolist() for a, b in zip(same_start[:-1].tolist(), same_start[1:].tolist())]
+            _same_across_commits(same_lists, all_ids, got.added.tolist(), got.terms, term_start[got.sent_start])
             same = np.array([p for s in same_lists for p in s], np.int64)
-            same_counts = [len(s) for s in same_lists]
-        same_start = np.zeros(n + 1, np.int64)
-        np.cumsum(same_counts, out=same_start[1:])
-        lex = Lexicon(all_terms, term_start, numbers[FLAGS].astype(np.uint8), numbers[DISTINCT].astype(np.int32),
-                      names, name_start, self._names.snapshot(), same, same_start)
+            same_start = np.zeros(n + 1, np.int64)
+            np.cumsum([len(s) for s in same_lists], out=same_start[1:])
+        # Names keep the backend's numbers (name_words: every name word it has decoded so far).
+        lex = Lexicon(got.terms, term_start, numbers[FLAGS].astype(np.uint8), numbers[DISTINCT].astype(np.int32),
+                      got.names, name_start, self._names.snapshot(), same, same_start)
         doc_nums = {doc for doc, _, _ in where}
         doc_ids = {self._ids[d] for d in doc_nums}
         if len(self._memos) > _SHARED_LIMIT:
             self._memos.clear()
+        ids = np.array(all_ids, np.int64)
         return Fetched(
-            ids=np.array(all_ids, np.int64), chunks=chunks, docs={d: self._docs[d] for d in doc_ids},
-            vectors=vectors, sent_vectors=sent_vectors,
-            sent_start=starts, sent_chars=numbers[CHARS].copy(), lexicon=lex, stats=self.stats(),
-            previous=previous, is_lead=np.array([pid == lo for pid, (_, lo, _) in zip(all_ids, where)], bool),
+            ids=ids, chunks=got.chunks, docs={d: self._docs[d] for d in doc_ids},
+            vectors=got.vectors, sent_vectors=got.sent_vectors,
+            sent_start=got.sent_start, sent_chars=numbers[CHARS].copy(), lexicon=lex, stats=self.stats(),
+            previous=previous, is_lead=ids == np.array([lo for _, lo, _ in where], np.int64),
             doc_terms={self._ids[d]: blobs[d][1] for d in doc_nums},
             doc_text={self._ids[d]: blobs[d][0] for d in doc_nums},
             cache=self._memos)
@@ -535,6 +531,11 @@ class MilvusBackend:
         from .writer import MilvusWriter
 
         return MilvusWriter(self, settings, fresh)
+
+
+def _entity(hits, i: int) -> dict:
+    """The output fields of pymilvus' i-th hit (without its Hit's own Python lookups)."""
+    return dict.__getitem__(hits[i], "entity")
 
 
 def term_history(rpc, collection: str, terms: Sequence[str], version: int,

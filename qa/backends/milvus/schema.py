@@ -142,19 +142,17 @@ TERM_COUNT, FLAGS, DISTINCT, NAME_COUNT, CHARS = range(5)
 
 @dataclass(frozen=True, eq=False)
 class StoredPassage:
-    """A passage row decoded as questions use it (a backend keeps recent ones: decoding the packed
-    fields is most of a question's own time otherwise). Its arrays are never handed out: a
-    question's Fetched is built from copies."""
+    """A passage row decoded as questions use it; a backend copies it into its arena (arena.py) and
+    keeps it there (decoding the packed fields is most of a question's own time otherwise)."""
 
     chunk: Chunk
-    # float32 views of one decoded buffer, each kind joined in one go by a question. Converted from
-    # float16 once here: converting at every question was the largest part of its own work.
+    # float32 views of one decoded buffer. Converted from float16 once here: numpy's conversion
+    # (about 1.5 ns a value here) at every question costs more than the rest of its fetch.
     vector: np.ndarray        # (1, dim): the passage's vector
     sent_vectors: np.ndarray  # (sentences, dim)
     terms: np.ndarray         # int32: its sentences' term ids, one after another
     # int32 (5, sentences): per sentence, how many of `terms` and of `names` are its, its flags,
-    # distinct terms and characters (rows TERM_COUNT...CHARS): one array, so that a question joins
-    # the passages' numbers in one go.
+    # distinct terms and characters (rows TERM_COUNT...CHARS).
     per_sentence: np.ndarray
     names: np.ndarray         # int32: the first words of its names, sentence after sentence (NameNumbers)
     same: tuple[int, ...]     # backend ids of the passages its commit found carrying the same words
