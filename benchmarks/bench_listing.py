@@ -11,8 +11,9 @@ distinct outlets. Not a test: prints a table.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
+
+from benchmarks.common import print_timings
 
 
 def main() -> None:
@@ -37,9 +38,7 @@ def main() -> None:
             count = len(labels)
             del outlets
     print(f"{count:,} documents")
-    print("| listing from | s (median) | runs |\n|---|---|---|")
-    for name, runs in times.items():
-        print(f"| {name} | {statistics.median(runs):.2f} | {', '.join(f'{r:.2f}' for r in runs)} |")
+    print_timings("listing from", "s", times)
 
 
 if __name__ == "__main__":

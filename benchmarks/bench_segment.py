@@ -11,11 +11,10 @@ give the same spans. Not a test: prints a table.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
-from benchmarks.common import shared_data
+from benchmarks.common import print_timings, shared_data
 
 
 def main() -> None:
@@ -46,9 +45,7 @@ def main() -> None:
             times[name].append(time.process_time() - start)
     sentences = sum(len(r) for r in results["qa _segments()"])
     print(f"{len(texts):,} paragraphs, {sentences:,} sentences; identical spans: {same}")
-    print("| segmentation | CPU s (median) | runs |\n|---|---|---|")
-    for name, runs in times.items():
-        print(f"| {name} | {statistics.median(runs):.2f} | {', '.join(f'{r:.2f}' for r in runs)} |")
+    print_timings("segmentation", "CPU s", times)
 
 
 if __name__ == "__main__":

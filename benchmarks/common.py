@@ -163,3 +163,12 @@ def near_duplicates(docs: dict[str, tuple[str, str]], share: float = 0.5, n: int
             copies[a].add(b)
             copies[b].add(a)
     return {d: s for d, s in copies.items() if s}
+
+
+def print_timings(first_column: str, unit: str, times: dict[str, list[float]]) -> None:
+    """A Markdown table: each way's median and its runs, in the order given."""
+    import statistics
+
+    print(f"| {first_column} | {unit} (median) | runs |\n|---|---|---|")
+    for name, runs in times.items():
+        print(f"| {name} | {statistics.median(runs):.2f} | {', '.join(f'{r:.2f}' for r in runs)} |")
