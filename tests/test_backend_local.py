@@ -192,3 +192,25 @@ def test_document_entries_list_every_document_without_decoding_a_record(folder_q
     assert not docs._cache  # nothing decoded
     assert [tuple(e) for e in entries] == [(d.doc_id, d.title, d.date, d.outlet, d.byline) for d in bot.documents()]
     assert [e.doc_id for e in entries] == ["a.txt", "b.txt"] and entries[0].outlet == "Valley Times"
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5000])  # 5000: more than one slice (npyfile.SLICE_ROWS)
+def test_exact_dense_file_is_what_faiss_writes(rows, tmp_path):
+    """dense.faiss, written slice by slice, has the bytes faiss.write_index writes for the index
+    FAISS builds in memory from the same float16 rows (zeros and subnormal halves included)."""
+    import faiss
+
+    from qa.backends import npyfile, snapshot
+
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((rows, 384)).astype(np.float16)
+    if rows:
+        vectors[0, :3] = (0, np.float16(3e-6), -np.float16(6e-8))  # subnormal float16 values
+    assert snapshot._flat_header(384, rows) is not None  # written here, not by the fallback to FAISS
+    npyfile.write(tmp_path / "v.npy", np.float16, vectors.shape, [vectors])
+    snapshot._write_dense(tmp_path / "streamed.faiss", npyfile.NpyRows(tmp_path / "v.npy"), SETTINGS)
+    built = faiss.IndexScalarQuantizer(384, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    if rows:
+        built.add(vectors.astype(np.float32))
+    faiss.write_index(built, str(tmp_path / "built.faiss"))
+    assert (tmp_path / "streamed.faiss").read_bytes() == (tmp_path / "built.faiss").read_bytes()
