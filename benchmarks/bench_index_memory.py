@@ -58,22 +58,17 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-# Made-up unit vectors of the model's width (384), the same for the same text.
+# The index built with benchmarks/stand_in.py's made-up vectors, loaded by path: the checkout run
+# (--code, e.g. an older baseline) may not have that file.
 NO_MODEL = r"""
-import sys, zlib
-import numpy as np
+import importlib.util, sys
 from qa import QA
 
-class Unit:
-    def embed_passages(self, texts, progress=False):
-        rows = [np.random.default_rng(zlib.crc32(t.encode())).standard_normal(384) for t in texts]
-        v = np.asarray(rows, np.float32).reshape(-1, 384)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-    def embed_query(self, text):
-        return self.embed_passages([text])[0]
-
-print(f"{QA(sys.argv[1], sys.argv[2], embedder=Unit(), progress=False).last_update.passages} passages indexed")
+spec = importlib.util.spec_from_file_location("stand_in", sys.argv[3])
+stand_in = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(stand_in)
+bot = QA(sys.argv[1], sys.argv[2], embedder=stand_in.UnitEmbedder(), progress=False)
+print(f"{bot.last_update.passages} passages indexed")
 """
 
 
@@ -81,7 +76,7 @@ def measure(docs: Path, index: Path, code: Path, model: bool = True) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(code))
     start = time.perf_counter()
     cmd = (["-m", "qa", "index", "--docs", str(docs), "--index", str(index)] if model
-           else ["-c", NO_MODEL, str(docs), str(index)])
+           else ["-c", NO_MODEL, str(docs), str(index), str(Path(__file__).with_name("stand_in.py"))])
     proc = subprocess.Popen([sys.executable, *cmd], cwd=code, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     peak = 0

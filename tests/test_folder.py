@@ -6,30 +6,17 @@ from __future__ import annotations
 import gc
 import os
 import weakref
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from benchmarks.stand_in import UnitEmbedder as Unit
 from qa import QA
 from qa.errors import DocumentsError
 from qa import folder as folder_module
 from qa.folder import DocumentSpool, read_folder
 from qa.ingest import read_document
 from qa.types import Block, Document, Publication
-
-
-class Unit:
-    """Made-up unit vectors, the same for the same text: no model needed."""
-
-    def embed_passages(self, texts, progress=False):
-        rows = [np.random.default_rng(zlib.crc32(t.encode())).standard_normal(384) for t in texts]
-        v = np.asarray(rows, np.float32).reshape(-1, 384)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-    def embed_query(self, text):
-        return self.embed_passages([text])[0]
 
 
 def _article(i: int, marker: str = "") -> str:
