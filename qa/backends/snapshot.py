@@ -603,10 +603,8 @@ def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocIn
         scratch = d / SCRATCH  # inside the version being written: gone with it if this fails
         scratch.mkdir()
         vocab = _save_bm25(d / BM25_DIR, chunks, docs, settings, scratch)
-        lex = lexicon.build(chunks, vocab, scratch)
+        lexicon_files.write(chunks, vocab, d, scratch)
         shutil.rmtree(scratch)  # before the manifest lists the version's files
-        lexicon_files.save(lex, d)
-        del lex
     write_manifest(d, settings, {"passages": len(chunks), "sentences": sentences, "dim": dim, "documents": len(docs)})
 
 
