@@ -91,10 +91,11 @@ APPEND_VALUES = 1 << 16
 
 class Appender:
     """A 1-D .npy file written as its values come (`append`, `extend`, `len` like the typed array
-    `array(typecode)` it stands in for), a buffer of `buffer` values (APPEND_VALUES) at a time: its length need not
-    be known up front. np.save pads the header so that the length can grow in place (numpy's
-    GROWTH_AXIS_MAX_DIGITS), so the header of an empty array is written first and rewritten with
-    the count at `close`: the same bytes as np.save of the whole array, which is never held."""
+    `array(typecode)` it stands in for), `buffer` values (APPEND_VALUES) at a time: its length
+    need not be known up front. np.save pads the header so that the length can grow in place
+    (numpy's GROWTH_AXIS_MAX_DIGITS), so the header of an empty array is written first and
+    rewritten with the count at `close`: the same bytes as np.save of the whole array, which is
+    never held."""
 
     def __init__(self, path: str | Path, typecode: str, buffer: int | None = None):
         self.path = Path(path)
