@@ -13,7 +13,7 @@ import re
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping, Protocol
 
 import numpy as np
 
@@ -45,17 +45,45 @@ class Lexicon:
     same_start: np.ndarray  # same[same_start[i]:same_start[i+1]] (see same_words)
 
 
+# The per-sentence columns `fill` makes, as typed arrays' type codes (numpy reads the same codes):
+# 4 bytes a term occurrence instead of a list slot and an int.
+TYPECODES = {"ids": "i", "start": "q", "flags": "B", "distinct": "i", "names": "i", "name_start": "q"}
+
+
+class Column(Protocol):
+    """Where `fill` puts one column: a typed array `array(TYPECODES[name])` in memory, or anything
+    taking values the same way (the local backend writes them straight to their files)."""
+
+    def append(self, value: int, /) -> None: ...
+
+    def extend(self, values: Iterable[int], /) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
 def build(chunks: Iterable[Chunk], vocab: dict[str, int], scratch: Path | None = None) -> Lexicon:
-    """Term ids and flags of every sentence of `chunks`, numbered by the BM25 vocabulary.
+    """Term ids and flags of every sentence of `chunks`, numbered by the BM25 vocabulary, in memory.
     `scratch`: an empty folder for same_words' temporary files (see there)."""
-    # Typed arrays, not lists: a term occurrence costs 4 bytes instead of a list slot and an int.
-    ids = array("i")
-    start = array("q", [0])
-    flags, distinct = array("B"), array("i")
-    names = array("i")
-    name_start = array("q", [0])
+    columns = {name: array(code) for name, code in TYPECODES.items()}
+    name_words, bounds = fill(chunks, vocab, columns)
+    term_ids = np.frombuffer(columns["ids"], np.int32)  # the typed array's own buffer: not a second copy
+    same, same_start = same_words(term_ids, np.frombuffer(bounds, np.int64), scratch)
+    return Lexicon(term_ids, *(np.array(columns[name], np.dtype(TYPECODES[name]))
+                               for name in ("start", "flags", "distinct", "names", "name_start")),
+                   name_words, same, same_start)
+
+
+def fill(chunks: Iterable[Chunk], vocab: dict[str, int], columns: Mapping[str, Column]
+         ) -> tuple[tuple[str, ...], array]:
+    """Append the per-sentence columns of `chunks` (TYPECODES' names, each given empty) in index
+    order. Returns the name words (`names` indexes them) and the passages' bounds in `ids`
+    (passage i's terms are ids[bounds[i]:bounds[i+1]]), which same_words takes."""
+    ids, start, flags, distinct = columns["ids"], columns["start"], columns["flags"], columns["distinct"]
+    names, name_start = columns["names"], columns["name_start"]
+    start.append(0)
+    name_start.append(0)
     words: dict[str, int] = {}
-    bounds = array("q", [0])  # passage i's terms are ids[bounds[i]:bounds[i+1]]
+    bounds = array("q", [0])  # 8 bytes a passage
     for c in chunks:
         for s, e in c.sentences:
             text = c.text[s - c.start:e - c.start]
@@ -69,11 +97,7 @@ def build(chunks: Iterable[Chunk], vocab: dict[str, int], scratch: Path | None =
             flags.append((NUMBER if _NUMBER.search(text) else 0) | (DATE if _DATE.search(text) else 0)
                          | (QUOTE if is_quote(text) else 0))
         bounds.append(len(ids))
-    term_ids = np.frombuffer(ids, np.int32)  # the typed array's own buffer: not a second copy
-    same, same_start = same_words(term_ids, np.frombuffer(bounds, np.int64), scratch)
-    return Lexicon(term_ids, np.array(start, np.int64), np.array(flags, np.uint8),
-                   np.array(distinct, np.int32), np.array(names, np.int32), np.array(name_start, np.int64),
-                   tuple(words), same, same_start)
+    return tuple(words), bounds
 
 
 # Passages sharing this much of their word 4-grams carry "the same words" (shown once, "also reported by").
@@ -95,7 +119,9 @@ def same_words(ids: np.ndarray, bounds: np.ndarray, scratch: Path | None = None,
     content terms (term ids; stopwords are not terms) found in the other is at least SAME_WORDS.
 
     Args:
-        ids: term ids of all passages, concatenated.
+        ids: term ids of all passages, concatenated: an array, or anything giving `len` and
+            slices `ids[lo:hi]` as arrays (npyfile.NpyRows: read from the saved file a block of
+            passages at a time, never whole).
         bounds: passage i's terms are ids[bounds[i]:bounds[i+1]].
         scratch: an empty folder for temporary files. Given, the 4-grams are written there split
             by their hash into buckets of about `bucket_grams` and grouped one bucket at a time:

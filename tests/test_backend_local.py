@@ -214,3 +214,23 @@ def test_exact_dense_file_is_what_faiss_writes(rows, tmp_path):
         built.add(vectors.astype(np.float32))
     faiss.write_index(built, str(tmp_path / "built.faiss"))
     assert (tmp_path / "streamed.faiss").read_bytes() == (tmp_path / "built.faiss").read_bytes()
+
+
+def test_passages_walk_their_documents_in_storage_order():
+    """snapshot._with_documents numbers each passage's document by walking both lists (no table):
+    a document without passages keeps its row; passages out of document order, or of a document
+    not given, are refused."""
+    from qa.backends import snapshot
+    from qa.errors import IndexCorruptError
+    from qa.types import Chunk, DocInfo
+
+    docs = [DocInfo(d, d, d.upper(), None, None, "h" * 64, 10) for d in ("a", "b", "c", "d")]
+
+    def chunks(ids):
+        return [Chunk(d, 0, 1, "x", ((0, 1),)) for d in ids]
+
+    walked = [(k, doc.title, c.doc_id) for k, doc, c in snapshot._with_documents(chunks("aacdd"), docs)]
+    assert walked == [(0, "A", "a"), (0, "A", "a"), (2, "C", "c"), (3, "D", "d"), (3, "D", "d")]
+    for bad in ("aba", "ba", "ae"):
+        with pytest.raises(IndexCorruptError):
+            list(snapshot._with_documents(chunks(bad), docs))

@@ -43,3 +43,75 @@ def test_grams_by_blocks_equal_grams_at_once():
         by_blocks = lexicon._grams(ids, bounds, block=block)
         np.testing.assert_array_equal(by_blocks[0], whole[0])
         np.testing.assert_array_equal(by_blocks[1], whole[1])
+
+
+def test_appended_values_are_np_save(tmp_path, monkeypatch):
+    """Appended a few at a time through a small buffer (flushed mid-extend, at its edge, never),
+    the file is np.save's of the whole array: the header's count is written last, same size."""
+    values = np.random.default_rng(2).integers(-2**31, 2**31, 100).tolist()
+    for code, dtype in (("i", np.int32), ("q", np.int64), ("B", np.uint8)):
+        for count in (0, 1, 7, 8, 100):
+            part = [v % 256 for v in values[:count]] if code == "B" else values[:count]
+            whole = tmp_path / f"whole-{code}{count}.npy"
+            np.save(whole, np.array(part, dtype), allow_pickle=False)
+            for buffer in (1, 7, 10**6):
+                path = tmp_path / f"appended-{code}{count}-{buffer}.npy"
+                with npyfile.Appender(path, code, buffer) as out:
+                    out.extend(part[:3])
+                    for v in part[3:5]:
+                        out.append(v)
+                    out.extend(iter(part[5:]))
+                    assert len(out) == count
+                assert path.read_bytes() == whole.read_bytes(), (code, count, buffer)
+
+
+def _passages():
+    """Chunks of short news text: names, numbers, dates, a quote, and copies (same_words pairs)."""
+    from qa.types import Chunk
+
+    texts = ["Mr Brown met the Treasury in London on Monday. Sales rose 5% to 3 million.",
+             "\"We will not go back,\" said Alice Smith. The union voted in 2004.",
+             "Rain is expected across the north later this week with strong winds.",
+             "Mr Brown met the Treasury in London on Monday. Sales rose 5% to 3 million.",
+             "The club signed a striker from Lyon. He scored twice in his first game for them.",
+             "Mr Brown met the Treasury in London on Monday after talks. Profits fell."]
+    chunks = []
+    for k, text in enumerate(texts):
+        cut = text.index(".") + 1
+        sentences = ((0, cut), (cut + 1, len(text))) if cut < len(text) else ((0, len(text)),)
+        chunks.append(Chunk(f"d{k}", 0, len(text), text, sentences))
+    return chunks
+
+
+def test_lexicon_written_as_built_is_saved_build(tmp_path, monkeypatch):
+    """lexicon_files.write (columns appended to their files, same_words reading the term ids
+    back from theirs) makes the very bytes of lexicon_files.save(lexicon.build(...)): no passage,
+    one sentence, a few passages with copies, with tiny buffers and 4-gram buckets too."""
+    import dataclasses
+    import functools
+
+    from qa.backends import lexicon_files
+    from qa.textutil import terms
+
+    chunks = _passages()
+    cases = {"empty": [], "one sentence": [dataclasses.replace(chunks[2], sentences=((0, 20),))],
+             "few": chunks}
+    for small in (False, True):
+        if small:
+            monkeypatch.setattr(npyfile, "APPEND_VALUES", 3)
+            monkeypatch.setattr(lexicon, "same_words", functools.partial(lexicon.same_words, bucket_grams=5))
+        for name, case in cases.items():
+            vocab = {t: i for i, t in enumerate(dict.fromkeys(t for c in case for t in terms(c.text)))}
+            saved, written = tmp_path / f"saved-{name}-{small}", tmp_path / f"written-{name}-{small}"
+            for d in (saved, written, written / "scratch"):
+                d.mkdir()
+            lex = lexicon.build(case, vocab)
+            lexicon_files.save(lex, saved)
+            lexicon_files.write(case, vocab, written, written / "scratch")
+            assert not any((written / "scratch").iterdir())
+            (written / "scratch").rmdir()
+            assert sorted(p.name for p in saved.iterdir()) == sorted(p.name for p in written.iterdir())
+            for p in saved.iterdir():
+                assert (written / p.name).read_bytes() == p.read_bytes(), (name, small, p.name)
+            if name == "few":
+                assert len(lex.same) and len(lex.names) and lex.flags.any()  # the case covers them

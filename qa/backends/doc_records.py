@@ -177,6 +177,13 @@ class Documents(Mapping):
         for start in range(lo, hi, BLOCK):
             yield from self._decode_at(np.arange(start, min(hi, start + BLOCK), dtype=np.int64))
 
+    def records(self, rows: np.ndarray) -> Iterator[DocInfo]:
+        """The records of the documents in these rows, in that order, decoded a block at a time and
+        not kept (writing a new version passes over every kept record: it would only churn the
+        cache)."""
+        for start in range(0, len(rows), BLOCK):
+            yield from self._decode_at(np.asarray(rows[start:start + BLOCK], np.int64))
+
     def many(self, doc_ids: Iterable[str]) -> dict[str, DocInfo]:
         """The records of these documents, those not kept decoded in one pass over the columns
         (a question's ~100 documents: numpy's per-value reads cost ~1 us each)."""
@@ -285,8 +292,11 @@ def write(d: Path, docs: Sequence[DocInfo]) -> None:
     files, hashes, places = np.zeros((n, 2), np.int64), np.zeros(n, COLUMNS["d_hash"][1]), np.zeros((n, 2), np.int32)
     tables: tuple[dict[str, int], ...] = tuple({} for _ in FACT_FIELDS)
     folders: dict[str, int] = {}
+    ids, titles = [], []
     with open(d / RECORDS, "wb") as f:
-        for k, x in enumerate(docs):
+        for k, x in enumerate(docs):  # one pass: `docs` may decode each record as it is read
+            ids.append(x.doc_id)
+            titles.append(x.title)
             data = (json.dumps(doc_row(x), ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
             f.write(data)
             offsets[k + 1] = offsets[k] + len(data)
@@ -308,11 +318,10 @@ def write(d: Path, docs: Sequence[DocInfo]) -> None:
               "d_hash": hashes, "d_place": places}
     for name, arr in arrays.items():
         np.save(d / COLUMNS[name][0], arr, allow_pickle=False)
-    ids = [x.doc_id for x in docs]
     if len(set(ids)) != len(ids):
         raise IndexCorruptError("a doc_id is given twice")
     (d / IDS).write_text(json.dumps(ids, ensure_ascii=False, separators=(",", ":")), "utf-8")
-    (d / TITLES).write_text(json.dumps([x.title for x in docs], ensure_ascii=False, separators=(",", ":")), "utf-8")
+    (d / TITLES).write_text(json.dumps(titles, ensure_ascii=False, separators=(",", ":")), "utf-8")
     (d / FACTS).write_text(json.dumps({**{f: list(t) for f, t in zip(FACT_FIELDS, tables)}, "folder": list(folders)},
                                       ensure_ascii=False), "utf-8")
 

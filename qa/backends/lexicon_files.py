@@ -8,12 +8,17 @@ values (offsets ascending, ids in range), which snapshot.py runs at open for sma
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
+from .. import lexicon
 from ..errors import IndexCorruptError
 from ..lexicon import Lexicon
+from ..types import Chunk
+from . import npyfile
 
 FILES = {"ids": "sent_terms.npy", "start": "sent_term_start.npy", "flags": "sent_flags.npy",
          "distinct": "sent_distinct.npy", "names": "sent_names.npy", "name_start": "sent_name_start.npy",
@@ -27,6 +32,25 @@ def save(lex: Lexicon, directory: Path) -> None:
     for name, file in FILES.items():
         np.save(directory / file, getattr(lex, name), allow_pickle=False)
     (directory / NAME_WORDS).write_text(json.dumps(list(lex.name_words), ensure_ascii=False), "utf-8")
+
+
+def write(chunks: Iterable[Chunk], vocab: dict[str, int], directory: Path, scratch: Path) -> None:
+    """The lexicon of `chunks` built straight into its files: the same bytes as
+    save(lexicon.build(chunks, vocab), directory). The per-sentence columns are appended to their
+    .npy files as they are made (npyfile.Appender) and same_words reads the term ids back from
+    their file a block of passages at a time, so what is held is a buffer per column, the name
+    words and 8 bytes a passage (bounds), not 4 bytes a term occurrence and ~25 a sentence.
+    `scratch`: an empty folder for same_words' temporary files."""
+    with ExitStack() as files:
+        columns = {name: files.enter_context(npyfile.Appender(directory / FILES[name], code))
+                   for name, code in lexicon.TYPECODES.items()}
+        name_words, bounds = lexicon.fill(chunks, vocab, columns)
+    same, same_start = lexicon.same_words(npyfile.NpyRows(directory / FILES["ids"]), np.frombuffer(bounds, np.int64),
+                                          scratch)
+    del bounds
+    np.save(directory / FILES["same"], same, allow_pickle=False)
+    np.save(directory / FILES["same_start"], same_start, allow_pickle=False)
+    (directory / NAME_WORDS).write_text(json.dumps(list(name_words), ensure_ascii=False), "utf-8")
 
 
 def load(directory: Path, sentences: int, vocab_size: int, passages: int) -> Lexicon:

@@ -8,6 +8,7 @@ collection. Read and written in slices, what is resident is one slice at a time.
 
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
 from typing import Iterable
 
@@ -82,3 +83,70 @@ def write(path: str | Path, dtype, shape: tuple[int, ...], parts: Iterable[np.nd
             rows += len(part)
     if rows != shape[0]:
         raise ValueError(f"{rows} rows written to an array of {shape[0]}")
+
+
+# Values an Appender holds before writing them (256 KB of int32 term ids).
+APPEND_VALUES = 1 << 16
+
+
+class Appender:
+    """A 1-D .npy file written as its values come (`append`, `extend`, `len` like the typed array
+    `array(typecode)` it stands in for), `buffer` values (APPEND_VALUES) at a time: its length
+    need not be known up front. np.save pads the header so that the length can grow in place
+    (numpy's GROWTH_AXIS_MAX_DIGITS), so the header of an empty array is written first and
+    rewritten with the count at `close`: the same bytes as np.save of the whole array, which is
+    never held."""
+
+    def __init__(self, path: str | Path, typecode: str, buffer: int | None = None):
+        self.path = Path(path)
+        self.dtype = np.dtype(typecode)
+        self._values = array(typecode)
+        if self._values.itemsize != self.dtype.itemsize:
+            raise ValueError(f"typed arrays of {typecode!r} are not numpy's {self.dtype}")
+        self._buffer = max(1, APPEND_VALUES if buffer is None else buffer)
+        self._written = 0
+        self._file = open(self.path, "wb")
+        self._header_size = self._write_header(0)
+
+    def _write_header(self, count: int) -> int:
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (count,)}
+        self._file.seek(0)
+        np.lib.format.write_array_header_1_0(self._file, header)
+        return self._file.tell()
+
+    def append(self, value) -> None:
+        self._values.append(value)
+        if len(self._values) >= self._buffer:
+            self._flush()
+
+    def extend(self, values) -> None:
+        self._values.extend(values)
+        if len(self._values) >= self._buffer:
+            self._flush()
+
+    def __len__(self) -> int:
+        return self._written + len(self._values)
+
+    def _flush(self) -> None:
+        self._file.write(self._values)  # native order, as the header's descr says (np.save's too)
+        self._written += len(self._values)
+        del self._values[:]
+
+    def close(self) -> None:
+        """Write what is left and the header with the count."""
+        if self._file.closed:
+            return
+        try:
+            self._flush()
+            end = self._file.tell()
+            if self._write_header(self._written) != self._header_size:  # a numpy without the padding
+                raise ValueError(f"{self.path}: the .npy header changed size with the array's length")
+            self._file.seek(end)
+        finally:
+            self._file.close()
+
+    def __enter__(self) -> "Appender":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -52,7 +52,7 @@ import shutil
 import struct
 import threading
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -603,10 +603,8 @@ def write(directory: str | os.PathLike, settings: Settings, docs: Sequence[DocIn
         scratch = d / SCRATCH  # inside the version being written: gone with it if this fails
         scratch.mkdir()
         vocab = _save_bm25(d / BM25_DIR, chunks, docs, settings, scratch)
-        lex = lexicon.build(chunks, vocab, scratch)
+        lexicon_files.write(chunks, vocab, d, scratch)
         shutil.rmtree(scratch)  # before the manifest lists the version's files
-        lexicon_files.save(lex, d)
-        del lex
     write_manifest(d, settings, {"passages": len(chunks), "sentences": sentences, "dim": dim, "documents": len(docs)})
 
 
@@ -629,7 +627,6 @@ def write_manifest(d: Path, settings: Settings, counts: dict, known: dict[str, s
 
 def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -> int:
     """The document files, text.bin and the passage and sentence columns; returns the sentence count."""
-    row = {x.doc_id: k for k, x in enumerate(docs)}
     n = len(chunks)
     p_text = np.zeros(n + 1, np.int64)
     p_doc = np.zeros(n, np.int32)
@@ -640,7 +637,7 @@ def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -
     s_span, s_speaker = array("q"), array("i")
     names: dict[str, int] = {}
     with open(d / TEXT, "wb") as f:
-        for i, c in enumerate(chunks):
+        for i, (k, _, c) in enumerate(_with_documents(chunks, docs)):
             if not c.sentences:  # every later step relies on a passage having a sentence
                 raise IndexCorruptError("a passage has no sentences")
             if c.speakers and len(c.speakers) != len(c.sentences):
@@ -648,7 +645,7 @@ def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -
             data = c.text.encode("utf-8")
             f.write(data)
             p_text[i + 1] = p_text[i] + len(data)
-            p_doc[i] = row[c.doc_id]
+            p_doc[i] = k
             p_span[i] = (c.start, c.end)
             for span in c.sentences:
                 s_span.extend(span)
@@ -658,8 +655,6 @@ def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -
                 s_speaker.extend(-1 if s is None else names.setdefault(s, len(names)) for s in c.speakers)
             else:
                 s_speaker.extend([-1] * len(c.sentences))
-    if n and np.any(np.diff(p_doc) < 0):
-        raise IndexCorruptError("a document's passages are not stored together")
     columns = {"p_text": p_text, "p_doc": p_doc, "p_span": p_span, "p_sent": p_sent, "p_flags": p_flags,
                "s_span": np.frombuffer(s_span, np.int64).reshape(-1, 2),
                "s_speaker": np.frombuffer(s_speaker, np.int32)}
@@ -668,6 +663,21 @@ def _write_passages(d: Path, docs: Sequence[DocInfo], chunks: Sequence[Chunk]) -
     doc_records.write(d, docs)
     _write_json(d / SPEAKERS, list(names))
     return len(s_speaker)
+
+
+def _with_documents(chunks: Iterable[Chunk], docs: Iterable[DocInfo]) -> Iterator[tuple[int, DocInfo, Chunk]]:
+    """Each passage with its document's row and record, both walked in storage order (a document's
+    passages are stored together, in document order): no doc_id -> row table, and `docs` may make
+    its records as they are read (local.py's _Docs). Raises IndexCorruptError for a passage whose
+    document is not the current one or a later one."""
+    rows = enumerate(docs)
+    k, doc = -1, None
+    for c in chunks:
+        while doc is None or doc.doc_id != c.doc_id:
+            k, doc = next(rows, (-1, None))
+            if doc is None:
+                raise IndexCorruptError("a document's passages are not stored together, or it is not given")
+        yield k, doc, c
 
 
 def _save_float16(path: Path, a) -> None:
@@ -767,10 +777,9 @@ def _save_bm25(directory: Path, chunks: Sequence[Chunk], docs: Sequence[DocInfo]
     if not len(chunks):  # nothing to index (bm25s cannot index an empty corpus)
         bm25s.BM25().save(str(directory), show_progress=False)
         return {}
-    titles = {x.doc_id: x.title for x in docs}
     builder = bm25_build.StreamingBM25(scratch)
-    for c in chunks:
-        builder.add(terms(settings.indexed_text(c.text, titles[c.doc_id])) or [bm25_build.EMPTY])
+    for _, doc, c in _with_documents(chunks, docs):
+        builder.add(terms(settings.indexed_text(c.text, doc.title)) or [bm25_build.EMPTY])
     return builder.save(directory)
 
 
