@@ -278,6 +278,40 @@ def paired_run(local, milvus, client: WaitClient, items, gclog, keep: bool = Fal
     return out
 
 
+_CANARY = {i: i for i in range(4000)}
+_CANARY_ARRAY = None  # numpy's, made when --canary runs (numpy is not imported for the other modes)
+
+
+def _canary() -> float:
+    """CPU seconds of a fixed piece of Python work (4,000 dict lookups, a 64 KB sum)."""
+    c = time.thread_time()
+    sum(map(_CANARY.__getitem__, range(4000)))
+    _CANARY_ARRAY.sum()
+    return time.thread_time() - c
+
+
+class CanaryClient:
+    """Wraps a client; on the asking thread, the canary's CPU just before and just after each call."""
+
+    def __init__(self, client, asking: int):
+        self._client, self._asking = client, asking
+        self.before: list[float] = []
+        self.after: list[float] = []
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+
+        def call(*args, **kwargs):
+            if threading.get_ident() != self._asking:
+                return method(*args, **kwargs)
+            self.before.append(_canary())
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.after.append(_canary())
+        return call
+
+
 class GcLog:
     """Start and stop (monotonic) of every collection, with its generation and thread."""
 
@@ -341,6 +375,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true",
                     help="with --paired: also rounds freeing pymilvus' replies after the measurement")
     ap.add_argument("--profile", action="store_true", help="instead: cProfile of warm Milvus questions")
+    ap.add_argument("--canary", action="store_true",
+                    help="instead: CPU of a fixed piece of work just before and just after each call")
     args = ap.parse_args()
     from qa.backends.milvus import connection
     work = Path(tempfile.mkdtemp(prefix="bench-gc-"))
@@ -409,6 +445,22 @@ def main() -> int:
         print(json.dumps({"threads": threads, "native_threads": native, "switchinterval": sys.getswitchinterval(),
                           "gc_threshold": gc.get_threshold(), "gc_count_after_warm": gc.get_count(),
                           "objects_tracked": len(gc.get_objects())}), flush=True)
+        if args.canary:
+            import numpy as np
+            global _CANARY_ARRAY
+            _CANARY_ARRAY = np.ones(8192)
+            canary = backend.client = CanaryClient(client._client, me)
+            for rnd in range(args.rounds):
+                canary.before.clear(), canary.after.clear()
+                for item in items:
+                    milvus.ask(item.question, k=10, history=list(item.history))
+                d = sorted(a - b for a, b in zip(canary.after, canary.before))
+                med = lambda v: sorted(v)[len(v) // 2] * 1e6  # noqa: E731
+                print(json.dumps({"round": rnd + 1, "calls": len(d), "canary_before_us_median": round(med(canary.before), 1),
+                                  "canary_after_us_median": round(med(canary.after), 1),
+                                  "after_minus_before_us": {"median": round(d[len(d) // 2] * 1e6, 1),
+                                                            "mean": round(sum(d) / len(d) * 1e6, 1)}}), flush=True)
+            return 0
         if args.profile:
             import cProfile
             import pstats
