@@ -58,13 +58,15 @@ def _args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def start_server(data: Path) -> tuple[subprocess.Popen, str]:
+def start_server(data: Path, cpus: set[int] | None = None) -> tuple[subprocess.Popen, str]:
+    """A milvus-lite server on a free loopback port; `cpus`: the only CPUs it may run on."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     exe = Path(sys.executable).with_name("milvus-lite")
     proc = subprocess.Popen([str(exe), "server", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     from pymilvus import MilvusClient
 
     deadline = time.monotonic() + 30
