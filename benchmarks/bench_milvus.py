@@ -58,6 +58,18 @@ def _args() -> argparse.Namespace:
     return ap.parse_args()
 
 
+def subset_arguments(description: str) -> argparse.ArgumentParser:
+    """The options of the benchmarks that time questions over a SQuAD subset in both backends."""
+    from common import shared_data
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--squad", default=str(shared_data() / "squad-dev-half.json"))
+    ap.add_argument("--articles", type=int, default=8)
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=2)
+    return ap
+
+
 def start_server(data: Path, cpus: set[int] | None = None) -> tuple[subprocess.Popen, str]:
     """A milvus-lite server on a free loopback port; `cpus`: the only CPUs it may run on."""
     with socket.socket() as s:

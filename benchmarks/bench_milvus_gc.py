@@ -15,7 +15,6 @@ Also printed: the process' threads during the run and the GIL switch interval.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -355,16 +354,11 @@ def other_cpu() -> float:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_milvus import build, pct, squad_subset, start_server
+    from bench_milvus import build, pct, squad_subset, start_server, subset_arguments
     from bench_milvus_outside import MemoEmbedder
     from bench_milvus_scale import union
-    from common import shared_data
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--squad", default=str(shared_data() / "squad-dev-half.json"))
-    ap.add_argument("--articles", type=int, default=8)
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap = subset_arguments(__doc__.split("\n\n")[0])
     ap.add_argument("--modes", default="on,off,frozen", help="comma-separated: on, off, frozen")
     ap.add_argument("--sched", action="store_true",
                     help="instead: run queue, sleep and other threads' CPU outside the calls (schedstat)")

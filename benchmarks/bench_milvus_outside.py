@@ -16,7 +16,6 @@ server on its own machine would not.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -50,16 +49,11 @@ class MemoEmbedder:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_milvus import build, pct, squad_subset, start_server
+    from bench_milvus import build, pct, squad_subset, start_server, subset_arguments
     from bench_milvus_scale import union
-    from common import shared_data
     from tests.probe import CountingClient
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--squad", default=str(shared_data() / "squad-dev-half.json"))
-    ap.add_argument("--articles", type=int, default=8)
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap = subset_arguments(__doc__.split("\n\n")[0])
     ap.add_argument("--split-cpus", action="store_true",
                     help="run the server on the last CPU and this process (both backends' questions) on the "
                          "others, as if the server had a machine of its own")
