@@ -23,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +126,6 @@ def sched_run(bot, items, probe: Probe, client: ProbedClient | None) -> dict:
         for where, vals in span.items():
             for k, v in zip(keys, vals):
                 sums[f"{k}_{where}"] += v / 1e6
-        total_in = marks[-1][1]  # noqa: F841 (the wall split below uses the thread's own clock)
         sums["wall"] = sums.get("wall", 0.0) + wall * 1000
     n = len(items)
     return {k: round(v / n, 3) for k, v in sums.items() if not k.startswith("sleep")}
@@ -354,8 +352,8 @@ def other_cpu() -> float:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_milvus import build, pct, squad_subset, start_server, subset_arguments
-    from bench_milvus_outside import MemoEmbedder
+    from bench_milvus import pct, start_server, subset_arguments
+    from bench_milvus_outside import both_backends
     from bench_milvus_scale import union
 
     ap = subset_arguments(__doc__.split("\n\n")[0])
@@ -372,24 +370,11 @@ def main() -> int:
     ap.add_argument("--canary", action="store_true",
                     help="instead: CPU of a fixed piece of work just before and just after each call")
     args = ap.parse_args()
-    from qa.backends.milvus import connection
     work = Path(tempfile.mkdtemp(prefix="bench-gc-"))
     proc, uri = start_server(work / "milvus-data")
     gclog = GcLog()
     try:
-        items = squad_subset(Path(args.squad), args.articles, args.n, work / "squad")
-        local, _ = build(work / "squad", work / "index")
-        embedder = MemoEmbedder(local.engine.embedder)
-        try:
-            milvus, _ = build(work / "squad", uri, embedder)
-        except connection.IndexServerError:
-            # pymilvus shares start_server's idle channel, which the server may have closed
-            # meanwhile (GOAWAY "too_many_pings"): the failed handler is closed, a second try connects.
-            milvus, _ = build(work / "squad", uri, embedder)
-        for bot in (local, milvus):
-            bot._engine = replace(bot.engine, embedder=embedder)
-        for item in items:
-            embedder.embed_query(item.question)
+        items, local, milvus = both_backends(args, work, uri)
         backend = milvus.engine.backend
         client = backend.client = TimedClient(backend.client)
         me = threading.get_ident()
