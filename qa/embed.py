@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from functools import lru_cache
@@ -218,11 +219,42 @@ def export_onnx(model: str, out_dir: str | os.PathLike, quantize: bool = False) 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        _export_into(model, src, tmp, pipeline, quantize)
+        _export_in_child(model, tmp, quantize)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _export_in_child(model: str, tmp: Path, quantize: bool) -> None:
+    """Run the export in a child Python: torch and the export's working set (~1.3 GB) are given
+    back when it ends instead of staying in an indexing process that may run for hours."""
+    import subprocess
+
+    code = ("import sys; from qa.embed import _export_main; "
+            "raise SystemExit(_export_main(sys.argv[1], sys.argv[2], sys.argv[3] == 'int8'))")
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    # The child imports this very package, wherever it was imported from here.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
+                                                      env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", code, model, str(tmp), "int8" if quantize else "fp32"],
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise ModelError(f"exporting {model} failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
+
+
+def _export_main(model: str, tmp: str, quantize: bool) -> int:
+    """The child's side of _export_in_child: export into the folder `tmp`; a ModelError's message
+    is its last line on stderr."""
+    try:
+        pipeline = read_st_pipeline(model_path(model))
+        _export_into(model, Path(pipeline["transformer_dir"]), Path(tmp), pipeline, quantize)
+    except ModelError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return 0
 
 
 def _replace_dir(tmp: Path, out_dir: Path) -> None:

@@ -166,11 +166,11 @@ def test_wrong_model_or_incomplete_folder_refused(onnx_dir: Path, tmp_path: Path
 
 
 def test_failed_export_leaves_nothing_and_keeps_old(onnx_dir: Path, tmp_path: Path, monkeypatch):
-    def crash(model, src, tmp, pipeline, quantize):
+    def crash(model, tmp, quantize):  # the child dies half-way through writing
         (tmp / "model.onnx").write_bytes(b"half written")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(embed, "_export_into", crash)
+    monkeypatch.setattr(embed, "_export_in_child", crash)
     fresh = tmp_path / "fresh"
     with pytest.raises(RuntimeError):
         export_onnx(DEFAULT_MODEL, fresh)
@@ -236,6 +236,26 @@ def test_int8_export(tmp_path: Path, st_vectors: np.ndarray):
     assert (out / "model.onnx").stat().st_size < 80_000_000
     cos = _cos(emb.embed_passages(TEXTS), st_vectors)
     assert cos.mean() >= 0.98 and cos.min() >= 0.95, cos
+
+
+def test_export_leaves_torch_out_of_the_calling_process(tmp_path: Path):
+    """The export runs in a child Python: an indexing process does not keep torch's memory."""
+    out = tmp_path / "m"
+    code = ("import sys; from qa.embed import DEFAULT_MODEL, export_onnx; export_onnx(DEFAULT_MODEL, sys.argv[1]); "
+            "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+    assert (out / "embed_config.json").is_file()
+
+
+def test_a_failed_export_child_is_one_clear_error_and_leaves_nothing(tmp_path: Path, monkeypatch):
+    out = tmp_path / "m"
+    monkeypatch.setattr(sys, "executable", shutil.which("false"))  # the child exits 1 at once
+    with pytest.raises(ModelError, match="exporting .* failed: exit status 1"):
+        export_onnx(DEFAULT_MODEL, out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_export_refuses_to_replace_a_foreign_folder(tmp_path: Path):
