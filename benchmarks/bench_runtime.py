@@ -90,14 +90,9 @@ def exports(work: Path, calib: list[str]) -> dict[str, Path]:
     fp32, plain32, plain8 = work / "fp32", work / "fp32_unfused", work / "int8_unfused"
     if not (fp32 / E.CONFIG_NAME).is_file():
         E.export_onnx(E.DEFAULT_MODEL, fp32, quantize=False)
-    fuse = E._fuse
-    E._fuse = lambda raw, out, cfg: False  # plain ONNX ops only: what OpenVINO and nncf read
-    try:
-        for folder, quantize in ((plain32, False), (plain8, True)):
-            if not (folder / E.CONFIG_NAME).is_file():
-                E.export_onnx(E.DEFAULT_MODEL, folder, quantize=quantize)
-    finally:
-        E._fuse = fuse
+    for folder, quantize in ((plain32, False), (plain8, True)):  # plain ONNX ops: what OpenVINO and nncf read
+        if not (folder / E.CONFIG_NAME).is_file():
+            E.export_onnx(E.DEFAULT_MODEL, folder, quantize=quantize, fuse=False)
     files = {"fp32": fp32 / E.ONNX_NAME, "fp32_unfused": plain32 / E.ONNX_NAME,
              "int8_unfused": plain8 / E.ONNX_NAME}
     try:

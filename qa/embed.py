@@ -199,7 +199,7 @@ def _normalize(vecs: np.ndarray) -> np.ndarray:
     return vecs / np.maximum(norms, 1e-12)
 
 
-def export_onnx(model: str, out_dir: str | os.PathLike, quantize: bool = False) -> None:
+def export_onnx(model: str, out_dir: str | os.PathLike, quantize: bool = False, fuse: bool = True) -> None:
     """Export ``model`` for the ONNX path into ``out_dir``, a folder of its own.
 
     An earlier export at ``out_dir`` is replaced whole; any other non-empty folder is refused.
@@ -208,6 +208,7 @@ def export_onnx(model: str, out_dir: str | os.PathLike, quantize: bool = False) 
     ``tokenizer.json`` and ``embed_config.json``. Everything is written into a temporary
     sibling folder, checked against the torch model, then renamed into place, so ``out_dir``
     never holds a half-written export. Needs torch and transformers (index building only).
+    ``fuse=False`` keeps plain ONNX operators (no onnxruntime BERT fusions), for other runtimes.
     """
     out_dir = Path(out_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / CONFIG_NAME).is_file():
@@ -219,38 +220,48 @@ def export_onnx(model: str, out_dir: str | os.PathLike, quantize: bool = False) 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        _export_in_child(model, tmp, quantize)
+        _export_in_child(model, tmp, quantize, fuse)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _export_in_child(model: str, tmp: Path, quantize: bool) -> None:
-    """Run the export in a child Python: torch and the export's working set (~1.3 GB) are given
-    back when it ends instead of staying in an indexing process that may run for hours."""
+def _export_in_child(model: str, tmp: Path, quantize: bool, fuse: bool = True) -> None:
+    """Run the export in two child Pythons, one after the other: torch's (trace the model to ONNX,
+    and the outputs the check compares with), then ONNX's (fuse, quantise, check). Each gives its
+    memory back when it ends, and neither stays in an indexing process that may run for hours: at
+    their peaks ~0.75 and ~0.9 GB, where one process holding both reached 1.3 GB."""
+    _run_stage(model, ["trace", model, str(tmp)])
+    _run_stage(model, ["finish", str(tmp), "int8" if quantize else "fp32", "fuse" if fuse else "plain"])
+
+
+def _run_stage(model: str, argv: list[str]) -> None:
+    """One export stage (`_export_stage(argv)`) in a child Python; ModelError if it fails."""
     import subprocess
 
-    code = ("import sys; from qa.embed import _export_main; "
-            "raise SystemExit(_export_main(sys.argv[1], sys.argv[2], sys.argv[3] == 'int8'))")
+    code = "import sys; from qa.embed import _export_stage; raise SystemExit(_export_stage(sys.argv[1:]))"
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     # The child imports this very package, wherever it was imported from here.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
                                                       env.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, "-c", code, model, str(tmp), "int8" if quantize else "fp32"],
-                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run([sys.executable, "-c", code, *argv], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         raise ModelError(f"exporting {model} failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
 
 
-def _export_main(model: str, tmp: str, quantize: bool) -> int:
-    """The child's side of _export_in_child: export into the folder `tmp`; a ModelError's message
-    is its last line on stderr."""
+def _export_stage(argv: list[str]) -> int:
+    """A child's side of _export_in_child: `trace MODEL TMP` or `finish TMP PRECISION FUSE`; a
+    ModelError's message is its last line on stderr."""
     try:
-        pipeline = read_st_pipeline(model_path(model))
-        _export_into(model, Path(pipeline["transformer_dir"]), Path(tmp), pipeline, quantize)
+        if argv[0] == "trace":
+            model, tmp = argv[1], Path(argv[2])
+            _trace(model, tmp, read_st_pipeline(model_path(model)))
+        else:
+            _finish(Path(argv[1]), quantize=argv[2] == "int8", fuse=argv[3] == "fuse")
     except ModelError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -278,7 +289,13 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _export_into(model: str, src: Path, tmp: Path, pipeline: dict, quantize: bool) -> dict:
+# The first stage's hand-over to the second, in the temporary folder (deleted by the second).
+_TRACE_INFO, _TRACED, _CHECK_FILES = "trace.json", "raw.onnx", ("check_ids.npy", "check_mask.npy", "check_reference.npy")
+
+
+def _trace(model: str, tmp: Path, pipeline: dict) -> None:
+    """Torch's stage: the model traced to ONNX (raw.onnx), what the second stage needs to know of
+    it (trace.json), and its token embeddings of the check texts."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import warnings
 
@@ -288,6 +305,7 @@ def _export_into(model: str, src: Path, tmp: Path, pipeline: dict, quantize: boo
     except ImportError as exc:  # pragma: no cover - install problem
         raise ModelError(f"exporting to ONNX needs torch and transformers: {exc}") from exc
 
+    src = Path(pipeline["transformer_dir"])
     try:
         from transformers.utils import logging as hf_logging
 
@@ -321,34 +339,29 @@ def _export_into(model: str, src: Path, tmp: Path, pipeline: dict, quantize: boo
     mask = (ids != 0).long()
     args = (ids, mask, torch.zeros_like(ids))[: len(names)]
     axes = {n: {0: "batch", 1: "sequence"} for n in [*names, _OUTPUT_NAME]}
-    raw = tmp / "raw.onnx"
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # legacy-exporter deprecation and tracer warnings
             torch.onnx.export(
-                wrapped, args, str(raw), input_names=names, output_names=[_OUTPUT_NAME],
+                wrapped, args, str(tmp / _TRACED), input_names=names, output_names=[_OUTPUT_NAME],
                 dynamic_axes=axes, opset_version=_OPSET, do_constant_folding=True, dynamo=False,
             )
     except Exception as exc:
         raise ModelError(f"ONNX export of {model!r} failed: {exc}") from exc
 
+    # The reference the second stage checks the finished graph against (fed the same tokens).
+    check_ids, check_mask = _pad([e.ids for e in _load_tokenizer(src / TOKENIZER_NAME, pipeline["max_seq_length"])
+                                  .encode_batch(_CHECK_TEXTS)])
+    feeds = {"input_ids": check_ids, "attention_mask": check_mask, "token_type_ids": np.zeros_like(check_ids)}
+    with torch.no_grad():
+        ref = hf(**{k: torch.from_numpy(feeds[k]) for k in names}).last_hidden_state.numpy()
+    for name, array in zip(_CHECK_FILES, (check_ids, check_mask, ref)):
+        np.save(tmp / name, array, allow_pickle=False)
     hf_cfg = hf.config
-    fused = _fuse(raw, tmp / "fused.onnx", hf_cfg)
-    graph = tmp / "fused.onnx" if fused else raw
-    whole = tmp / "whole.onnx"
-    if quantize:
-        _quantize(graph, whole)
-    else:
-        os.replace(graph, whole)
-    _save_split(whole, tmp / ONNX_NAME)
-    for leftover in (raw, tmp / "fused.onnx", whole):
-        if leftover.exists():
-            leftover.unlink()
     shutil.copyfile(src / TOKENIZER_NAME, tmp / TOKENIZER_NAME)
     info = {
         "format_version": FORMAT_VERSION,
         "model": model,
-        "precision": "int8" if quantize else "fp32",
         "max_seq_length": pipeline["max_seq_length"],
         "do_lower_case": pipeline["do_lower_case"],
         "pooling": pipeline["pooling"],
@@ -358,12 +371,34 @@ def _export_into(model: str, src: Path, tmp: Path, pipeline: dict, quantize: boo
         "output": _OUTPUT_NAME,
         "opset": _OPSET,
         "exporter": f"torch.onnx.export(dynamo=False) torch {torch.__version__}",
-        "fused": fused,
-        "quantization": _QUANT_DESC if quantize else None,
-        "weights": WEIGHTS_NAME,
     }
-    _check_export(tmp, hf, info)
-    return info
+    shape = {"model_type": getattr(hf_cfg, "model_type", None), "num_attention_heads": int(hf_cfg.num_attention_heads),
+             "hidden_size": int(hf_cfg.hidden_size)}
+    (tmp / _TRACE_INFO).write_text(json.dumps({"info": info, "architecture": shape}), "utf-8")
+
+
+def _finish(tmp: Path, quantize: bool, fuse: bool = True) -> None:
+    """ONNX's stage (no torch): fuse and quantise the traced graph, keep its weights apart, check it
+    against torch's outputs, and write the config last."""
+    from types import SimpleNamespace
+
+    traced = json.loads((tmp / _TRACE_INFO).read_text("utf-8"))
+    raw = tmp / _TRACED
+    fused = fuse and _fuse(raw, tmp / "fused.onnx", SimpleNamespace(**traced["architecture"]))
+    graph = tmp / "fused.onnx" if fused else raw
+    whole = tmp / "whole.onnx"
+    if quantize:
+        _quantize(graph, whole)
+    else:
+        os.replace(graph, whole)
+    _save_split(whole, tmp / ONNX_NAME)
+    info = {**traced["info"], "precision": "int8" if quantize else "fp32", "fused": fused,
+            "quantization": _QUANT_DESC if quantize else None, "weights": WEIGHTS_NAME}
+    ids, mask, ref = (np.load(tmp / name, allow_pickle=False) for name in _CHECK_FILES)
+    for leftover in (raw, tmp / "fused.onnx", whole, tmp / _TRACE_INFO, *(tmp / name for name in _CHECK_FILES)):
+        if leftover.exists():
+            leftover.unlink()
+    _check_export(tmp, info, ids, mask, ref)
 
 
 def _save_split(src: Path, out: Path) -> None:
@@ -492,20 +527,15 @@ _CHECK_TEXTS = [
 ]
 
 
-def _check_export(tmp: Path, hf, info: dict) -> None:
-    """Compare the exported graph with the torch model on a padded batch, then write the config.
+def _check_export(tmp: Path, info: dict, ids: np.ndarray, mask: np.ndarray, ref: np.ndarray) -> None:
+    """Compare the exported graph with the torch model's token embeddings `ref` of the padded
+    batch (ids, mask), then write the config.
 
     Guards against a trace that baked a shape or a branch in: fp32 must agree to 1e-3 cosine,
     int8 to 0.95. The config is written last, so a folder with it is a finished export.
     """
-    import torch
-
-    tok = _load_tokenizer(tmp / TOKENIZER_NAME, info["max_seq_length"])
-    ids, mask = _pad([e.ids for e in tok.encode_batch(_CHECK_TEXTS)])
     feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
     feeds = {k: v for k, v in feeds.items() if k in info["inputs"]}
-    with torch.no_grad():
-        ref = hf(**{k: torch.from_numpy(v) for k, v in feeds.items()}).last_hidden_state.numpy()
     sess = _session(tmp / ONNX_NAME)
     got = sess.run([info["output"]], feeds)[0]
     a = _normalize(_pool(ref, mask, info["pooling"]))

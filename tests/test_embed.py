@@ -166,7 +166,7 @@ def test_wrong_model_or_incomplete_folder_refused(onnx_dir: Path, tmp_path: Path
 
 
 def test_failed_export_leaves_nothing_and_keeps_old(onnx_dir: Path, tmp_path: Path, monkeypatch):
-    def crash(model, tmp, quantize):  # the child dies half-way through writing
+    def crash(model, tmp, quantize, fuse):  # the child dies half-way through writing
         (tmp / "model.onnx").write_bytes(b"half written")
         raise RuntimeError("boom")
 
@@ -248,6 +248,27 @@ def test_export_leaves_torch_out_of_the_calling_process(tmp_path: Path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
     assert (out / "embed_config.json").is_file()
+
+
+def test_the_export_stages_hand_over_through_files_and_onnx_s_runs_without_torch(tmp_path: Path):
+    """Torch's stage (a child) leaves the traced graph and the check's reference; ONNX's stage,
+    run here in a process of its own, finishes the export without importing torch."""
+    code = ("import json, sys; from pathlib import Path; from qa.embed import DEFAULT_MODEL, _export_stage, _run_stage; "
+            "tmp = Path(sys.argv[1]); _run_stage(DEFAULT_MODEL, ['trace', DEFAULT_MODEL, str(tmp)]); "
+            "traced = sorted(p.name for p in tmp.iterdir()); rc = _export_stage(['finish', str(tmp), 'int8', 'fuse']); "
+            "print(json.dumps({'traced': traced, 'rc': rc, 'files': sorted(p.name for p in tmp.iterdir()), "
+            "'heavy': sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)}))")
+    out = tmp_path / "m"
+    out.mkdir()
+    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["traced"] == ["check_ids.npy", "check_mask.npy", "check_reference.npy", "raw.onnx", "tokenizer.json",
+                             "trace.json"]
+    assert got["rc"] == 0 and got["heavy"] == []
+    assert got["files"] == ["embed_config.json", "model.onnx", "model.onnx.data", "tokenizer.json"]
+    assert json.loads((out / "embed_config.json").read_text())["check_min_cosine"] >= 0.95
 
 
 def test_a_failed_export_child_is_one_clear_error_and_leaves_nothing(tmp_path: Path, monkeypatch):
