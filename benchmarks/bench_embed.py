@@ -31,7 +31,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # adds, never unsets
 import numpy as np  # noqa: E402
 
 from qa import embed  # noqa: E402
-from qa.embed import DEFAULT_MODEL, Embedder, export_onnx  # noqa: E402
+from qa.embed import DEFAULT_MODEL, Embedder  # noqa: E402
+from qa.export import export_onnx  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "squad-dev-half.json"
 

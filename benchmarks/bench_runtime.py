@@ -85,14 +85,15 @@ class OpenVinoBatches:
 def exports(work: Path, calib: list[str]) -> dict[str, Path]:
     """The model files the variants read, made into `work` once."""
     import qa.embed as E
+    from qa.export import export_onnx
 
     work.mkdir(parents=True, exist_ok=True)
     fp32, plain32, plain8 = work / "fp32", work / "fp32_unfused", work / "int8_unfused"
     if not (fp32 / E.CONFIG_NAME).is_file():
-        E.export_onnx(E.DEFAULT_MODEL, fp32, quantize=False)
+        export_onnx(E.DEFAULT_MODEL, fp32, quantize=False)
     for folder, quantize in ((plain32, False), (plain8, True)):  # plain ONNX ops: what OpenVINO and nncf read
         if not (folder / E.CONFIG_NAME).is_file():
-            E.export_onnx(E.DEFAULT_MODEL, folder, quantize=quantize, fuse=False)
+            export_onnx(E.DEFAULT_MODEL, folder, quantize=quantize, fuse=False)
     files = {"fp32": fp32 / E.ONNX_NAME, "fp32_unfused": plain32 / E.ONNX_NAME,
              "int8_unfused": plain8 / E.ONNX_NAME}
     try:

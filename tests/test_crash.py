@@ -222,7 +222,7 @@ def _check_answers(docs: Path, index: Path, number: int, extras: list[int]) -> N
 @pytest.fixture
 def crash_dirs(tmp_path, seed_qa):
     """A small corpus indexed once in-process (the query model copied from the session's index)."""
-    from qa import embed
+    from qa import export
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -230,8 +230,8 @@ def crash_dirs(tmp_path, seed_qa):
         (docs / name).write_text(text, encoding="utf-8")
     model = seed_qa.index_dir / "model"
     with pytest.MonkeyPatch.context() as mp:
-        if (model / "embed_config.json").exists() and hasattr(embed, "export_onnx"):
-            mp.setattr(embed, "export_onnx", lambda name, out, quantize=False: shutil.copytree(model, out))
+        if (model / "embed_config.json").exists():
+            mp.setattr(export, "export_onnx", lambda name, out, quantize=False: shutil.copytree(model, out))
         QA(docs, tmp_path / "index")
     return docs, tmp_path / "index"
 
