@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 
 from qa import embed  # noqa: E402
 from qa.embed import DEFAULT_MODEL, Embedder  # noqa: E402
-from qa.export import export_onnx  # noqa: E402
+from qa.model_export import export_onnx  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "squad-dev-half.json"
 

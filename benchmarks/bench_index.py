@@ -44,7 +44,7 @@ def export(cache: Path) -> float | None:
     """Export the int8 model into `cache` in a child process unless already there; its seconds."""
     if (cache / "embed_config.json").is_file():
         return None
-    code = ("import sys; from qa.embed import DEFAULT_MODEL; from qa.export import export_onnx; "
+    code = ("import sys; from qa.embed import DEFAULT_MODEL; from qa.model_export import export_onnx; "
             "export_onnx(DEFAULT_MODEL, sys.argv[1], quantize=True)")
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", code, str(cache)], check=True, cwd=ROOT)

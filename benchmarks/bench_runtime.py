@@ -85,7 +85,7 @@ class OpenVinoBatches:
 def exports(work: Path, calib: list[str]) -> dict[str, Path]:
     """The model files the variants read, made into `work` once."""
     import qa.embed as E
-    from qa.export import export_onnx
+    from qa.model_export import export_onnx
 
     work.mkdir(parents=True, exist_ok=True)
     fp32, plain32, plain8 = work / "fp32", work / "fp32_unfused", work / "int8_unfused"

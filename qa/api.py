@@ -434,7 +434,7 @@ class QA:
                 return embedder, ""
             log.warning("index at %s is damaged: its query model does not load; exporting it again", self.index_dir)
             note = "the saved query model was damaged; exported again"
-        from .export import export_onnx
+        from .model_export import export_onnx
 
         shutil.rmtree(target, ignore_errors=True)  # a damaged or other-precision copy
         export_onnx(self.settings.model, target, quantize=self.settings.int8)
@@ -529,7 +529,7 @@ def _split_weights(model_dir: Path) -> None:
     """Give a query model exported before its weights were kept apart the faster-loading layout
     (once: ~0.5 s here, then ~60 ms less at every cold open). Called under the index lock. A
     failure only leaves the model as it was: it works, as just checked."""
-    from .export import split_weights
+    from .model_export import split_weights
 
     try:
         if split_weights(model_dir):

@@ -4,7 +4,7 @@ Two back-ends give the same vectors (cosine >= 0.999 in fp32):
 
 * sentence-transformers (torch), used when no ONNX folder is given;
 * ONNX Runtime + tokenizers, used with ``Embedder(onnx_dir=...)`` on a folder written by
-  :func:`qa.export.export_onnx`. This path never imports torch, transformers or sentence-transformers,
+  :func:`qa.model_export.export_onnx`. This path never imports torch, transformers or sentence-transformers,
   so a cold question stays well under a second of model work (see issue 5).
 
 The ONNX folder holds ``model.onnx`` (the bare transformer: token embeddings out) with its
@@ -33,7 +33,7 @@ CONFIG_NAME = "embed_config.json"
 ONNX_NAME = "model.onnx"
 # ONNX Runtime parses and copies weights stored inside the .onnx file at every load (~60 ms of a
 # cold question for the int8 MiniLM, 58 MB: mostly its fp32 token table); weights in a file of
-# their own it memory-maps (~10 ms). Exports made before keep loading as they are (qa.export.split_weights).
+# their own it memory-maps (~10 ms). Exports made before keep loading as they are (qa.model_export.split_weights).
 WEIGHTS_NAME = "model.onnx.data"
 TOKENIZER_NAME = "tokenizer.json"
 FORMAT_VERSION = 1
@@ -228,7 +228,7 @@ def load_onnx_config(onnx_dir: str | os.PathLike) -> dict:
     onnx_dir = Path(onnx_dir)
     cfg = _read_json(onnx_dir / CONFIG_NAME)
     if cfg is None:
-        raise ModelError(f"{onnx_dir} is not an ONNX export (no {CONFIG_NAME}); run qa.export.export_onnx")
+        raise ModelError(f"{onnx_dir} is not an ONNX export (no {CONFIG_NAME}); run qa.model_export.export_onnx")
     if not isinstance(cfg, dict) or cfg.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{onnx_dir / CONFIG_NAME} has an unknown format; export again")
     if cfg.get("weights") not in (None, WEIGHTS_NAME):
@@ -380,7 +380,7 @@ class Embedder:
     """Unit-normalised embeddings from one model.
 
     ``Embedder(model)`` uses sentence-transformers (torch). ``Embedder(model, onnx_dir=D)`` runs on
-    the export in ``D`` (see :func:`qa.export.export_onnx`) with onnxruntime and tokenizers only; its
+    the export in ``D`` (see :func:`qa.model_export.export_onnx`) with onnxruntime and tokenizers only; its
     ``model`` must be the one the export was made from.
     """
 

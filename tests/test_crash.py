@@ -222,7 +222,7 @@ def _check_answers(docs: Path, index: Path, number: int, extras: list[int]) -> N
 @pytest.fixture
 def crash_dirs(tmp_path, seed_qa):
     """A small corpus indexed once in-process (the query model copied from the session's index)."""
-    from qa import export
+    from qa import model_export
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -231,7 +231,7 @@ def crash_dirs(tmp_path, seed_qa):
     model = seed_qa.index_dir / "model"
     with pytest.MonkeyPatch.context() as mp:
         if (model / "embed_config.json").exists():
-            mp.setattr(export, "export_onnx", lambda name, out, quantize=False: shutil.copytree(model, out))
+            mp.setattr(model_export, "export_onnx", lambda name, out, quantize=False: shutil.copytree(model, out))
         QA(docs, tmp_path / "index")
     return docs, tmp_path / "index"
 

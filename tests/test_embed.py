@@ -15,9 +15,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from qa import embed  # noqa: E402
-from qa import export  # noqa: E402
+from qa import model_export  # noqa: E402
 from qa.embed import DEFAULT_MODEL, Embedder  # noqa: E402
-from qa.export import export_onnx  # noqa: E402
+from qa.model_export import export_onnx  # noqa: E402
 from qa.errors import ModelError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +172,7 @@ def test_failed_export_leaves_nothing_and_keeps_old(onnx_dir: Path, tmp_path: Pa
         (tmp / "model.onnx").write_bytes(b"half written")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(export, "_export_in_child", crash)
+    monkeypatch.setattr(model_export, "_export_in_child", crash)
     fresh = tmp_path / "fresh"
     with pytest.raises(RuntimeError):
         export_onnx(DEFAULT_MODEL, fresh)
@@ -203,12 +203,12 @@ def test_weights_of_an_older_export_are_split_once_with_the_same_vectors(onnx_di
     old = _whole_export(onnx_dir, tmp_path / "old")
     assert (old / "model.onnx").stat().st_size > 50_000_000
     before = Embedder(onnx_dir=old).embed_passages(TEXTS)
-    assert export.split_weights(old) is True
+    assert model_export.split_weights(old) is True
     assert sorted(p.name for p in old.iterdir()) == ["embed_config.json", "model.onnx", "model.onnx.data",
                                                     "tokenizer.json"]
     assert (old / "model.onnx").stat().st_size < 1_000_000
     np.testing.assert_array_equal(Embedder(onnx_dir=old).embed_passages(TEXTS), before)
-    assert export.split_weights(old) is False  # done once
+    assert model_export.split_weights(old) is False  # done once
     assert [p.name for p in tmp_path.iterdir()] == ["old"]  # no temporary folder left
 
 
@@ -217,7 +217,7 @@ def test_a_failed_split_leaves_the_older_export_as_it_was(onnx_dir: Path, tmp_pa
     (old / "model.onnx").write_bytes((old / "model.onnx").read_bytes()[:4096])  # cut short
     before = {p.name: p.read_bytes() for p in old.iterdir()}
     with pytest.raises(Exception):
-        export.split_weights(old)
+        model_export.split_weights(old)
     assert {p.name: p.read_bytes() for p in old.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["old"]
 
@@ -243,7 +243,7 @@ def test_int8_export(tmp_path: Path, st_vectors: np.ndarray):
 def test_export_leaves_torch_out_of_the_calling_process(tmp_path: Path):
     """The export runs in a child Python: an indexing process does not keep torch's memory."""
     out = tmp_path / "m"
-    code = ("import sys; from qa.embed import DEFAULT_MODEL; from qa.export import export_onnx; export_onnx(DEFAULT_MODEL, sys.argv[1]); "
+    code = ("import sys; from qa.embed import DEFAULT_MODEL; from qa.model_export import export_onnx; export_onnx(DEFAULT_MODEL, sys.argv[1]); "
             "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -255,7 +255,7 @@ def test_export_leaves_torch_out_of_the_calling_process(tmp_path: Path):
 def test_the_export_stages_hand_over_through_files_and_onnx_s_runs_without_torch(tmp_path: Path):
     """Torch's stage (a child) leaves the traced graph and the check's reference; ONNX's stage,
     run here in a process of its own, finishes the export without importing torch."""
-    code = ("import json, sys; from pathlib import Path; from qa.embed import DEFAULT_MODEL; from qa.export import _export_stage, _run_stage; "
+    code = ("import json, sys; from pathlib import Path; from qa.embed import DEFAULT_MODEL; from qa.model_export import _export_stage, _run_stage; "
             "tmp = Path(sys.argv[1]); _run_stage(DEFAULT_MODEL, ['trace', DEFAULT_MODEL, str(tmp)]); "
             "traced = sorted(p.name for p in tmp.iterdir()); rc = _export_stage(['finish', str(tmp), 'int8', 'fuse']); "
             "print(json.dumps({'traced': traced, 'rc': rc, 'files': sorted(p.name for p in tmp.iterdir()), "

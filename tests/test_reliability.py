@@ -101,7 +101,7 @@ def cached_export(model_cache):
 
     These tests are about indexes and documents, not about exporting (tests/test_embed.py is).
     """
-    from qa import export
+    from qa import model_export
 
     if model_cache is None:
         yield
@@ -111,7 +111,7 @@ def cached_export(model_cache):
         shutil.copytree(model_cache, out_dir, copy_function=os.link)  # the model files are never written to
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(export, "export_onnx", copy)
+        mp.setattr(model_export, "export_onnx", copy)
         yield
 
 
