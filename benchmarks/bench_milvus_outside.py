@@ -1,14 +1,18 @@
 """Time outside the server per question, local against Milvus, without the embedding model's noise.
 
-    .venv/bin/python benchmarks/bench_milvus_outside.py [--articles 8] [--n 200] [--rounds 2]
+    .venv/bin/python benchmarks/bench_milvus_outside.py [--articles 8] [--n 200] [--rounds 2] [--split-cpus]
+        [--local-threads]
 
 A SQuAD subset (as bench_milvus.py) indexed into both backends (a `milvus-lite server` started on
 loopback); each question's embedding is computed once beforehand and then served from memory, so
 ask() is the backends' and the answer stage's own work. Per round, p50/p99/mean ms outside the
 server (ask() less the union of the client calls' spans; local: all of ask()) for local, for Milvus
 with its decoded passages kept (warm), and for Milvus with its memos cleared before every question
-(cold: every passage seen for the first time); for warm Milvus also the Milvus backend's own
-methods' time outside the server per question (the asking thread's). With --split-cpus the server
+(cold: every passage seen for the first time); for each also the whole ask()'s p50/p99 ms ("ask");
+for warm Milvus also the Milvus backend's own methods' time outside the server per question (the
+asking thread's, less every client call's span in the method's time, whichever thread made it).
+With --local-threads also local with its two searches made side by side on a one-thread pool, as
+the Milvus backend makes them (local itself makes them in turn). With --split-cpus the server
 runs on one CPU and the asking process on the others: on a 2-core machine a co-located server's
 ~20 ms of CPU a question otherwise pre-empts the asking thread and evicts its caches, which a
 server on its own machine would not.
@@ -29,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _MEMOS = ("_passages", "_doc_blobs", "_term_counts", "_memos")  # cleared for "cold" (those present)
-_METHODS = ("search_dense", "search_lexical", "fetch", "_assemble")
+_METHODS = ("search_both", "search_dense", "search_lexical", "fetch", "_assemble")
 
 
 class MemoEmbedder:
@@ -69,6 +73,29 @@ def both_backends(args, work: Path, uri: str):
     return items, local, milvus
 
 
+class ThreadedSearches:
+    """While in effect (a `with` block), a local backend makes its dense search on a one-thread
+    pool beside its lexical one (the Milvus backend's way), to see whether threads help local too."""
+
+    def __init__(self, backend):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._backend, self._pool = backend, ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-search")
+
+    def search_both(self, vector, terms, k, where):
+        from qa.backends import Searches
+
+        dense = self._pool.submit(self._backend.search_dense, vector, k, where)
+        lexical = self._backend.search_lexical(terms, k, where)
+        return Searches(dense.result(), lexical)
+
+    def __enter__(self):
+        self._backend.search_both = self.search_both  # shadows the class's method on this instance
+
+    def __exit__(self, *exc):
+        del self._backend.search_both
+
+
 def main() -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_milvus import pct, start_server, subset_arguments
@@ -79,6 +106,8 @@ def main() -> int:
     ap.add_argument("--split-cpus", action="store_true",
                     help="run the server on the last CPU and this process (both backends' questions) on the "
                          "others, as if the server had a machine of its own")
+    ap.add_argument("--local-threads", action="store_true",
+                    help="also time local with its dense search handed to a thread beside the lexical one")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-outside-"))
     server_cpus = None
@@ -113,7 +142,7 @@ def main() -> int:
                 timed(name)
 
         def run(bot, calls=None, cold=False):
-            outside = []
+            outside, whole = [], []
             for item in items:
                 if cold:
                     for memo in _MEMOS:
@@ -122,8 +151,13 @@ def main() -> int:
                     calls.reset()
                 start = time.monotonic()
                 bot.ask(item.question, k=10, history=list(item.history))
-                outside.append((time.monotonic() - start - (union(calls.spans) if calls else 0.0)) * 1000)
-            return {"p50": pct(outside, 0.5), "p99": pct(outside, 0.99), "mean": round(sum(outside) / len(outside), 2)}
+                took = time.monotonic() - start
+                whole.append(took * 1000)
+                outside.append((took - (union(calls.spans) if calls else 0.0)) * 1000)
+            return {"p50": pct(outside, 0.5), "p99": pct(outside, 0.99), "mean": round(sum(outside) / len(outside), 2),
+                    "ask_p50": pct(whole, 0.5), "ask_p99": pct(whole, 0.99)}
+
+        threaded = ThreadedSearches(local.engine.backend) if args.local_threads else None
 
         if server_cpus:  # only now: the builds above embed on every CPU
             os.sched_setaffinity(0, set(cpus[:-1]))
@@ -131,9 +165,15 @@ def main() -> int:
 
             faiss.omp_set_num_threads(len(cpus) - 1)
         run(local), run(milvus, counter)  # warm both (the document table, the decoded passages)
+        if threaded is not None:
+            with threaded:
+                run(local)  # and the pool's thread
         rounds = []
         for _ in range(args.rounds):
             row = {"local": run(local)}
+            if threaded is not None:
+                with threaded:
+                    row["local_threads"] = run(local)
             spent.clear()
             row["milvus_warm"] = run(milvus, counter)
             row["milvus_warm_methods_ms"] = {k: round(v / len(items) * 1000, 2) for k, v in spent.items()}
