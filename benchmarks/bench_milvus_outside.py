@@ -1,7 +1,7 @@
 """Time outside the server per question, local against Milvus, without the embedding model's noise.
 
     .venv/bin/python benchmarks/bench_milvus_outside.py [--articles 8] [--n 200] [--rounds 2] [--split-cpus]
-        [--local-threads]
+        [--local-threads] [--paired]
 
 A SQuAD subset (as bench_milvus.py) indexed into both backends (a `milvus-lite server` started on
 loopback); each question's embedding is computed once beforehand and then served from memory, so
@@ -12,7 +12,10 @@ with its decoded passages kept (warm), and for Milvus with its memos cleared bef
 for warm Milvus also the Milvus backend's own methods' time outside the server per question (the
 asking thread's, less every client call's span in the method's time, whichever thread made it).
 With --local-threads also local with its two searches made side by side on a one-thread pool, as
-the Milvus backend makes them (local itself makes them in turn). With --split-cpus the server
+the Milvus backend makes them (local itself makes them in turn). With --paired also each question
+asked four ways one right after the other, the order rotating (local in turn / threaded, warm
+Milvus in turn / side by side), and the question-by-question differences: a comparison that the
+machine's load drifting between runs does not blur. With --split-cpus the server
 runs on one CPU and the asking process on the others: on a 2-core machine a co-located server's
 ~20 ms of CPU a question otherwise pre-empts the asking thread and evicts its caches, which a
 server on its own machine would not.
@@ -22,11 +25,13 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,27 +78,45 @@ def both_backends(args, work: Path, uri: str):
     return items, local, milvus
 
 
-class ThreadedSearches:
-    """While in effect (a `with` block), a local backend makes its dense search on a one-thread
-    pool beside its lexical one (the Milvus backend's way), to see whether threads help local too."""
+class Shadowed:
+    """While in effect (a `with` block), a backend's search_both is `search_both` (shadowing the
+    one it has on the instance or its class; restored after)."""
 
-    def __init__(self, backend):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._backend, self._pool = backend, ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-search")
-
-    def search_both(self, vector, terms, k, where):
-        from qa.backends import Searches
-
-        dense = self._pool.submit(self._backend.search_dense, vector, k, where)
-        lexical = self._backend.search_lexical(terms, k, where)
-        return Searches(dense.result(), lexical)
+    def __init__(self, backend, search_both):
+        self._backend, self._search_both = backend, search_both
 
     def __enter__(self):
-        self._backend.search_both = self.search_both  # shadows the class's method on this instance
+        self._saved = self._backend.__dict__.get("search_both")
+        self._backend.search_both = self._search_both
 
     def __exit__(self, *exc):
-        del self._backend.search_both
+        if self._saved is None:
+            del self._backend.search_both
+        else:
+            self._backend.search_both = self._saved
+
+
+def in_turn(backend):
+    """The two searches one after the other (as retrieve made them before search_both)."""
+    from qa.backends import Searches
+
+    return Shadowed(backend, lambda v, t, k, where: Searches(backend.search_dense(v, k, where),
+                                                             backend.search_lexical(t, k, where)))
+
+
+def threaded(backend):
+    """The dense search on a one-thread pool beside the lexical one (the Milvus backend's way)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qa.backends import Searches
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-search")
+
+    def search_both(v, t, k, where):
+        dense = pool.submit(backend.search_dense, v, k, where)
+        lexical = backend.search_lexical(t, k, where)
+        return Searches(dense.result(), lexical)
+    return Shadowed(backend, search_both)
 
 
 def main() -> int:
@@ -108,6 +131,9 @@ def main() -> int:
                          "others, as if the server had a machine of its own")
     ap.add_argument("--local-threads", action="store_true",
                     help="also time local with its dense search handed to a thread beside the lexical one")
+    ap.add_argument("--paired", action="store_true",
+                    help="also ask each question four ways one after the other: local in turn and threaded, "
+                         "Milvus in turn and side by side (needs a qa with Backend.search_both)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-outside-"))
     server_cpus = None
@@ -157,7 +183,37 @@ def main() -> int:
             return {"p50": pct(outside, 0.5), "p99": pct(outside, 0.99), "mean": round(sum(outside) / len(outside), 2),
                     "ask_p50": pct(whole, 0.5), "ask_p99": pct(whole, 0.99)}
 
-        threaded = ThreadedSearches(local.engine.backend) if args.local_threads else None
+        def paired():
+            """Each question asked in four ways one after the other (the order rotating): local with
+            its searches in turn (its own way) and threaded; warm Milvus in turn and side by side
+            (its own way). Per way p50/p99/mean outside and ask() p50; per comparison the median and
+            mean of the question-by-question differences (ms)."""
+            nothing = nullcontext()
+            ways = [("local", local, None, nothing), ("local_threads", local, None, local_threads),
+                    ("milvus_in_turn", milvus, counter, in_turn(backend)), ("milvus", milvus, counter, nothing)]
+            outside, whole = defaultdict(list), defaultdict(list)
+            for j, item in enumerate(items):
+                for name, bot, calls, way in ways[j % 4:] + ways[:j % 4]:
+                    with way:
+                        if calls:
+                            calls.reset()
+                        start = time.monotonic()
+                        bot.ask(item.question, k=10, history=list(item.history))
+                        took = time.monotonic() - start
+                    whole[name].append(took * 1000)
+                    outside[name].append((took - (union(calls.spans) if calls else 0.0)) * 1000)
+            out = {name: {"p50": pct(outside[name], 0.5), "p99": pct(outside[name], 0.99),
+                          "mean": round(sum(outside[name]) / len(items), 2), "ask_p50": pct(whole[name], 0.5)}
+                   for name, *_ in ways}
+            for a, b in (("local_threads", "local"), ("milvus", "milvus_in_turn"), ("milvus", "local"),
+                         ("milvus_in_turn", "local")):
+                for what, xs in (("outside", outside), ("ask", whole)):
+                    d = [x - y for x, y in zip(xs[a], xs[b])]
+                    out[f"{a} - {b}, {what}"] = {"median": round(statistics.median(d), 2),
+                                                 "mean": round(sum(d) / len(d), 2)}
+            return out
+
+        local_threads = threaded(local.engine.backend) if args.local_threads or args.paired else None
 
         if server_cpus:  # only now: the builds above embed on every CPU
             os.sched_setaffinity(0, set(cpus[:-1]))
@@ -165,19 +221,21 @@ def main() -> int:
 
             faiss.omp_set_num_threads(len(cpus) - 1)
         run(local), run(milvus, counter)  # warm both (the document table, the decoded passages)
-        if threaded is not None:
-            with threaded:
+        if local_threads is not None:
+            with local_threads:
                 run(local)  # and the pool's thread
         rounds = []
         for _ in range(args.rounds):
             row = {"local": run(local)}
-            if threaded is not None:
-                with threaded:
+            if args.local_threads:
+                with local_threads:
                     row["local_threads"] = run(local)
             spent.clear()
             row["milvus_warm"] = run(milvus, counter)
             row["milvus_warm_methods_ms"] = {k: round(v / len(items) * 1000, 2) for k, v in spent.items()}
             row["milvus_cold"] = run(milvus, counter, cold=True)
+            if args.paired:
+                row["paired"] = paired()
             rounds.append(row)
         print(json.dumps({"passages": local.passage_count(), "questions": len(items), "rounds": rounds}, indent=1))
     finally:
