@@ -1,7 +1,7 @@
 """Time outside the server per question, local against Milvus, without the embedding model's noise.
 
     .venv/bin/python benchmarks/bench_milvus_outside.py [--articles 8] [--n 200] [--rounds 2] [--split-cpus]
-        [--local-threads] [--paired]
+        [--local-threads] [--paired] [--searches]
 
 A SQuAD subset (as bench_milvus.py) indexed into both backends (a `milvus-lite server` started on
 loopback); each question's embedding is computed once beforehand and then served from memory, so
@@ -15,7 +15,8 @@ With --local-threads also local with its two searches made side by side on a one
 the Milvus backend makes them (local itself makes them in turn). With --paired also each question
 asked four ways one right after the other, the order rotating (local in turn / threaded, warm
 Milvus in turn / side by side), and the question-by-question differences: a comparison that the
-machine's load drifting between runs does not blur. With --split-cpus the server
+machine's load drifting between runs does not blur. With --searches also warm Milvus' searches
+alone (dense, BM25, in turn, side by side). With --split-cpus the server
 runs on one CPU and the asking process on the others: on a 2-core machine a co-located server's
 ~20 ms of CPU a question otherwise pre-empts the asking thread and evicts its caches, which a
 server on its own machine would not.
@@ -131,6 +132,8 @@ def main() -> int:
                          "others, as if the server had a machine of its own")
     ap.add_argument("--local-threads", action="store_true",
                     help="also time local with its dense search handed to a thread beside the lexical one")
+    ap.add_argument("--searches", action="store_true",
+                    help="also time warm Milvus' searches alone: dense, BM25, both in turn, both side by side")
     ap.add_argument("--paired", action="store_true",
                     help="also ask each question four ways one after the other: local in turn and threaded, "
                          "Milvus in turn and side by side (needs a qa with Backend.search_both)")
@@ -213,6 +216,28 @@ def main() -> int:
                                                  "mean": round(sum(d) / len(d), 2)}
             return out
 
+        def searches():
+            """Per question, ms p50/mean: the dense search alone, the BM25 search alone, both in turn,
+            both by search_both (side by side): does the server serve two searches at once?"""
+            from qa.attribution import lexical_query
+            from qa.retrieve import POOL, formulate
+            from qa.textutil import terms
+
+            took = defaultdict(list)
+            for item in items:
+                query = formulate(item.question, list(item.history))
+                vector, words = milvus.engine.embedder.embed_query(query), terms(lexical_query(query))
+                t0 = time.perf_counter()
+                backend.search_dense(vector, POOL)
+                t1 = time.perf_counter()
+                backend.search_lexical(words, POOL)
+                t2 = time.perf_counter()
+                backend.search_both(vector, words, POOL)
+                t3 = time.perf_counter()
+                for name, ms in (("dense", t1 - t0), ("bm25", t2 - t1), ("in_turn", t2 - t0), ("side_by_side", t3 - t2)):
+                    took[name].append(ms * 1000)
+            return {name: {"p50": pct(xs, 0.5), "mean": round(sum(xs) / len(xs), 2)} for name, xs in took.items()}
+
         local_threads = threaded(local.engine.backend) if args.local_threads or args.paired else None
 
         if server_cpus:  # only now: the builds above embed on every CPU
@@ -236,6 +261,8 @@ def main() -> int:
             row["milvus_cold"] = run(milvus, counter, cold=True)
             if args.paired:
                 row["paired"] = paired()
+            if args.searches:
+                row["searches"] = searches()
             rounds.append(row)
         print(json.dumps({"passages": local.passage_count(), "questions": len(items), "rounds": rounds}, indent=1))
     finally:
