@@ -167,7 +167,7 @@ def test_seed_answers_match_the_local_backend(milvus_qa, seed_qa, dev_questions)
         assert _shape(milvus_qa.ask(last, history=history)) == _shape(seed_qa.ask(last, history=history))
 
 
-def test_a_question_costs_three_steps_of_calls(milvus_qa, dev_questions, monkeypatch):
+def test_a_question_costs_two_steps_of_calls(milvus_qa, dev_questions, monkeypatch):
     import qa.backends.milvus.reader as milvus
 
     # The check "is this version still live?" runs beside a question's dense search and is reused for
