@@ -220,8 +220,8 @@ class LocalBackend:
         return [Hit(i, s) for i, s in zip(top.tolist(), scores[top].tolist()) if s > 0]
 
     def search_both(self, vector: np.ndarray, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> Searches:
-        # In turn: both are in-memory work of well under a millisecond on the benchmark subset,
-        # less than handing one to a thread costs (BENCHMARKS.md, session 13).
+        # In turn: both are in-memory work of about a millisecond, and handing the dense one to a
+        # thread measured no faster (BENCHMARKS.md, session 13).
         return Searches(self.search_dense(vector, k, where), self.search_lexical(terms, k, where))
 
     def neighbours(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -386,8 +386,9 @@ class MilvusBackend:
 
     def search_both(self, vector: np.ndarray, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> Searches:
         """Both searches side by side: the dense one on the pool, the lexical one (with its term
-        statistics beside it) on this thread, so the question waits for the slower round trip, and
-        decoding the first reply overlaps the wait for the other. (Not the other way round: the
+        statistics beside it) on this thread, so the question waits for one step of calls, not two
+        (for the slower search only, on a server that runs two at once), and decoding the first
+        reply overlaps the wait for the other. (Not the other way round: the
         lexical search waits on the pool for its statistics, and a pool task that waits on the pool
         could wait for ever once every worker does.)"""
         if not where.is_empty:
