@@ -78,8 +78,7 @@ def retrieve(backend: Backend, qvec: np.ndarray, query: str, weights: Weights = 
         pool: how many candidates each method contributes.
         where: which passages may be returned (applied inside both searches).
     """
-    dense_hits = backend.search_dense(qvec, pool, where)
-    lexical_hits = backend.search_lexical(terms(lexical_query(query)), pool, where)
+    dense_hits, lexical_hits = backend.search_both(qvec, terms(lexical_query(query)), pool, where)
     dense_rank = {h.passage: r for r, h in enumerate(dense_hits, start=1)}
     bm25_rank = {h.passage: r for r, h in enumerate(lexical_hits, start=1)}
     bm25_score = {h.passage: h.score for h in lexical_hits}

@@ -137,6 +137,18 @@ class BackendContract:
         assert len(dense) == min(2, len(backend.passages_of("library.txt").chunks))
         assert backend.search_dense(embed("harbour"), 2, Filter(sources=frozenset())) == []
 
+    def test_both_searches_in_one_call_return_what_each_search_returns(self, filled, backend_factory, tmp_path):
+        backend = filled[0]
+        question, words = embed("harbour ferries cider apples"), terms("harbour cider apples library")
+        for where in (Filter(), Filter(sources=frozenset({"library.txt", "orchard.txt"})), Filter(phrases=("cider",))):
+            both = backend.search_both(question, words, 3, where)
+            assert both.dense and both.lexical
+            assert both == (backend.search_dense(question, 3, where), backend.search_lexical(words, 3, where)), where
+        assert backend.search_both(question, [], 3) == (backend.search_dense(question, 3), [])
+        empty = backend_factory(tmp_path / "empty")
+        assert empty.search_both(question, words, 3) == ([], [])
+        empty.close()
+
     def test_fetch_returns_passages_in_order_with_their_context(self, filled):
         backend = filled[0]
         lo = backend.passages_of("harbour.txt")

@@ -1,8 +1,8 @@
 """Backends: where passages are stored and searched, behind one small protocol (base.py)."""
 
-from .base import EVERYTHING, Backend, Fetched, Filter, Hit, PassageBatch, Stats, Writer
+from .base import EVERYTHING, Backend, Fetched, Filter, Hit, PassageBatch, Searches, Stats, Writer
 
-__all__ = ["Backend", "Fetched", "Filter", "Hit", "PassageBatch", "Stats", "Writer", "EVERYTHING", "open_backend",
+__all__ = ["Backend", "Fetched", "Filter", "Hit", "PassageBatch", "Searches", "Stats", "Writer", "EVERYTHING", "open_backend",
            "is_server_location"]
 
 

@@ -131,6 +131,13 @@ class Hit:
     score: float
 
 
+class Searches(NamedTuple):
+    """A question's dense and lexical hits (Backend.search_both)."""
+
+    dense: list[Hit]
+    lexical: list[Hit]
+
+
 @dataclass(frozen=True, eq=False)
 class Fetched:
     """The stored data of some passages, numbered 0..n-1 in the order they were asked for.
@@ -284,6 +291,12 @@ class Backend(Protocol):
 
     def search_lexical(self, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> list[Hit]:
         """The k best BM25 matches of analysed terms (score > 0), best first."""
+
+    def search_both(self, vector: np.ndarray, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> Searches:
+        """search_dense(vector, k, where) and search_lexical(terms, k, where) of one question, in
+        one call: a backend whose searches are round trips to a server makes them side by side (so
+        a question waits for one round trip, not two); one that searches in its own memory may
+        make them in turn."""
 
     def fetch(self, ids: Iterable[int]) -> Fetched:
         """The stored data of these passages (and of the passage before each, for context)."""

@@ -27,7 +27,7 @@ from ..lexicon import Lexicon, segments
 from .store import IndexStore
 from ..types import DocInfo, Settings
 from ..textutil import terms
-from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch, contains_phrases
+from .base import EVERYTHING, Fetched, Filter, Hit, PassageBatch, Searches, contains_phrases
 from . import migrate, npyfile, snapshot, staging
 from .snapshot import Snapshot
 
@@ -218,6 +218,11 @@ class LocalBackend:
                 holders = holders[_members(holders, allowed)]
             top = holders[_top(scores[holders], k)]
         return [Hit(i, s) for i, s in zip(top.tolist(), scores[top].tolist()) if s > 0]
+
+    def search_both(self, vector: np.ndarray, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> Searches:
+        # In turn: both are in-memory work of about a millisecond, and handing the dense one to a
+        # thread measured no faster (BENCHMARKS.md, session 13).
+        return Searches(self.search_dense(vector, k, where), self.search_lexical(terms, k, where))
 
     def neighbours(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         ids = np.asarray(list(ids), np.int64)

@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from itertools import chain
 from typing import Iterable, Sequence
 
@@ -16,7 +16,7 @@ from ... import lexicon as lexicon_mod
 from ...errors import DocumentsError, QAError
 from ...lexicon import Lexicon
 from ...types import DocInfo, Settings
-from ..base import EVERYTHING, Fetched, Filter, Hit, PassageBatch
+from ..base import EVERYTHING, Fetched, Filter, Hit, PassageBatch, Searches
 from . import connection
 from .arena import Arena, Gathered
 from .connection import CALL_TIMEOUT, IndexServerError, short
@@ -383,6 +383,23 @@ class MilvusBackend:
         scores = bm25_scores(terms, counts, df, passages, avgdl)
         best = np.argsort(-scores, kind="stable")[:int(k)]  # stable: equal scores keep Milvus' order
         return [Hit(pids[i], float(scores[i])) for i in best.tolist() if scores[i] > 0]
+
+    def search_both(self, vector: np.ndarray, terms: Sequence[str], k: int, where: Filter = EVERYTHING) -> Searches:
+        """Both searches side by side: the dense one on the pool, the lexical one (with its term
+        statistics beside it) on this thread, so the question waits for one step of calls, not two
+        (for the slower search only, on a server that runs two at once), and decoding the first
+        reply overlaps the wait for the other. (Not the other way round: the
+        lexical search waits on the pool for its statistics, and a pool task that waits on the pool
+        could wait for ever once every worker does.)"""
+        if not where.is_empty:
+            self._load_documents()  # once, before two threads build the filter's expression from it
+        dense = self._pool.submit(self.search_dense, vector, k, where)
+        try:
+            lexical = self.search_lexical(terms, k, where)
+        except BaseException:
+            wait([dense])  # nothing of the question outlives it
+            raise
+        return Searches(dense.result(), lexical)
 
     def _remember(self, pid: int, doc: int, lo: int, hi: int) -> None:
         if len(self._where) > _MEMO_LIMIT:
