@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -176,11 +177,8 @@ def test_a_question_costs_two_steps_of_calls(milvus_qa, dev_questions, monkeypat
     backend = milvus_qa.engine.backend
     question = dev_questions["answerable"][0]["q"]
     milvus_qa.ask(question)  # the first question of a version also reads the document table
-    counter = backend.client = CountingClient(backend.client)
-    try:
+    with _wrapped_client(backend, CountingClient) as counter:
         milvus_qa.ask(dev_questions["answerable"][1]["q"])
-    finally:
-        backend.client = counter._client
     # Two steps by construction: the dense and the BM25 search side by side, with the question's
     # term statistics queried beside them (so 3 calls); then one query for the passages, their
     # neighbours and their documents. Terms and passages the first question brought are not asked
@@ -193,17 +191,25 @@ def test_a_question_costs_two_steps_of_calls(milvus_qa, dev_questions, monkeypat
     assert milvus_qa.engine.backend is backend  # still current: no reopening
 
 
+@contextmanager
+def _wrapped_client(backend, wrap):
+    """The backend's client wrapped by `wrap` (a class taking the client, keeping it as `_client`)
+    for the block; yields the wrapper, and puts the client back however the block ends."""
+    wrapper = backend.client = wrap(backend.client)
+    try:
+        yield wrapper
+    finally:
+        backend.client = wrapper._client
+
+
 def _asked_with_counting(qa, question):
     """Ask, counting the server calls of qa's backend; returns (answer, counter)."""
     backend = qa.engine.backend
-    counter = backend.client = CountingClient(backend.client)
-    try:
+    with _wrapped_client(backend, CountingClient) as counter:
         answer = qa.ask(question)
         check = backend._check
         if check is not None:
             check.result(timeout=30)  # count the background check too, when it outlived the answer
-    finally:
-        backend.client = counter._client
     return answer, counter
 
 
@@ -269,11 +275,8 @@ def test_both_searches_of_a_question_are_in_flight_at_once(milvus_qa, dev_questi
     backend = milvus_qa.engine.backend
     question = dev_questions["answerable"][4]["q"]
     alone = milvus_qa.ask(question)
-    meeting = backend.client = _Meeting(backend.client)
-    try:
+    with _wrapped_client(backend, _Meeting) as meeting:
         together = milvus_qa.ask(question)
-    finally:
-        backend.client = meeting._client
     assert not meeting.barrier.broken
     # The dense search ("vec") on the pool, the BM25 one ("sparse") on the asking thread.
     assert sorted(field for _, field in meeting.threads) == ["sparse", "vec"], meeting.threads
@@ -306,13 +309,10 @@ class _FailingLexical:
 
 def test_a_failed_search_is_one_error_after_the_other_search_has_ended(milvus_qa):
     backend = milvus_qa.engine.backend
-    failing = backend.client = _FailingLexical(backend.client)
-    try:
+    with _wrapped_client(backend, _FailingLexical) as failing:
         with pytest.raises(IndexServerError, match="lexical search refused"):
             backend.search_both(milvus_qa.engine.embedder.embed_query("harbour"), ["harbour"], 5)
         assert failing.dense_done.is_set()  # nothing of the question still running
-    finally:
-        backend.client = failing._client
 
 
 def test_a_question_asked_again_decodes_no_passage_again(milvus_qa, dev_questions, monkeypatch):
@@ -322,11 +322,8 @@ def test_a_question_asked_again_decodes_no_passage_again(milvus_qa, dev_question
     backend = milvus_qa.engine.backend
     question = dev_questions["answerable"][2]["q"]
     first = milvus_qa.ask(question)
-    counter = backend.client = CountingClient(backend.client)
-    try:
+    with _wrapped_client(backend, CountingClient) as counter:
         again = milvus_qa.ask(question)
-    finally:
-        backend.client = counter._client
     # Its terms' statistics, its passages and its documents were read by the first ask: only the
     # two searches reach the server, and the answer is the same.
     assert counter.calls == ["search", "search"], counter.calls
@@ -793,11 +790,8 @@ def test_an_update_sends_only_the_changed_documents_passages_and_answers_as_a_re
     changed = sorted(docs.iterdir())[2]
     changed.write_text(changed.read_text(encoding="utf-8") + "\n\nThe zeppelin landed in Velmora on Tuesday, "
                        "officials said.\n", encoding="utf-8")
-    counter = first.client = CountingClient(first.client)
-    try:
+    with _wrapped_client(first, CountingClient) as counter:
         bot.refresh()
-    finally:
-        first.client = counter._client
     live = bot.engine.backend
     assert (live.collection, live.version) == (first.collection, first.version + 1)
     sent = len(live.passages_of(changed.name).chunks)
@@ -977,10 +971,8 @@ def test_an_update_that_fails_before_publishing_leaves_nothing_behind(server, tm
     b1 = fill(MilvusBackend(server, name=name_for(tmp_path)), docs)
     writer = b1.writer(SETTINGS)
     writer.upsert(batch_of(docs, "zeppelin.txt", "Zeppelin lands\n\nA zeppelin landed at the harbour."))
-    b1.client = _FailingFlush(b1.client)
-    with pytest.raises(IndexServerError, match="flush"):
+    with _wrapped_client(b1, _FailingFlush), pytest.raises(IndexServerError, match="flush"):
         writer.commit()
-    b1.client = b1.client._client
     raw = MilvusClient(server)
     for collection, expr in ((b1.collection, f"added > {b1.version}"), (b1.collection + "_docs", f"added > {b1.version}"),
                              (b1.collection + "_terms", f"ver > {b1.version}")):
